@@ -10,7 +10,8 @@ from torch import nn
 class Monitor:
     """Hooks the training loop calls; `off` does nothing."""
 
-    def __init__(self, cfg: Mapping | None, model: nn.Module, writer, run_cfg: Mapping | None = None):
+    def __init__(self, cfg: Mapping | None, model: nn.Module, writer, run_cfg: Mapping | None = None,
+                 train_split=None, task: str | None = None, run_dir=None):
         self.level = (cfg or {}).get("level", "off")
         self.every = int((cfg or {}).get("every", 100))
         self.model, self.writer = model, writer

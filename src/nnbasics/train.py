@@ -206,6 +206,9 @@ def train(cfg: Mapping, run_dir: str | os.PathLike | None = None) -> dict:
 
     # --- data, once, on the device ----------------------------------------------------------
     bundle = data_mod.load_data(cfg.data, device=device)
+    if cfg.get("search"):
+        # Test-set firewall: inside a hyperparameter search the test split cannot be read.
+        bundle.load_test = _test_split_forbidden
     pre = build_preprocessor(cfg.preprocess).fit(bundle.train.x)
     train_split = data_mod.Split(pre.transform(bundle.train.x), bundle.train.y)
     val_split = data_mod.Split(pre.transform(bundle.val.x), bundle.val.y)
@@ -214,7 +217,7 @@ def train(cfg: Mapping, run_dir: str | os.PathLike | None = None) -> dict:
 
     # --- model, loss, optimizer, schedule ------------------------------------------------------
     torch.manual_seed(cfg.seed)
-    model = build_model(cfg, bundle.in_shape, bundle.out_features).to(device)
+    model = build_model(cfg, tuple(train_split.x.shape[1:]), bundle.out_features).to(device)
     loss_fn = build_loss(cfg.loss)
     if batch_size is None:
         from nnbasics.batching import find_batch_size
@@ -249,7 +252,7 @@ def train(cfg: Mapping, run_dir: str | os.PathLike | None = None) -> dict:
     from nnbasics.monitor import Monitor
 
     writer = SummaryWriter(str(run_dir / "tb"), purge_step=step if state is not None else None)
-    monitor = Monitor(cfg.get("monitor"), model, writer, cfg)
+    monitor = Monitor(cfg.get("monitor"), model, writer, cfg, train_split=train_split, task=bundle.task, run_dir=run_dir)
     log.info(f"data {bundle.name}: {n_train} train / {len(val_split)} val, task {bundle.task}, on {device}")
     log.info(f"model: {count_parameters(model):,} parameters; batch {batch_size}, {steps_per_epoch} updates/epoch, "
              f"{total_steps} updates in all")
@@ -337,7 +340,7 @@ def train(cfg: Mapping, run_dir: str | os.PathLike | None = None) -> dict:
         tr = evaluate(model, train_split, loss_fn, task)
         va = evaluate(model, val_split, loss_fn, task)
         final.update({"train/loss": tr["loss"], "train/acc": tr["acc"], "val/loss": va["loss"], "val/acc": va["acc"]})
-        if cfg.get("eval_test", True):
+        if cfg.get("eval_test", True) and not cfg.get("search"):
             test = bundle.load_test()
             te = evaluate(model, data_mod.Split(pre.transform(test.x), test.y), loss_fn, task)
             final.update({"test/loss": te["loss"], "test/acc": te["acc"]})
@@ -352,6 +355,11 @@ def train(cfg: Mapping, run_dir: str | os.PathLike | None = None) -> dict:
     if error is not None:
         raise error
     return {**final, "history": history}
+
+
+def _test_split_forbidden():
+    raise RuntimeError("the test split is never read inside a hyperparameter search (search=true); "
+                       "evaluate the chosen configuration in a separate final run")
 
 
 def _progress(cfg: Mapping, total: int, epoch: int, epochs: int):

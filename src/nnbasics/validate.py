@@ -145,6 +145,13 @@ def validate(cfg: Mapping) -> list[str]:
         check_name(cfg, "monitor.level", ("off", "basic", "full"))
         check_number(cfg, "monitor.every", low=1, integer=True)
 
+    # each library module checks its own options (see the module's validate_config)
+    from nnbasics import monitor
+    for module in (init, activations, models, losses, optim, schedules, regularization, preprocessing, monitor):
+        hook = getattr(module, "validate_config", None)
+        if hook is not None:
+            notes.extend(hook(cfg) or [])
+
     if _get(cfg, "activation.name") == "selu" and _get(cfg, "init.name") not in ("lecun_normal", "lecun_uniform"):
         notes.append(f"activation=selu is self-normalizing only with LeCun init; init={_get(cfg, 'init.name')} "
                      f"may not keep activations normalized (use init=lecun_normal)")
