@@ -295,7 +295,7 @@ def train(cfg: Mapping, run_dir: str | os.PathLike | None = None) -> dict:
                 seen += len(idx)
                 step += 1
                 if step % check_every == 0 and not torch.isfinite(objective.detach()):
-                    raise DivergenceError(step, float(objective))
+                    raise DivergenceError(step, float(objective.detach()))
                 if step % log_every == 0:
                     curve.append([step, elapsed_before + time.perf_counter() - t_loop, float(loss.detach())])
                 if bar is not None:

@@ -86,8 +86,9 @@ def validate(cfg: Mapping) -> list[str]:
     name = check_name(cfg, "data.name", data.DATASETS)
     if name in data.IMAGE_SETS:
         check_number(cfg, "data.val_size", low=0, high=50000, integer=True)
-        check_name(cfg, "data.target", ("label", "parity", "attributes") if name != "cifar10" else ("label", "parity", "attributes"))
+        check_name(cfg, "data.target", ("label", "parity", "attributes"))
     else:
+        check_name(cfg, "data.target", ("value",) if name == "curve" else ("label",))
         n = check_number(cfg, "data.n_samples", low=4, integer=True)
         check_number(cfg, "data.val_size", low=1, integer=True)
         check_number(cfg, "data.test_size", low=1, integer=True)
@@ -112,7 +113,7 @@ def validate(cfg: Mapping) -> list[str]:
 
     # loss and task
     loss = check_name(cfg, "loss.name", losses.LOSSES)
-    task = "regression" if name == "curve" else data.task_of(_get(cfg, "data.target", "label"), 10)[0]
+    task = data.task_of(_get(cfg, "data.target", "label"), 10)[0]
     if task not in losses.LOSS_TASKS.get(loss, {task}):
         raise ConfigError("loss.name", loss, f"a {task} target ({name}, target={_get(cfg, 'data.target', 'label')}) "
                           f"needs one of: {', '.join(sorted(k for k, v in losses.LOSS_TASKS.items() if task in v))}")

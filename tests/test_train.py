@@ -1,0 +1,101 @@
+"""The training core: a short run learns, and its run directory describes itself."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+from nnbasics.train import train
+
+CONF = Path(__file__).resolve().parents[1] / "conf"
+
+
+def event_tags(tb_dir: Path) -> dict[str, list[str]]:
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    acc = EventAccumulator(str(tb_dir), size_guidance={"scalars": 0, "tensors": 0})
+    acc.Reload()
+    return acc.Tags()
+
+
+def test_short_toy_run_learns_and_describes_itself(compose, toy_overrides, tmp_path):
+    cfg = compose(toy_overrides + ["data=moons", "epochs=30", "model.width=32", "optimizer.lr=0.01", "batch_size=32"])
+    run = tmp_path / "run"
+    m = train(cfg, run_dir=run)
+    # moons with noise 0.1 is nearly separable by a small MLP: a stated bar, well above chance (0.5)
+    assert m["status"] == "completed"
+    assert m["val/acc"] >= 0.95 and m["test/acc"] >= 0.95
+    on_disk = json.loads((run / "metrics.json").read_text())
+    for key in ("train/loss", "train/acc", "val/loss", "val/acc", "test/acc", "epochs", "seed", "wall_time_s"):
+        assert key in on_disk, key
+    assert on_disk["epochs"] == 30 and on_disk["seed"] == 0
+    assert (run / "config.yaml").exists() and (run / "checkpoint.pt").exists() and (run / "git.txt").exists()
+    history = json.loads((run / "history.json").read_text())
+    assert len(history["epochs"]) == 30 and history["curve"]
+    assert history["epochs"][-1]["train/loss"] < history["epochs"][0]["train/loss"]
+    tags = event_tags(run / "tb")
+    for tag in ("train/loss", "train/acc", "val/loss", "val/acc", "lr"):
+        assert tag in tags["scalars"], tag
+
+
+def test_loss_at_initialization_is_log_of_class_count(compose, toy_overrides, tmp_path):
+    """A 10-class softmax with small random logits starts near ln 10 = 2.303."""
+    from nnbasics.data import load_data
+    from nnbasics.losses import build_loss
+    from nnbasics.models import build_model
+
+    cfg = compose(toy_overrides + ["data=blobs", "data.classes=10", "model.width=64"])
+    bundle = load_data(cfg.data)
+    torch.manual_seed(0)
+    model = build_model(cfg, bundle.in_shape, bundle.out_features)
+    with torch.no_grad():
+        for m in model.modules():
+            if isinstance(m, torch.nn.Linear) and m.out_features == 10:
+                m.weight.mul_(0.01)
+        loss = build_loss(cfg.loss)(model(bundle.train.x), bundle.train.y)
+    assert abs(float(loss) - 2.3026) < 0.05
+
+
+def test_steps_budget_counts_updates(compose, toy_overrides, tmp_path):
+    cfg = compose(toy_overrides + ["steps=7", "batch_size=50"])
+    m = train(cfg, run_dir=tmp_path / "r")
+    assert m["steps"] == 7
+
+
+def test_eval_test_false_never_reads_test(compose, toy_overrides, tmp_path):
+    m = train(compose(toy_overrides + ["eval_test=false"]), run_dir=tmp_path / "r")
+    assert "test/acc" not in m
+
+
+def test_search_mode_forbids_the_test_split(compose, toy_overrides, tmp_path, monkeypatch):
+    """search=true: the final evaluation skips test, and any attempt to read it raises."""
+    import nnbasics.data as data_mod
+
+    seen = {}
+    real = data_mod.load_data
+
+    def spy(*a, **k):
+        seen["bundle"] = real(*a, **k)
+        return seen["bundle"]
+
+    monkeypatch.setattr(data_mod, "load_data", spy)
+    m = train(compose(toy_overrides + ["search=true", "eval_test=true"]), run_dir=tmp_path / "r")
+    assert "test/acc" not in m
+    with pytest.raises(RuntimeError, match="never read inside a hyperparameter search"):
+        seen["bundle"].load_test()
+
+
+def test_hparams_are_in_the_run_events(compose, toy_overrides, tmp_path):
+    train(compose(toy_overrides), run_dir=tmp_path / "r")
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    acc = EventAccumulator(str(tmp_path / "r" / "tb"))
+    acc.Reload()
+    plugins = acc.PluginTagToContent("hparams")
+    assert "_hparams_/experiment" in plugins and "_hparams_/session_start_info" in plugins
+    start = plugins["_hparams_/session_start_info"]
+    for name in (b"activation", b"optimizer", b"lr", b"seed", b"width", b"depth"):
+        assert name in start
