@@ -329,9 +329,22 @@ def load_image_folder(folder: str | os.PathLike, split: str, cache_dir: Path) ->
     return x, y
 
 
+def cache_dir(root: Path) -> Path:
+    """Where decoded caches go: ``root/cache`` when the data folder is writable, else
+    ``$XDG_CACHE_HOME/nnbasics`` (e.g. a read-only shared copy of the data)."""
+    preferred = root / "cache"
+    try:
+        preferred.mkdir(parents=True, exist_ok=True)
+        if os.access(preferred, os.W_OK):
+            return preferred
+    except OSError:
+        pass
+    return Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "nnbasics"
+
+
 def _load_cifar10(cfg: Mapping, root: Path, train: bool) -> tuple[Tensor, Tensor]:
     if cfg.get("image_folder"):
-        return load_image_folder(cfg["image_folder"], "train" if train else "test", root / "cache")
+        return load_image_folder(cfg["image_folder"], "train" if train else "test", cache_dir(root))
     import torchvision
 
     if not (root / "cifar-10-batches-py").is_dir():
@@ -488,9 +501,11 @@ def _toy_bundle(cfg: Mapping, device) -> DataBundle:
     if name == "curve":
         task, out = "regression", 1
     else:
-        task, out = task_of(cfg.get("target", "label"), classes)
-        if task != "multiclass":
-            raise ValueError(f"toy set {name} supports target=label only")
+        # parity / attributes derive binary / multi-label targets from the class (handy for tests)
+        target = cfg.get("target", "label")
+        task, out = task_of(target, classes)
+        y = make_targets(y, target)
+        train = Split(train.x, make_targets(train.y, target))
     return DataBundle(name, task, tuple(x.shape[1:]), out, train, Split(x[:val], y[:val]),
                       lambda: Split(x[val:val + test], y[val:val + test]),
                       tuple(str(i) for i in range(classes)))

@@ -88,7 +88,7 @@ def validate(cfg: Mapping) -> list[str]:
         check_number(cfg, "data.val_size", low=0, high=50000, integer=True)
         check_name(cfg, "data.target", ("label", "parity", "attributes"))
     else:
-        check_name(cfg, "data.target", ("value",) if name == "curve" else ("label",))
+        check_name(cfg, "data.target", ("value",) if name == "curve" else ("label", "parity", "attributes"))
         n = check_number(cfg, "data.n_samples", low=4, integer=True)
         check_number(cfg, "data.val_size", low=1, integer=True)
         check_number(cfg, "data.test_size", low=1, integer=True)
