@@ -209,3 +209,24 @@ def test_finished_run_is_never_overwritten(compose, tmp_path):
     with pytest.raises(ConfigError, match="already holds a completed run"):
         train(compose(TOY + ["seed=5"]), run_dir=tmp_path / "r")
     assert (tmp_path / "r" / "metrics.json").read_bytes() == before
+
+
+def test_out_of_memory_is_one_clear_message_and_recorded(compose, tmp_path, monkeypatch):
+    """A (simulated) allocation failure mid-training: a message naming batch_size, status failed."""
+    from nnbasics import train as train_mod
+    from nnbasics.errors import NNBasicsError
+
+    real = train_mod.correct
+    calls = {"n": 0}
+
+    def exploding(*a, **k):
+        calls["n"] += 1
+        if calls["n"] == 3:
+            raise RuntimeError("[enforce fail at alloc_cpu.cpp:117] DefaultCPUAllocator: can't allocate memory: "
+                               "you tried to allocate 123456789 bytes")
+        return real(*a, **k)
+
+    monkeypatch.setattr(train_mod, "correct", exploding)
+    with pytest.raises(NNBasicsError, match="out of memory .* batch_size=32"):
+        train(compose(TOY + ["batch_size=32"]), run_dir=tmp_path / "r")
+    assert json.loads((tmp_path / "r" / "metrics.json").read_text())["status"] == "failed"

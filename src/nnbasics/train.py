@@ -330,6 +330,15 @@ def train(cfg: Mapping, run_dir: str | os.PathLike | None = None) -> dict:
         status, diverged_at = "diverged", e.step
         log.error(str(e))
         error = e
+    except (RuntimeError, MemoryError) as e:
+        from nnbasics.batching import is_out_of_memory
+
+        if not is_out_of_memory(e):
+            raise
+        writer.close()
+        write_json(run_dir / "metrics.json", {"status": "failed", "error": "out of memory", "step": step,
+                                              "batch_size": batch_size})
+        raise OutOfMemory(step, batch_size, device) from e
     else:
         error = None
 
@@ -355,6 +364,14 @@ def train(cfg: Mapping, run_dir: str | os.PathLike | None = None) -> dict:
     if error is not None:
         raise error
     return {**final, "history": history}
+
+
+class OutOfMemory(NNBasicsError, MemoryError):
+    """Training ran out of device memory."""
+
+    def __init__(self, step: int, batch_size: int, device):
+        super().__init__(f"out of memory on {device} at step {step} with batch_size={batch_size}: lower "
+                         f"batch_size or model.width, or let batch_size=auto find a size that fits")
 
 
 def _test_split_forbidden():
