@@ -1,52 +1,314 @@
-"""Models: the MLP (depth 0 = linear model). `build_model(cfg, in_shape, out_features)` builds
-the configured one."""
+"""Models: the MLP (depth 0 = the linear model / perceptron), a small CNN for images, and the
+run-start reports (parameter summary, init audit). ``build_model(cfg, in_shape, out_features)``
+builds the configured one.
+
+Every weight layer is a ``layers.Linear`` / ``layers.Conv2d`` (``nn.Linear`` / ``nn.Conv2d``
+subclasses) that initializes itself with the configured initializer and keeps its theoretical
+std as ``init_std``. The last layer outputs raw scores (logits); the loss applies the output
+nonlinearity the task needs (see ``losses.py``), and its initializer gain is that of a linear unit.
+
+Dropout rule: the hidden-layer and input dropout probabilities are ``regularization.dropout_p``
+and ``regularization.input_dropout_p`` when those are set (the ``dropout`` regularization
+options set them), else ``model.dropout.p`` and ``model.dropout.input_p``; the variant is always
+``model.dropout.variant`` (``dropout_settings``). Input noise is ``regularization.input_noise``.
+"""
 
 from __future__ import annotations
 
 import math
-from typing import Mapping
+from typing import Any, Mapping, Sequence
 
 import torch
 from torch import nn
 
-from nnbasics.activations import gain_name, get_activation
-from nnbasics.init import init_layer_
+from nnbasics.activations import gain_name, get_activation, pieces_of
+from nnbasics.layers import NORMS, Conv2d, DropConnect, InputNoise, Linear, make_dropout, make_norm
+
+DROPOUT_VARIANTS = ("inverted", "vanilla", "dropconnect")
+POOLS = ("max", "avg", "none")
+
+
+def _dropout_args(dropout: Mapping | float | None, depth: int) -> tuple[str, list[float], float]:
+    """(variant, p of each hidden layer, input p) from a ``{variant, p, input_p}`` node or a p;
+    ``p`` may be one number or one per hidden layer."""
+    if dropout is None:
+        return "inverted", [0.0] * depth, 0.0
+    if isinstance(dropout, (int, float)):
+        return "inverted", [float(dropout)] * depth, 0.0
+    variant = str(dropout.get("variant", "inverted") or "inverted")
+    p = dropout.get("p", 0.0) or 0.0
+    ps = [float(v) for v in p] if isinstance(p, Sequence) else [float(p)] * depth
+    if len(ps) != depth:
+        raise ValueError(f"dropout p has {len(ps)} values for {depth} hidden layers")
+    if variant not in DROPOUT_VARIANTS:
+        raise ValueError(f"dropout variant must be one of {', '.join(DROPOUT_VARIANTS)}, not {variant!r}")
+    return variant, ps, float(dropout.get("input_p", 0.0) or 0.0)
+
+
+def _linear(in_f: int, out_f: int, p_in: float, variant: str, **kw) -> Linear:
+    """A Linear layer; a DropConnect one when the variant is dropconnect and p_in > 0 (the
+    probability that would otherwise drop this layer's inputs drops its weights)."""
+    if variant == "dropconnect" and p_in > 0:
+        return DropConnect(in_f, out_f, p=p_in, **kw)
+    return Linear(in_f, out_f, **kw)
+
+
+def _input_layers(input_noise: float, input_p: float, variant: str) -> list[nn.Module]:
+    """Input noise then input dropout (inverted when the hidden variant is dropconnect)."""
+    layers: list[nn.Module] = []
+    if input_noise > 0:
+        layers.append(InputNoise(input_noise))
+    drop = make_dropout("inverted" if variant == "dropconnect" else variant, input_p)
+    if drop is not None:
+        layers.append(drop)
+    return layers
 
 
 class MLP(nn.Module):
-    """input -> depth x [Linear(width) -> activation] -> Linear(out_features)."""
+    """input -> [input noise] -> [input dropout] -> depth x [Linear(width) -> norm -> activation ->
+    dropout] -> Linear(out_features). depth 0 is the linear model (perceptron / linear classifier:
+    with hinge loss a linear SVM, with cross-entropy softmax regression). With maxout each hidden
+    Linear has width * pieces outputs. Layers that do nothing (p = 0, norm none, no noise) are
+    left out, so the plain MLP is Flatten, Linear/activation pairs and the output Linear."""
 
     def __init__(self, in_features: int, out_features: int, width: int, depth: int,
-                 activation: Mapping | str = "relu", init: Mapping | None = None):
+                 activation: Mapping | str = "relu", init: Mapping | None = None,
+                 dropout: Mapping | float | None = None, norm: str = "none", groups: int = 8,
+                 input_noise: float = 0.0):
         super().__init__()
-        init = init or {"name": "he_normal"}
-        self.flatten = nn.Flatten()
-        layers: list[nn.Module] = []
-        self.init_audit: list[tuple[str, float]] = []
+        init = init if init is not None else {"name": "he_normal"}
+        variant, ps, input_p = _dropout_args(dropout, depth)
         nonlinearity, param = gain_name(activation)
-        fan_in = in_features
-        for _ in range(depth):
-            linear = nn.Linear(fan_in, width)
-            self.init_audit.append(("hidden", init_layer_(linear.weight, linear.bias, init, nonlinearity, param)))
-            layers += [linear, get_activation(activation)]
-            fan_in = width
-        head = nn.Linear(fan_in, out_features)
-        self.init_audit.append(("output", init_layer_(head.weight, head.bias, init, "linear")))
-        layers.append(head)
+        k = pieces_of(activation)
+        self.flatten = nn.Flatten()
+        layers = _input_layers(input_noise, input_p, variant)
+        fan_in, p_in = in_features, 0.0
+        for i in range(depth):
+            layers.append(_linear(fan_in, width * k, p_in, variant, init=init, nonlinearity=nonlinearity, param=param))
+            norm_layer = make_norm(norm, width * k, groups)
+            if norm_layer is not None:
+                layers.append(norm_layer)
+            layers.append(get_activation(activation, num_features=width))
+            drop = make_dropout(variant, ps[i]) if variant != "dropconnect" else None
+            if drop is not None:
+                layers.append(drop)
+            fan_in, p_in = width, ps[i]
+        layers.append(_linear(fan_in, out_features, p_in, variant, init=init, nonlinearity="linear"))
         self.net = nn.Sequential(*layers)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.net(self.flatten(x))
 
 
+class CNN(nn.Module):
+    """A small configurable CNN for images (C x H x W):
+    depth x [Conv(k x k, 'same' padding) -> norm -> activation -> 2x2 pool], the channel count
+    starting at ``width`` and doubling every block; then flatten -> [Linear(hidden) -> activation
+    -> dropout] -> Linear(out_features). Dropout applies to the fully connected part (input
+    dropout to the pixels); ``norm: layer`` normalizes each sample over channels and pixels."""
+
+    def __init__(self, in_shape: Sequence[int], out_features: int, width: int = 32, depth: int = 2,
+                 kernel_size: int = 3, pool: str = "max", hidden: int = 128,
+                 activation: Mapping | str = "relu", init: Mapping | None = None,
+                 dropout: Mapping | float | None = None, norm: str = "none", groups: int = 8,
+                 input_noise: float = 0.0):
+        super().__init__()
+        if len(in_shape) != 3:
+            raise ValueError(f"the CNN needs image input (C, H, W), got shape {tuple(in_shape)}")
+        init = init if init is not None else {"name": "he_normal"}
+        variant, ps, input_p = _dropout_args(dropout, 1)
+        p = ps[0] if hidden > 0 else 0.0
+        nonlinearity, param = gain_name(activation)
+        k = pieces_of(activation)
+        c, h, w = (int(s) for s in in_shape)
+        layers = _input_layers(input_noise, input_p, variant)
+        for i in range(depth):
+            out_c = width * 2**i
+            layers.append(Conv2d(c, out_c * k, kernel_size, padding=kernel_size // 2, init=init,
+                                 nonlinearity=nonlinearity, param=param))
+            norm_layer = make_norm(norm, out_c * k, groups)
+            if norm_layer is not None:
+                layers.append(norm_layer)
+            layers.append(get_activation(activation, num_features=out_c))
+            if pool != "none":
+                layers.append(nn.MaxPool2d(2) if pool == "max" else nn.AvgPool2d(2))
+                h, w = h // 2, w // 2
+            c = out_c
+        if h < 1 or w < 1:
+            raise ValueError(f"{depth} pooled blocks shrink a {in_shape[1]}x{in_shape[2]} image to nothing")
+        layers.append(nn.Flatten())
+        fan_in = c * h * w
+        if hidden > 0:
+            layers.append(_linear(fan_in, hidden * k, p, variant, init=init, nonlinearity=nonlinearity, param=param))
+            layers.append(get_activation(activation, num_features=hidden))
+            drop = make_dropout(variant, p) if variant != "dropconnect" else None
+            if drop is not None:
+                layers.append(drop)
+            fan_in = hidden
+        layers.append(_linear(fan_in, out_features, p, variant, init=init, nonlinearity="linear"))
+        self.net = nn.Sequential(*layers)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x)
+
+
+MODELS: dict[str, type[nn.Module]] = {"mlp": MLP, "linear": MLP, "cnn": CNN}
+
+
+def _get(cfg: Any, dotted: str, default: Any = None) -> Any:
+    node = cfg
+    for part in dotted.split("."):
+        if not isinstance(node, Mapping) or part not in node or node[part] is None:
+            return default
+        node = node[part]
+    return node
+
+
+def dropout_settings(cfg: Mapping) -> dict[str, Any]:
+    """The dropout the model gets: ``{variant, p, input_p}``; p and input_p from
+    ``regularization.dropout_p`` / ``input_dropout_p`` when set, else from ``model.dropout``."""
+    return {"variant": str(_get(cfg, "model.dropout.variant", "inverted")),
+            "p": _get(cfg, "regularization.dropout_p", _get(cfg, "model.dropout.p", 0.0)),
+            "input_p": float(_get(cfg, "regularization.input_dropout_p", _get(cfg, "model.dropout.input_p", 0.0)))}
+
+
 def build_model(cfg: Mapping, in_shape: tuple[int, ...], out_features: int) -> nn.Module:
-    """The model of ``cfg.model`` with ``cfg.activation`` and ``cfg.init``."""
+    """The model of ``cfg.model`` with ``cfg.activation``, ``cfg.init`` and the model-side parts of
+    ``cfg.regularization`` (dropout probabilities, input noise)."""
     m = cfg["model"]
-    if m["name"] == "mlp":
-        return MLP(math.prod(in_shape), out_features, m["width"], m["depth"], cfg["activation"], cfg["init"])
-    raise KeyError(f"unknown model {m['name']!r}; valid: mlp")
+    name = m["name"]
+    common = dict(activation=cfg["activation"], init=cfg["init"], dropout=dropout_settings(cfg),
+                  norm=str(m.get("norm", "none") or "none"), groups=int(m.get("groups", 8) or 8),
+                  input_noise=float(_get(cfg, "regularization.input_noise", 0.0)))
+    if name == "mlp":
+        return MLP(math.prod(in_shape), out_features, int(m["width"]), int(m["depth"]), **common)
+    if name == "linear":
+        return MLP(math.prod(in_shape), out_features, 0, 0, **common)
+    if name == "cnn":
+        return CNN(in_shape, out_features, width=int(m.get("width", 32)), depth=int(m.get("depth", 2)),
+                   kernel_size=int(m.get("kernel_size", 3)), pool=str(m.get("pool", "max")),
+                   hidden=int(m.get("hidden", 128)), **common)
+    from nnbasics.errors import ConfigError
+
+    raise ConfigError("model.name", name, f"choose one of: {', '.join(sorted(MODELS))}")
+
+
+# ----------------------------------------------------------------------------------------------
+# Reports printed at the start of a run
+# ----------------------------------------------------------------------------------------------
 
 
 def count_parameters(model: nn.Module) -> int:
-    """Number of trainable scalars (weights and biases)."""
+    """Number of trainable scalars (weights and biases; norm and PReLU parameters included)."""
     return sum(p.numel() for p in model.parameters() if p.requires_grad)
+
+
+def _weight_layers(model: nn.Module):
+    return [(n, m) for n, m in model.named_modules()
+            if isinstance(m, (nn.Linear, nn.modules.conv._ConvNd)) and getattr(m, "weight", None) is not None]
+
+
+def init_audit(model: nn.Module) -> list[dict]:
+    """Per weight layer: ``layer`` (its name in the model), ``initializer``, ``theoretical_std``
+    (what the initializer's formula gives; nan when undefined), ``measured_std`` (the std of the
+    weights now: call it right after building) and ``shape``."""
+    rows = []
+    for name, m in _weight_layers(model):
+        w = m.weight.detach()
+        rows.append({"layer": name, "initializer": getattr(m, "initializer", "unknown"),
+                     "theoretical_std": float(getattr(m, "init_std", float("nan"))),
+                     "measured_std": float(w.float().std()) if w.numel() > 1 else 0.0,
+                     "shape": list(w.shape)})
+    return rows
+
+
+def format_init_audit(rows: list[dict]) -> str:
+    """The init audit as an aligned text table (for the log and TensorBoard text)."""
+    lines = [f"{'layer':<12} {'initializer':<15} {'shape':<16} {'theoretical std':>15} {'measured std':>13}"]
+    for r in rows:
+        shape = "x".join(map(str, r["shape"]))
+        lines.append(f"{r['layer']:<12} {r['initializer']:<15} {shape:<16} {r['theoretical_std']:>15.4g} "
+                     f"{r['measured_std']:>13.4g}")
+    return "\n".join(lines)
+
+
+def summary(model: nn.Module, in_shape: Sequence[int] | None = None) -> str:
+    """Per layer (leaf modules in order): its name, type, output shape (when ``in_shape`` is
+    given: one forward pass of a zero sample, in eval mode), parameter shapes and parameter
+    count; then the total. The cs231n examples: [3, 4, 2] has 26 parameters, [3, 4, 4, 1] 41."""
+    leaves = [(n, m) for n, m in model.named_modules()
+              if n and (isinstance(m, (nn.Linear, nn.modules.conv._ConvNd)) or not list(m.children()))]
+    shapes: dict[str, tuple] = {}
+    if in_shape is not None:
+        hooks = [m.register_forward_hook(lambda mod, inp, out, n=n: shapes.__setitem__(n, tuple(out.shape[1:])))
+                 for n, m in leaves]
+        was = model.training
+        model.eval()
+        try:
+            p = next(model.parameters(), None)
+            with torch.no_grad():
+                model(torch.zeros(1, *in_shape, device=p.device if p is not None else None,
+                                  dtype=p.dtype if p is not None else None))
+        finally:
+            model.train(was)
+            for h in hooks:
+                h.remove()
+    rows = [("layer", "type", "output", "parameters", "count")]
+    for n, m in leaves:
+        params = [f"{'x'.join(map(str, p.shape))}" for p in m.parameters(recurse=False)]
+        count = sum(p.numel() for p in m.parameters(recurse=False))
+        out = "x".join(map(str, shapes[n])) if n in shapes else ""
+        rows.append((n, type(m).__name__, out, " + ".join(params), str(count)))
+    widths = [max(len(r[i]) for r in rows) for i in range(5)]
+    lines = ["  ".join(c.ljust(w) if i < 4 else c.rjust(w) for i, (c, w) in enumerate(zip(r, widths))).rstrip()
+             for r in rows]
+    total = sum(p.numel() for p in model.parameters())
+    lines.append(f"total parameters: {total:,} (trainable {count_parameters(model):,})")
+    return "\n".join(lines)
+
+
+# ----------------------------------------------------------------------------------------------
+# Config checks (validate.py checks model.name, mlp width/depth and the dropout probabilities)
+# ----------------------------------------------------------------------------------------------
+
+IMAGE_SIZES = {"mnist": 28, "fashion_mnist": 28, "cifar10": 32}
+
+
+def validate_config(cfg: Mapping) -> list[str]:
+    from nnbasics.errors import ConfigError
+    from nnbasics.validate import _get as get, check_name, check_number
+
+    notes: list[str] = []
+    name = get(cfg, "model.name")
+    if get(cfg, "model.norm") is not None:
+        check_name(cfg, "model.norm", NORMS)
+    if get(cfg, "model.dropout.variant") is not None:
+        check_name(cfg, "model.dropout.variant", DROPOUT_VARIANTS)
+    norm = get(cfg, "model.norm", "none")
+    pieces = pieces_of(cfg["activation"]) if get(cfg, "activation.name") == "maxout" else 1
+    if name == "cnn":
+        width = check_number(cfg, "model.width", low=1, integer=True)
+        depth = check_number(cfg, "model.depth", low=0, integer=True)
+        k = check_number(cfg, "model.kernel_size", low=1, integer=True)
+        if k % 2 == 0:
+            raise ConfigError("model.kernel_size", k, "must be odd (the 'same' padding is kernel_size // 2)")
+        check_name(cfg, "model.pool", POOLS)
+        check_number(cfg, "model.hidden", low=0, integer=True)
+        data = get(cfg, "data.name")
+        if data not in IMAGE_SIZES:
+            raise ConfigError("model.name", name, f"the CNN needs image data ({', '.join(IMAGE_SIZES)}); "
+                              f"data={data} is not images: use model=mlp")
+        if get(cfg, "model.pool") != "none" and 2**depth > IMAGE_SIZES[data]:
+            raise ConfigError("model.depth", depth, f"{depth} blocks with 2x2 pooling shrink a "
+                              f"{IMAGE_SIZES[data]}-pixel image to nothing; at most {int(math.log2(IMAGE_SIZES[data]))}")
+        channels = [width * 2**i * pieces for i in range(depth)]
+    else:
+        channels = [int(get(cfg, "model.width", 1)) * pieces] if name == "mlp" and get(cfg, "model.depth", 0) else []
+    if norm == "group":
+        groups = check_number(cfg, "model.groups", low=1, integer=True)
+        bad = [c for c in channels if c % groups]
+        if bad:
+            raise ConfigError("model.groups", groups, f"must divide the number of units per layer ({bad[0]})")
+    if norm == "batch" and get(cfg, "batch_size") == 1:
+        notes.append("model.norm=batch with batch_size=1: every unit normalizes to beta (batch statistics of one sample)")
+    return notes

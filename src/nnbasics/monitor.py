@@ -1,38 +1,524 @@
-"""What goes to TensorBoard beyond the scalars. `monitor.level: off | basic | full`."""
+"""What goes to TensorBoard beyond the scalars: a look inside the network while it trains.
+
+``monitor.level``:
+
+- ``off``: nothing (every hook returns at once).
+- ``basic`` (the default): at every *snapshot* step (every ``monitor.every`` updates and the
+  first update of every epoch), per layer (``layer1``, ``layer2``, ... in forward order; the last
+  is the output layer):
+
+  ==========================  ==============================================================
+  ``grad_norm/layerK``        ||dL/dW||_2 over the layer's weight and bias (``grad_norm/total``
+                              over all monitored layers)
+  ``update_ratio/layerK``     ||W_after - W_before|| / ||W_before|| of that update; the cs231n
+                              rule of thumb is ~1e-3 (much smaller: lr too low, much larger: too high)
+  ``weight_std/layerK``       std of the weights, next to ``weight_std_init/layerK``, the std
+                              the initializer should give (``layer.init_std``)
+  ``weight/layerK``           histogram of the weights
+  ==========================  ==============================================================
+
+  and at the start and the end of every epoch a separate no-grad pass (eval mode) over a fixed
+  sample of the training split (``monitor.sample`` examples, all of them when null) gives, per
+  hidden layer, ``dead_relu/layerK`` (ReLU family: the fraction of units whose pre-activation is
+  never positive over the whole pass) and ``saturation/layerK`` (sigmoid, tanh: the fraction of
+  outputs within 0.01 of an asymptote). Figures (``monitor.figures``): an activation-histogram
+  grid of every hidden layer at the start and the end (``figures/activations``), and for 2-D
+  toy sets the decision boundary at the end (``figures/decision_boundary``; a 1-D regression
+  gets ``figures/fit``), saved as PNG in ``<run_dir>/figures/`` and logged as images.
+- ``full``: also histograms of the gradients (``grad/layerK``), pre-activations
+  (``pre_activation/layerK``) and activations (``activation/layerK``) of the snapshot step's
+  training batch, taken by forward hooks that are registered for that one forward pass only.
+
+Cost: between snapshots a hook does one integer test. A snapshot reads its numbers back from
+the device once (histograms twice: fixed ``monitor.bins`` bins with ``torch.histc`` on the
+device, then one transfer), never per step. See ``benchmarks/monitor_overhead.py``.
+"""
 
 from __future__ import annotations
 
-from typing import Mapping
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping
 
-from torch import nn
+import torch
+from torch import Tensor, nn
+
+LEVELS = ("off", "basic", "full")
+RELU_FAMILY = frozenset({"relu", "leaky_relu", "prelu", "rrelu", "relu6"})
+# activation name -> (lower asymptote, upper asymptote); an output within SATURATION_MARGIN of
+# either is saturated (its local gradient is nearly zero)
+SATURATING = {"sigmoid": (0.0, 1.0), "tanh": (-1.0, 1.0)}
+SATURATION_MARGIN = 0.01
+
+# Until every activation Module subclasses nnbasics.activations.Activation, these torch Modules
+# are recognized as activations, by this name.
+_TORCH_ACTIVATIONS: dict[type, str] = {
+    nn.ReLU: "relu", nn.LeakyReLU: "leaky_relu", nn.PReLU: "prelu", nn.RReLU: "rrelu", nn.ReLU6: "relu6",
+    nn.ELU: "elu", nn.SELU: "selu", nn.CELU: "celu", nn.GELU: "gelu", nn.SiLU: "silu", nn.Softplus: "softplus",
+    nn.Tanh: "tanh", nn.Sigmoid: "sigmoid", nn.Hardtanh: "hardtanh",
+}
+
+
+# ----------------------------------------------------------------------------------------------
+# Finding the layers
+# ----------------------------------------------------------------------------------------------
+
+
+@dataclass
+class WeightLayer:
+    name: str  # layer1, layer2, ...
+    path: str  # the module's qualified name in the model (net.0)
+    module: nn.Module
+    init_std: float = float("nan")  # the initializer's theoretical std (nan when undefined)
+
+
+@dataclass
+class ActivationLayer:
+    name: str  # named after the weight layer that feeds it: layer1, layer2, ...
+    path: str
+    module: nn.Module
+    kind: str  # relu, tanh, sigmoid, ...
+
+    @property
+    def dead_counted(self) -> bool:
+        return self.kind in RELU_FAMILY
+
+    @property
+    def saturation_counted(self) -> bool:
+        return self.kind in SATURATING
+
+
+def _activation_base():
+    try:
+        from nnbasics.activations import Activation
+    except ImportError:
+        return None
+    return Activation
+
+
+def activation_kind(module: nn.Module) -> str:
+    """The activation's name: ``module.name`` (nnbasics Activations), else the torch class's."""
+    name = getattr(module, "name", None)
+    if isinstance(name, str) and name:
+        return name.lower()
+    for cls, known in _TORCH_ACTIVATIONS.items():
+        if isinstance(module, cls):
+            return known
+    return type(module).__name__.lower()
+
+
+def is_weight_layer(module: nn.Module) -> bool:
+    return isinstance(module, (nn.Linear, nn.modules.conv._ConvNd)) and getattr(module, "weight", None) is not None
+
+
+def find_layers(model: nn.Module) -> tuple[list[WeightLayer], list[ActivationLayer]]:
+    """The weight layers (Linear, Conv) and the hidden activation Modules of ``model``, in
+    registration order (the forward order of an MLP or a plain CNN). An activation takes the name
+    of the weight layer before it. Activations are the ``nnbasics.activations.Activation``
+    instances when the model has any, else the torch activation Modules; a Module nested inside
+    an activation is not counted again."""
+    base = _activation_base()
+    modules = list(model.named_modules())
+    use_base = base is not None and any(isinstance(m, base) for _, m in modules)
+    act_types = (base,) if use_base else tuple(_TORCH_ACTIVATIONS)
+    weights: list[WeightLayer] = []
+    acts: list[ActivationLayer] = []
+    taken: list[str] = []
+    for path, m in modules:
+        if any(path.startswith(t + ".") for t in taken):
+            continue
+        if is_weight_layer(m):
+            weights.append(WeightLayer(f"layer{len(weights) + 1}", path, m))
+        elif isinstance(m, act_types):
+            taken.append(path)
+            name = weights[-1].name if weights else "input"
+            if any(a.name == name for a in acts):
+                name = f"{name}_{sum(a.name.startswith(name) for a in acts) + 1}"
+            acts.append(ActivationLayer(name, path, m, activation_kind(m)))
+    # theoretical init std: layer.init_std (the contract), else the MLP's init audit, in order
+    audit = getattr(model, "init_audit", None)
+    audit_stds = [float(s) for _, s in audit] if isinstance(audit, (list, tuple)) and len(audit) == len(weights) else None
+    for i, layer in enumerate(weights):
+        std = getattr(layer.module, "init_std", None)
+        if std is None and audit_stds is not None:
+            std = audit_stds[i]
+        layer.init_std = float(std) if isinstance(std, (int, float)) else float("nan")
+    return weights, acts
+
+
+# ----------------------------------------------------------------------------------------------
+# Histograms with fixed bins, computed on the device
+# ----------------------------------------------------------------------------------------------
+
+
+def write_histograms(writer, tensors: Mapping[str, Tensor], step: int, bins: int = 64) -> None:
+    """Log each tensor as a TensorBoard histogram of ``bins`` equal bins between its min and max.
+    The counts are computed on the tensor's device (``torch.histc``); everything is read back in
+    two transfers for all tensors together. Non-finite values are left out (and counted in the
+    scalar ``nonfinite/<tag>``)."""
+    flat = {tag: t.detach().reshape(-1).float() for tag, t in tensors.items() if t is not None and t.numel() > 0}
+    if not flat:
+        return
+    stats = torch.stack([torch.stack([t.amin(), t.amax(), t.sum(), (t * t).sum()]) for t in flat.values()])
+    stats = stats.cpu().tolist()  # transfer 1
+    counts, meta = [], []
+    for (tag, t), (lo, hi, s, ss) in zip(flat.items(), stats):
+        n = t.numel()
+        if not all(math.isfinite(v) for v in (lo, hi, s, ss)):  # rare: only a diverging run
+            finite = t[torch.isfinite(t)]
+            writer.add_scalar(f"nonfinite/{tag}", n - finite.numel(), step)
+            if finite.numel() == 0:
+                continue
+            t, n = finite, finite.numel()
+            lo, hi, s, ss = (float(v) for v in (t.min(), t.max(), t.sum(), (t * t).sum()))
+        lo_edge, hi_edge = (lo - 0.5, hi + 0.5) if hi <= lo else (lo, hi)
+        counts.append(torch.histc(t, bins=bins, min=lo_edge, max=hi_edge))
+        meta.append((tag, lo, hi, n, s, ss, lo_edge, hi_edge))
+    if not counts:
+        return
+    all_counts = torch.stack(counts).cpu().tolist()  # transfer 2
+    for (tag, lo, hi, n, s, ss, lo_edge, hi_edge), c in zip(meta, all_counts):
+        width = (hi_edge - lo_edge) / bins
+        limits = [lo_edge + width * (i + 1) for i in range(bins)]
+        writer.add_histogram_raw(tag, min=lo, max=hi, num=n, sum=s, sum_squares=ss,
+                                 bucket_limits=limits, bucket_counts=c, global_step=step)
+
+
+# ----------------------------------------------------------------------------------------------
+# The pass over a sample of the training data
+# ----------------------------------------------------------------------------------------------
+
+
+@dataclass
+class ScanResult:
+    """Per hidden layer, what a no-grad pass over the monitor's sample produced."""
+
+    step: int
+    dead: dict[str, float] = field(default_factory=dict)  # fraction of units never active
+    saturated: dict[str, float] = field(default_factory=dict)  # fraction of saturated outputs
+    values: dict[str, tuple[Any, Any]] = field(default_factory=dict)  # name -> (pre, post) numpy, for figures
+
+
+def _units_active(pre: Tensor) -> Tensor:
+    """Per unit (dim 1; a conv channel counts all positions), whether any value is positive."""
+    positive = pre > 0
+    if positive.dim() == 1:
+        return positive
+    return positive.transpose(0, 1).reshape(positive.shape[1], -1).any(dim=1)
+
+
+def _saturated_count(out: Tensor, kind: str) -> Tensor:
+    lo, hi = SATURATING[kind]
+    return ((out <= lo + SATURATION_MARGIN) | (out >= hi - SATURATION_MARGIN)).sum()
+
+
+# ----------------------------------------------------------------------------------------------
+# The monitor
+# ----------------------------------------------------------------------------------------------
 
 
 class Monitor:
-    """Hooks the training loop calls; `off` does nothing."""
+    """The hooks the training loop calls (see docs/architecture.md); ``off`` does nothing.
+
+    ``Monitor(cfg.monitor, model, writer, cfg, train_split=Split(x, y), task=..., run_dir=...)``.
+    """
 
     def __init__(self, cfg: Mapping | None, model: nn.Module, writer, run_cfg: Mapping | None = None,
                  train_split=None, task: str | None = None, run_dir=None):
-        self.level = (cfg or {}).get("level", "off")
-        self.every = int((cfg or {}).get("every", 100))
-        self.model, self.writer = model, writer
+        cfg = cfg or {}
+        level = cfg.get("level", "off")
+        self.level = "off" if level in (None, False) else str(level)
+        if self.level not in LEVELS:
+            raise ValueError(f"monitor.level={level!r}; valid: {', '.join(LEVELS)}")
+        self.every = int(cfg.get("every", 100) or 100)
+        self.bins = int(cfg.get("bins", 64) or 64)
+        sample = cfg.get("sample", 4096)
+        self.sample = None if sample is None else int(sample)
+        self.figures = bool(cfg.get("figures", True))
+        self.model, self.writer, self.run_cfg = model, writer, run_cfg
+        self.train_split, self.task = train_split, task
+        self.run_dir = Path(run_dir) if run_dir is not None else None
+        self.enabled = self.level != "off"
+        if not self.enabled:
+            return
+        self.layers, self.activations = find_layers(model)
+        self._force_snapshot = True  # the first update seen (also after a resume) is a snapshot
+        self._pending: dict[str, Any] | None = None
+        self._hooks: list = []
+        self._captured: dict[str, tuple[Tensor, Tensor]] = {}
+        self._sample_idx: Tensor | None = None
+        self._last_scan: ScanResult | None = None
+        self._last_weight_hist = -1
+        if self.level == "full":
+            self._arm()
+
+    # --- the hooks ------------------------------------------------------------------------------
 
     def on_train_start(self, step: int) -> None:
-        if self.level == "off":
+        if not self.enabled:
             return
-        for name, p in self.model.named_parameters():
-            self.writer.add_histogram(f"weights/{name}", p.detach(), step)
+        self.writer.add_text("monitor/layers", self._layer_table(), step)
+        self._write_layout()
+        scan = self._scan(step, keep_values=self.figures)
+        self._write_scan(scan)
+        if self.figures:
+            self._activation_figure(scan, "start")
 
     def before_step(self, step: int) -> None:
-        pass
+        if not self.enabled:
+            return
+        captured = self._captured
+        if self._hooks:
+            self._disarm()
+        if not (self._force_snapshot or step % self.every == 0):
+            return
+        self._force_snapshot = False
+        weights = [layer.module.weight.detach() for layer in self.layers]
+        norms = []
+        for layer in self.layers:
+            grads = [p.grad.detach() for p in layer.module.parameters(recurse=False) if p.grad is not None]
+            norms.append(torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(g.float()) for g in grads]))
+                         if grads else torch.full((), float("nan"), device=weights[0].device))
+        self._pending = {"step": step, "grad_norm": torch.stack(norms) if norms else None,
+                         "before": [w.clone() for w in weights]}
+        hists = {}
+        if step != self._last_weight_hist:
+            hists.update({f"weight/{layer.name}": w for layer, w in zip(self.layers, weights)})
+            self._last_weight_hist = step
+        if self.level == "full":
+            for layer in self.layers:
+                if layer.module.weight.grad is not None:
+                    hists[f"grad/{layer.name}"] = layer.module.weight.grad
+            for act in self.activations:
+                if act.name in captured:
+                    pre, post = captured[act.name]
+                    hists[f"pre_activation/{act.name}"] = pre
+                    hists[f"activation/{act.name}"] = post
+        write_histograms(self.writer, hists, step, self.bins)
 
     def after_step(self, step: int) -> None:
-        pass
+        if not self.enabled:
+            return
+        pending, self._pending = self._pending, None
+        if pending is not None and pending["step"] == step and self.layers:
+            after = [layer.module.weight.detach() for layer in self.layers]
+            ratio = torch.stack([torch.linalg.vector_norm((w - w0).float()) / torch.linalg.vector_norm(w0.float())
+                                 for w, w0 in zip(after, pending["before"])])
+            std = torch.stack([w.float().std() if w.numel() > 1 else torch.zeros((), device=w.device) for w in after])
+            values = torch.cat([pending["grad_norm"].float(), ratio, std]).cpu().tolist()  # the one read-back
+            n = len(self.layers)
+            grad_norm, ratio, std = values[:n], values[n:2 * n], values[2 * n:]
+            for layer, g, r, s in zip(self.layers, grad_norm, ratio, std):
+                self._scalar(f"grad_norm/{layer.name}", g, step)
+                self._scalar(f"update_ratio/{layer.name}", r, step)
+                self._scalar(f"weight_std/{layer.name}", s, step)
+                self._scalar(f"weight_std_init/{layer.name}", layer.init_std, step)
+            finite = [g for g in grad_norm if math.isfinite(g)]
+            if finite:
+                self._scalar("grad_norm/total", math.sqrt(sum(g * g for g in finite)), step)
+        if self.level == "full" and (step + 1) % self.every == 0:
+            self._arm()
 
     def on_epoch_end(self, epoch: int, step: int) -> None:
-        if self.level == "off":
+        if not self.enabled:
             return
-        for name, p in self.model.named_parameters():
-            self.writer.add_histogram(f"weights/{name}", p.detach(), step)
+        self._write_scan(self._scan(step, keep_values=False))
+        self._force_snapshot = True  # the first update of the next epoch
+        if self.level == "full" and not self._hooks:
+            self._arm()
 
     def on_train_end(self, step: int) -> None:
-        pass
+        if not self.enabled:
+            return
+        self._disarm()
+        if step != self._last_weight_hist:
+            write_histograms(self.writer, {f"weight/{layer.name}": layer.module.weight for layer in self.layers},
+                             step, self.bins)
+            self._last_weight_hist = step
+        written = self._last_scan is not None and self._last_scan.step == step
+        scan = self._scan(step, keep_values=self.figures)
+        if not written:
+            self._write_scan(scan)
+        if self.figures:
+            self._activation_figure(scan, "end")
+            self._data_figure(step)
+        self.writer.flush()
+
+    # --- pieces ---------------------------------------------------------------------------------
+
+    def _scalar(self, tag: str, value: float, step: int) -> None:
+        if value is not None and math.isfinite(value):
+            self.writer.add_scalar(tag, value, step)
+
+    def _arm(self) -> None:
+        """Register forward hooks that keep the next forward pass's pre-activations and
+        activations (references only: no copy, no compute)."""
+        if self._hooks or not self.activations:
+            return
+        self._captured = {}
+
+        def keeper(name):
+            def hook(module, inputs, output):
+                if inputs and isinstance(inputs[0], Tensor) and isinstance(output, Tensor):
+                    self._captured[name] = (inputs[0].detach(), output.detach())
+            return hook
+
+        self._hooks = [a.module.register_forward_hook(keeper(a.name)) for a in self.activations]
+
+    def _disarm(self) -> None:
+        for h in self._hooks:
+            h.remove()
+        self._hooks = []
+        self._captured = {}
+
+    def _sample_x(self) -> Tensor | None:
+        split = self.train_split
+        if split is None or len(split) == 0:
+            return None
+        if self.sample is None or self.sample >= len(split):
+            return split.x
+        if self._sample_idx is None:
+            # a fixed sample, drawn with its own generator: the run's random streams are untouched
+            g = torch.Generator().manual_seed(0)
+            self._sample_idx = torch.randperm(len(split), generator=g)[:self.sample].sort().values.to(split.x.device)
+        return split.x[self._sample_idx]
+
+    @torch.no_grad()
+    def _scan(self, step: int, keep_values: bool, chunk: int = 4096, keep_max: int = 200_000) -> ScanResult:
+        """One no-grad pass (eval mode) over the sample; dead and saturated fractions per layer."""
+        if self._last_scan is not None and self._last_scan.step == step and (self._last_scan.values or not keep_values):
+            return self._last_scan
+        result = ScanResult(step)
+        x = self._sample_x()
+        if x is None or not self.activations:
+            self._last_scan = result
+            return result
+        active: dict[str, Tensor] = {}
+        saturated: dict[str, Tensor] = {}
+        numel: dict[str, int] = {}
+        kept: dict[str, tuple[Tensor, Tensor]] = {}
+
+        def observer(act: ActivationLayer):
+            def hook(module, inputs, output):
+                if not (inputs and isinstance(inputs[0], Tensor) and isinstance(output, Tensor)):
+                    return
+                pre = inputs[0]
+                if act.dead_counted and pre.shape == output.shape and pre.dim() >= 1:
+                    a = _units_active(pre)
+                    active[act.name] = a if act.name not in active else active[act.name] | a
+                if act.saturation_counted:
+                    c = _saturated_count(output, act.kind)
+                    saturated[act.name] = c if act.name not in saturated else saturated[act.name] + c
+                    numel[act.name] = numel.get(act.name, 0) + output.numel()
+                if keep_values and act.name not in kept:
+                    rows = max(1, keep_max // max(1, output[0].numel()))
+                    kept[act.name] = (pre[:rows].detach(), output[:rows].detach())
+            return hook
+
+        handles = [a.module.register_forward_hook(observer(a)) for a in self.activations]
+        was_training = self.model.training
+        self.model.eval()
+        try:
+            for i in range(0, len(x), chunk):
+                self.model(x[i:i + chunk])
+        finally:
+            for h in handles:
+                h.remove()
+            self.model.train(was_training)
+        names, fractions = [], []
+        for name, a in active.items():
+            names.append(("dead", name))
+            fractions.append(1.0 - a.float().mean())
+        for name, c in saturated.items():
+            names.append(("saturated", name))
+            fractions.append(c.float() / max(1, numel[name]))
+        if fractions:
+            for (kind, name), v in zip(names, torch.stack(fractions).cpu().tolist()):
+                getattr(result, kind)[name] = v
+        for name, (pre, post) in kept.items():
+            result.values[name] = (pre.float().cpu().numpy().ravel(), post.float().cpu().numpy().ravel())
+        self._last_scan = result
+        return result
+
+    def _write_scan(self, scan: ScanResult) -> None:
+        for name, v in scan.dead.items():
+            self._scalar(f"dead_relu/{name}", v, scan.step)
+        for name, v in scan.saturated.items():
+            self._scalar(f"saturation/{name}", v, scan.step)
+
+    def _layer_table(self) -> str:
+        acts = {a.name: a.kind for a in self.activations}
+        rows = ["| layer | module | weight shape | init std | activation |", "|---|---|---|---|---|"]
+        for layer in self.layers:
+            shape = "x".join(str(s) for s in layer.module.weight.shape)
+            std = f"{layer.init_std:.4g}" if math.isfinite(layer.init_std) else "n/a"
+            rows.append(f"| {layer.name} | {layer.path} ({type(layer.module).__name__}) | {shape} | {std} | "
+                        f"{acts.get(layer.name, '-')} |")
+        return "\n".join(rows)
+
+    def _write_layout(self) -> None:
+        """A CUSTOM SCALARS page: every layer on one chart per diagnostic, and weight std against
+        the initializer's per layer."""
+        charts = {"gradient norm (per layer)": ["Multiline", [r"grad_norm/.*"]],
+                  "update / weight ratio (cs231n: ~1e-3)": ["Multiline", [r"update_ratio/.*"]],
+                  "weight std (per layer)": ["Multiline", [r"weight_std/.*"]]}
+        if any(a.dead_counted for a in self.activations):
+            charts["dead ReLU fraction"] = ["Multiline", [r"dead_relu/.*"]]
+        if any(a.saturation_counted for a in self.activations):
+            charts["saturated fraction"] = ["Multiline", [r"saturation/.*"]]
+        per_layer = {f"{layer.name}: weight std vs init": ["Multiline", [rf"weight_std(_init)?/{layer.name}$"]]
+                     for layer in self.layers}
+        training = {"loss": ["Multiline", [r"(train|val)/loss"]], "accuracy": ["Multiline", [r"(train|val)/acc"]]}
+        self.writer.add_custom_scalars({"training": training, "diagnostics": charts, "weight std vs init": per_layer})
+
+    def _activation_figure(self, scan: ScanResult, when: str) -> None:
+        from nnbasics import plots
+
+        layers = [plots.LayerActivations(a.name, a.kind, *scan.values[a.name], scan.dead.get(a.name),
+                                         scan.saturated.get(a.name))
+                  for a in self.activations if a.name in scan.values]
+        n = len(self._sample_x()) if self.train_split is not None and len(self.train_split) else 0
+        fig = plots.activation_grid(layers, f"activations at the {when} of training (step {scan.step}, "
+                                            f"{n} training examples)")
+        self._save(fig, f"activations_{when}.png", "figures/activations", scan.step)
+
+    def _data_figure(self, step: int) -> None:
+        from nnbasics import plots
+
+        split = self.train_split
+        if split is None or len(split) == 0 or split.x.dim() != 2:
+            return
+        if split.x.shape[1] == 2:
+            fig = plots.decision_boundary(self.model, split.x, split.y, self.task or "multiclass",
+                                          f"decision boundary at step {step} (training data)")
+            self._save(fig, "decision_boundary.png", "figures/decision_boundary", step)
+        elif split.x.shape[1] == 1 and self.task == "regression":
+            fig = plots.curve_fit(self.model, split.x, split.y, f"fit at step {step} (training data)")
+            self._save(fig, "fit.png", "figures/fit", step)
+
+    def _save(self, fig, filename: str, tag: str, step: int) -> None:
+        from nnbasics import plots
+
+        folder = (self.run_dir / "figures") if self.run_dir is not None else None
+        if folder is None:
+            self.writer.add_image(tag, plots.figure_to_array(fig), step, dataformats="HWC")
+        else:
+            plots.save_figure(fig, folder / filename, self.writer, tag, step)
+
+
+def validate_config(cfg: Mapping) -> list[str]:
+    """The monitor's own keys (validate.py checks level and every)."""
+    from nnbasics.validate import _get, check_number
+
+    if _get(cfg, "monitor") is None:
+        return []
+    check_number(cfg, "monitor.sample", low=1, integer=True, optional=True)
+    if _get(cfg, "monitor.bins") is not None:
+        check_number(cfg, "monitor.bins", low=2, high=10_000, integer=True)
+    figures = _get(cfg, "monitor.figures")
+    if figures is not None and not isinstance(figures, bool):
+        from nnbasics.errors import ConfigError
+
+        raise ConfigError("monitor.figures", figures, "must be true or false")
+    return []

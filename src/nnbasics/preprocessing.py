@@ -1,26 +1,282 @@
-"""Preprocessing fitted on the training split only, applied unchanged to validation and test."""
+"""Preprocessing fitted on the training split only, applied unchanged to validation and test.
+
+    pre = build_preprocessor(cfg.preprocess).fit(train.x)     # statistics of the training split
+    train_x, val_x = pre.transform(train.x), pre.transform(val.x)
+    torch.save(pre.state_dict(), "preprocess.pt")             # tensors and numbers only
+
+Inputs are N x D (features) or N x C x H x W (images). With ``mu``, ``sigma^2`` the training
+mean and (population) variance, and ``X`` the N x D centred training matrix (images flattened):
+
+    none          x
+    mean          x - mu                        mode: feature | channel | global
+    standardize   (x - mu) / sqrt(sigma^2 + eps) mode: feature | channel | global
+    pca           (x - mu) U_k                  N x k: the top-k eigenvectors of C = X^T X / N
+    whiten        (x - mu) U_k diag(1 / sqrt(lambda_k + eps))     N x k (k = D when null)
+    zca           (x - mu) U diag(1 / sqrt(lambda + eps)) U^T     same shape as x
+
+``mode``: ``feature`` keeps one statistic per input feature (per pixel and channel),
+``channel`` one per channel of an image (over samples and pixels; for N x D input a feature
+is its own channel), ``global`` one value for all. PCA and whitening flatten images; ZCA
+rotates back into input space, so its output keeps the image shape. Whitened training data has
+covariance diag(lambda / (lambda + eps)): the identity up to eps. Source: cs231n "Neural
+Networks Part 2: data preprocessing"; Bell and Sejnowski (1997) for ZCA.
+"""
 
 from __future__ import annotations
 
 from typing import Mapping
 
+import torch
 from torch import Tensor
 
+from nnbasics.errors import ConfigError
 
-class Identity:
-    """No preprocessing."""
+MODES = ("feature", "channel", "global")
 
-    def fit(self, x: Tensor) -> "Identity":
+
+class Preprocessor:
+    """Base: ``fit(x_train) -> self``, ``transform(x)``, ``state_dict()``, ``load_state_dict()``."""
+
+    name = "none"
+    stats: tuple[str, ...] = ()       # names of the fitted tensors
+    numbers: tuple[str, ...] = ()     # names of the hyperparameters saved with them
+
+    def fit(self, x: Tensor) -> "Preprocessor":
         return self
 
     def transform(self, x: Tensor) -> Tensor:
         return x
 
+    def fit_transform(self, x: Tensor) -> Tensor:
+        return self.fit(x).transform(x)
+
+    @property
+    def fitted(self) -> bool:
+        return all(getattr(self, s, None) is not None for s in self.stats)
+
+    def _check_fitted(self) -> None:
+        if not self.fitted:
+            raise RuntimeError(f"preprocess={self.name}: call fit(x_train) before transform(x)")
+
     def state_dict(self) -> dict:
-        return {}
+        """The fitted statistics (tensors) and hyperparameters (numbers): loadable with
+        ``torch.load(path, weights_only=True)``."""
+        self._check_fitted()
+        out: dict = {s: getattr(self, s) for s in self.stats}
+        out.update({n: getattr(self, n) for n in self.numbers if getattr(self, n) is not None})
+        return out
+
+    def load_state_dict(self, state: Mapping) -> "Preprocessor":
+        missing = [s for s in self.stats if s not in state]
+        if missing:
+            raise KeyError(f"preprocess={self.name}: state_dict lacks {', '.join(missing)}")
+        for s in self.stats:
+            setattr(self, s, state[s])
+        for n in self.numbers:
+            if n in state:
+                setattr(self, n, state[n])
+        return self
+
+    def __repr__(self) -> str:
+        args = ", ".join(f"{n}={getattr(self, n)!r}" for n in ("mode", *self.numbers) if hasattr(self, n))
+        return f"{type(self).__name__}({args})"
 
 
-def build_preprocessor(cfg: Mapping):
-    if cfg["name"] == "none":
-        return Identity()
-    raise KeyError(f"unknown preprocess {cfg['name']!r}; valid: none")
+class Identity(Preprocessor):
+    """No preprocessing: x."""
+
+    name = "none"
+
+
+def _reduce_dims(x: Tensor, mode: str) -> tuple[int, ...]:
+    if mode == "feature":
+        return (0,)
+    if mode == "channel":
+        return (0, *range(2, x.dim()))
+    if mode == "global":
+        return tuple(range(x.dim()))
+    raise ConfigError("preprocess.mode", mode, f"choose one of: {', '.join(MODES)}")
+
+
+class MeanSubtraction(Preprocessor):
+    """x - mu, mu the training mean per feature, per channel or over everything (``mode``)."""
+
+    name = "mean"
+    stats = ("mean",)
+
+    def __init__(self, mode: str = "feature"):
+        _reduce_dims(torch.zeros(1, 1), mode)
+        self.mode = mode
+        self.mean: Tensor | None = None
+
+    def fit(self, x: Tensor) -> "MeanSubtraction":
+        dims = _reduce_dims(x, self.mode)
+        self.mean = x.double().mean(dims, keepdim=True).squeeze(0).to(x.dtype)
+        return self
+
+    def transform(self, x: Tensor) -> Tensor:
+        self._check_fitted()
+        return x - self.mean
+
+
+class Standardize(MeanSubtraction):
+    """(x - mu) / sqrt(sigma^2 + eps), sigma^2 the population variance of the training split,
+    per feature, per channel or over everything (``mode``)."""
+
+    name = "standardize"
+    stats = ("mean", "std")
+    numbers = ("eps",)
+
+    def __init__(self, mode: str = "feature", eps: float = 1e-8):
+        super().__init__(mode)
+        self.eps = float(eps)
+        self.std: Tensor | None = None
+
+    def fit(self, x: Tensor) -> "Standardize":
+        dims = _reduce_dims(x, self.mode)
+        x64 = x.double()
+        self.mean = x64.mean(dims, keepdim=True).squeeze(0).to(x.dtype)
+        var = x64.var(dims, keepdim=True, correction=0).squeeze(0)
+        self.std = (var + self.eps).sqrt().to(x.dtype)
+        return self
+
+    def transform(self, x: Tensor) -> Tensor:
+        self._check_fitted()
+        return (x - self.mean) / self.std
+
+
+def eigen(x: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+    """Mean (D), eigenvalues (D, descending) and eigenvectors (D x D, columns) of the
+    covariance X^T X / N of the N x D matrix ``x`` (computed in float64). Each eigenvector's
+    largest-magnitude entry is made positive, so the result does not depend on the solver."""
+    flat = x.reshape(x.shape[0], -1).double()
+    mean = flat.mean(0)
+    xc = flat - mean
+    cov = xc.T @ xc / flat.shape[0]
+    evals, evecs = torch.linalg.eigh(cov)
+    evals, evecs = evals.flip(0).clamp_min(0), evecs.flip(1)
+    signs = torch.sign(evecs.gather(0, evecs.abs().argmax(0, keepdim=True)))
+    return mean, evals, evecs * signs
+
+
+class PCA(Preprocessor):
+    """(x - mu) U_k: the coordinates of the centred (flattened) input along the top-k principal
+    axes, the eigenvectors of the training covariance with the largest eigenvalues. Output N x k."""
+
+    name = "pca"
+    stats = ("mean", "components", "eigenvalues")
+    numbers = ("k",)
+    whiten = False
+
+    def __init__(self, k: int | None = None, eps: float = 0.0):
+        if k is not None and (isinstance(k, bool) or int(k) != k or k < 1):
+            raise ConfigError("preprocess.k", k, "must be an integer >= 1")
+        self.k = None if k is None else int(k)
+        self.eps = float(eps)
+        self.mean = self.components = self.eigenvalues = None
+
+    def fit(self, x: Tensor) -> "PCA":
+        d = x[0].numel()
+        if self.k is not None and self.k > d:
+            raise ConfigError("preprocess.k", self.k, f"must be at most the {d} input features")
+        mean, evals, evecs = eigen(x)
+        k = self.k or d
+        self.mean, self.eigenvalues, self.components = (mean.to(x.dtype), evals[:k].to(x.dtype),
+                                                        evecs[:, :k].contiguous().to(x.dtype))
+        return self
+
+    def transform(self, x: Tensor) -> Tensor:
+        self._check_fitted()
+        z = (x.reshape(x.shape[0], -1).to(self.mean.dtype) - self.mean) @ self.components
+        if self.whiten:
+            z = z / (self.eigenvalues + self.eps).sqrt()
+        return z.to(x.dtype)
+
+    def explained_variance_ratio(self, total: float | None = None) -> Tensor:
+        """The fraction of the training variance each kept component explains (with k = D, sums to 1)."""
+        self._check_fitted()
+        return self.eigenvalues / (total if total is not None else self.eigenvalues.sum())
+
+
+class Whiten(PCA):
+    """PCA whitening: (x - mu) U_k / sqrt(lambda_k + eps). Output N x k (k = D when null),
+    with covariance diag(lambda / (lambda + eps)) on the training split: the identity up to eps."""
+
+    name = "whiten"
+    numbers = ("k", "eps")
+    whiten = True
+
+    def __init__(self, k: int | None = None, eps: float = 1e-5):
+        super().__init__(k, eps)
+
+
+class ZCA(Preprocessor):
+    """ZCA whitening: (x - mu) W, W = U diag(1 / sqrt(lambda + eps)) U^T, reshaped back to the
+    input's shape. Whitens like PCA whitening but stays closest to the input (Bell and Sejnowski
+    1997), so whitened images still look like images and a CNN can take them."""
+
+    name = "zca"
+    stats = ("mean", "matrix")
+    numbers = ("eps",)
+
+    def __init__(self, eps: float = 1e-5):
+        self.eps = float(eps)
+        self.mean = self.matrix = None
+
+    def fit(self, x: Tensor) -> "ZCA":
+        mean, evals, evecs = eigen(x)
+        self.mean = mean.to(x.dtype)
+        self.matrix = ((evecs / (evals + self.eps).sqrt()) @ evecs.T).to(x.dtype)
+        return self
+
+    def transform(self, x: Tensor) -> Tensor:
+        self._check_fitted()
+        z = (x.reshape(x.shape[0], -1).to(self.mean.dtype) - self.mean) @ self.matrix
+        return z.reshape(x.shape).to(x.dtype)
+
+
+PREPROCESSORS: dict[str, type[Preprocessor]] = {
+    "none": Identity, "mean": MeanSubtraction, "standardize": Standardize,
+    "pca": PCA, "whiten": Whiten, "zca": ZCA,
+}
+
+# Each option's own config keys (besides name).
+PREPROCESS_KEYS: dict[str, tuple[str, ...]] = {
+    "none": (), "mean": ("mode",), "standardize": ("mode", "eps"), "pca": ("k",), "whiten": ("k", "eps"),
+    "zca": ("eps",),
+}
+FLATTENING = ("pca", "whiten")
+
+
+def build_preprocessor(cfg: Mapping) -> Preprocessor:
+    """The (unfitted) preprocessor ``cfg.name`` with the keys it takes from ``cfg``."""
+    name = cfg["name"]
+    if name not in PREPROCESSORS:
+        raise ConfigError("preprocess.name", name, f"choose one of: {', '.join(sorted(PREPROCESSORS))}")
+    kwargs = {k: cfg[k] for k in PREPROCESS_KEYS[name] if k in cfg and cfg[k] is not None}
+    return PREPROCESSORS[name](**kwargs)
+
+
+def validate_config(cfg: Mapping) -> list[str]:
+    """Check the preprocess options (validate.py checks name and eps > 0)."""
+    from nnbasics.validate import _get, check_name, check_number
+
+    name = _get(cfg, "preprocess.name")
+    if name not in PREPROCESSORS:
+        return []
+    allowed = {"name", *PREPROCESS_KEYS[name]}
+    for key in _get(cfg, "preprocess"):
+        if key not in allowed:
+            raise ConfigError(f"preprocess.{key}", _get(cfg, f"preprocess.{key}"),
+                              f"preprocess={name} takes: {', '.join(sorted(allowed))}")
+    if "mode" in PREPROCESS_KEYS[name] and _get(cfg, "preprocess.mode") is not None:
+        check_name(cfg, "preprocess.mode", MODES)
+    if name == "pca":
+        check_number(cfg, "preprocess.k", low=1, integer=True)
+    if name == "whiten":
+        check_number(cfg, "preprocess.k", low=1, integer=True, optional=True)
+    model = _get(cfg, "model.name")
+    if name in FLATTENING and "cnn" in str(model):
+        raise ConfigError("preprocess.name", name, f"{name} flattens the input to k features, which model={model} "
+                          f"cannot take; use model=mlp, or preprocess=zca (keeps the image shape)")
+    return []

@@ -1,4 +1,20 @@
-"""Regularization: penalties on weights only (never biases or norm parameters)."""
+"""Regularization: penalties on weights only (never biases, norm parameters or PReLU slopes),
+decoupled weight decay, the max-norm constraint; the model-side parts (dropout, input noise) are
+read by ``models.build_model``.
+
+The config node (group ``regularization``) has the same keys in every option, and the keys, not
+the option's name, say what happens, so options compose by overriding keys:
+
+    weight_decay     lambda of the L2 penalty  lambda/2 * sum ||W||^2          (0 = off)
+    l1               lambda_1 of the L1 penalty  lambda_1 * sum |W|            (0 = off)
+    decoupled        true: no L2 term in the loss; the optimizer decays the weights group by
+                     weight_decay (with adamw: decoupled, Loshchilov and Hutter 2019)
+    max_norm         c: after every step each unit's incoming weight vector is projected to
+                     ||w|| <= c (Srivastava et al. 2014)                        (null = off)
+    input_noise      std of Gaussian noise added to the inputs in training     (0 = off)
+    dropout_p        hidden-unit dropout probability; null = model.dropout.p
+    input_dropout_p  input dropout probability; null = model.dropout.input_p
+"""
 
 from __future__ import annotations
 
@@ -7,27 +23,118 @@ from typing import Mapping
 import torch
 from torch import nn
 
+# option name -> the keys it is meant to switch on (validate_config warns when none is on)
+REGULARIZERS: dict[str, tuple[str, ...]] = {
+    "none": (),
+    "l2": ("weight_decay",),
+    "l2_decoupled": ("weight_decay",),
+    "l1": ("l1",),
+    "elastic_net": ("weight_decay", "l1"),
+    "maxnorm": ("max_norm",),
+    "dropout": ("dropout_p", "input_dropout_p"),
+    "maxnorm_dropout": ("max_norm", "dropout_p", "input_dropout_p"),
+    "input_noise": ("input_noise",),
+}
 
-def weight_parameters(model: nn.Module) -> list[torch.nn.Parameter]:
+
+def _num(cfg: Mapping, key: str, default: float = 0.0) -> float:
+    value = cfg.get(key, default) if cfg is not None else default
+    return default if value is None else float(value)
+
+
+def weight_layers(model: nn.Module) -> list[nn.Module]:
+    """The Linear and conv layers: the only ones whose weights are penalized or constrained."""
+    return [m for m in model.modules()
+            if isinstance(m, (nn.Linear, nn.modules.conv._ConvNd)) and getattr(m, "weight", None) is not None]
+
+
+def weight_parameters(model: nn.Module) -> list[nn.Parameter]:
     """The weights of Linear and conv layers: the only parameters a penalty touches."""
-    return [m.weight for m in model.modules() if isinstance(m, (nn.Linear, nn.Conv2d)) and m.weight.requires_grad]
+    return [m.weight for m in weight_layers(model) if m.weight.requires_grad]
 
 
 def param_groups(model: nn.Module, cfg: Mapping) -> list[dict]:
-    """Optimizer parameter groups (weights / the rest), for optimizers with decoupled decay."""
+    """Optimizer parameter groups: the weights, then everything else (biases, norm parameters,
+    PReLU slopes). With ``decoupled: true`` the weights group carries
+    ``weight_decay = cfg.weight_decay`` and the other group ``weight_decay = 0`` (the optimizer
+    applies the decay); otherwise the groups carry no weight_decay of their own."""
     weights = {id(p) for p in weight_parameters(model)}
-    return [{"params": [p for p in model.parameters() if id(p) in weights]},
-            {"params": [p for p in model.parameters() if id(p) not in weights]}]
+    w = [p for p in model.parameters() if id(p) in weights]
+    rest = [p for p in model.parameters() if id(p) not in weights and p.requires_grad]
+    groups = [{"params": w}, {"params": rest}]
+    if cfg is not None and cfg.get("decoupled"):
+        groups[0]["weight_decay"] = _num(cfg, "weight_decay")
+        groups[1]["weight_decay"] = 0.0
+    return [g for g in groups if g["params"]]
+
+
+def l2_penalty(model: nn.Module, weight_decay: float) -> torch.Tensor:
+    """lambda/2 * sum_W ||W||^2 over weights only: its gradient lambda W shrinks every weight
+    towards 0 in proportion to its size ("weight decay")."""
+    return 0.5 * weight_decay * sum((w * w).sum() for w in weight_parameters(model))
+
+
+def l1_penalty(model: nn.Module, l1: float) -> torch.Tensor:
+    """lambda_1 * sum_W |W| over weights only: its gradient lambda_1 sign(W) pushes small weights
+    to exactly 0 (sparse weights)."""
+    return l1 * sum(w.abs().sum() for w in weight_parameters(model))
 
 
 def penalty(model: nn.Module, cfg: Mapping) -> torch.Tensor | None:
-    """The term added to the loss: l2 -> weight_decay/2 * sum ||W||^2; none -> None."""
-    if cfg["name"] == "none":
+    """The term added to the loss: L2 (unless decoupled) + L1; elastic net is both. None when
+    there is nothing to add."""
+    if cfg is None:
         return None
-    if cfg["name"] == "l2":
-        return 0.5 * float(cfg["weight_decay"]) * sum((w * w).sum() for w in weight_parameters(model))
-    raise KeyError(f"unknown regularization {cfg['name']!r}; valid: none, l2")
+    terms = []
+    wd, l1 = _num(cfg, "weight_decay"), _num(cfg, "l1")
+    if wd > 0 and not cfg.get("decoupled"):
+        terms.append(l2_penalty(model, wd))
+    if l1 > 0:
+        terms.append(l1_penalty(model, l1))
+    if not terms:
+        return None
+    return terms[0] if len(terms) == 1 else terms[0] + terms[1]
+
+
+@torch.no_grad()
+def max_norm_(model: nn.Module, c: float) -> None:
+    """Project each unit's incoming weight vector (a row of W; for a conv layer, its whole kernel)
+    onto the ball ||w||_2 <= c: w <- w * min(1, c / ||w||). Rows already inside are unchanged."""
+    for m in weight_layers(model):
+        w = m.weight
+        norms = w.reshape(w.shape[0], -1).norm(dim=1)
+        scale = (c / norms.clamp(min=1e-12)).clamp(max=1.0)
+        w.mul_(scale.reshape(-1, *([1] * (w.dim() - 1))))
 
 
 def after_step_(model: nn.Module, cfg: Mapping) -> None:
-    """Constraints applied after each optimizer step (max-norm); none here yet."""
+    """Constraints applied after each optimizer step: max-norm when ``max_norm`` is set."""
+    if cfg is not None and cfg.get("max_norm") is not None:
+        max_norm_(model, float(cfg["max_norm"]))
+
+
+def validate_config(cfg: Mapping) -> list[str]:
+    """Check the ``regularization`` node's own options (validate.py checks the name,
+    weight_decay >= 0 and l1 >= 0)."""
+    from nnbasics.errors import ConfigError
+    from nnbasics.validate import _get, check_number
+
+    notes: list[str] = []
+    check_number(cfg, "regularization.max_norm", low=0, low_open=True, optional=True)
+    check_number(cfg, "regularization.input_noise", low=0, optional=True)
+    for key in ("regularization.dropout_p", "regularization.input_dropout_p"):
+        check_number(cfg, key, low=0, high=1, high_open=True, optional=True)
+    decoupled = _get(cfg, "regularization.decoupled")
+    if decoupled not in (None, True, False):
+        raise ConfigError("regularization.decoupled", decoupled, "must be true or false")
+    reg = _get(cfg, "regularization") or {}
+    name = reg.get("name")
+    wanted = REGULARIZERS.get(name, ())
+    if wanted and not any(reg.get(k) not in (None, 0, 0.0) for k in wanted):
+        notes.append(f"regularization={name} with {', '.join(f'{k}={reg.get(k)}' for k in wanted)} regularizes nothing")
+    if decoupled and _get(cfg, "optimizer.name") not in ("adamw", "sgd", "momentum", "nesterov"):
+        notes.append(f"regularization.decoupled=true with optimizer={_get(cfg, 'optimizer.name')}: its weight_decay is "
+                     f"added to the gradient (coupled); use optimizer=adamw for decoupled weight decay")
+    if (_get(cfg, "optimizer.weight_decay") or 0) > 0 and (_num(reg, "weight_decay") > 0 or _num(reg, "l1") > 0):
+        notes.append("both optimizer.weight_decay and a regularization penalty are set: the weights are decayed twice")
+    return notes

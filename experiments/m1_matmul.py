@@ -1,0 +1,200 @@
+"""M1: a layer is one matrix product; batching and GPUs make it fast.
+
+The same MLP forward pass (784 -> width -> width -> 10, ReLU; nnbasics.models via the configs)
+computed four ways (nnbasics.neurons): a Python loop over neurons and inputs, a loop over neurons
+with one dot product each, one matrix-vector product per layer and sample, and one matrix-matrix
+product per layer for the whole batch (and the same on CUDA when present). Time per sample and
+achieved GFLOP/s over widths and batch sizes; the loops are timed on a few samples of the batch
+and scaled (they are linear in the batch by construction; marked "scaled" in the table).
+
+Then the seed material's arithmetic: with a per-sample gradient cost c, an epoch over n samples
+costs n c whatever the batch, so full-batch gradient descent buys 1 update per epoch and
+mini-batch SGD n / B. Once with the seed's round cost (1 ms per sample) and once with the
+per-sample cost of a training step we measure at each batch size (which is not constant: that
+is the point of batching).
+
+Inputs are random MNIST-shaped tensors (timing does not depend on pixel values).
+"""
+
+from __future__ import annotations
+
+import math
+import time
+
+import torch
+
+from nnbasics import neurons
+from nnbasics.experiment import Outcome
+from nnbasics.models import build_model
+
+ID = "M1"
+TITLE = "The network is matrix multiplication"
+CLAIM = "a layer is one matrix product; batching and GPUs make it fast"
+REFERENCE = "seed material (GPU and matrix-multiplication chapter): per-neuron loops < vectors < batched matmul < GPU"
+
+# Verdict thresholds, at the largest width and batch size measured:
+MIN_SPEEDUP_VS_PER_SAMPLE = 10.0  # batched matmul per sample vs one matrix-vector product per sample
+MIN_SPEEDUP_VS_NEURON_LOOP = 1000.0  # batched matmul per sample vs the Python neuron loop
+MAX_DISAGREEMENT = 1e-4  # all forms give the same outputs (float32 rounding)
+
+N_TRAIN = 55_000  # MNIST training split after carving 5,000 for validation
+SEED_COST_S = 1e-3  # the seed material's round per-sample cost
+
+
+def _time(fn, repeats: int, device: torch.device) -> float:
+    """Best wall time of ``repeats`` calls (after one warm-up), synchronizing CUDA."""
+    sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
+    fn()
+    sync()
+    best = math.inf
+    for _ in range(repeats):
+        t = time.perf_counter()
+        fn()
+        sync()
+        best = min(best, time.perf_counter() - t)
+    return best
+
+
+def _train_step_cost(model, batch: int, device: torch.device, repeats: int) -> float:
+    """Seconds per sample of one SGD step (forward, cross-entropy, backward, update) at ``batch``."""
+    model = model.to(device).train()
+    x = torch.randn(batch, 1, 28, 28, device=device)
+    y = torch.randint(0, 10, (batch,), device=device)
+    opt = torch.optim.SGD(model.parameters(), lr=1e-3)
+
+    def step():
+        opt.zero_grad(set_to_none=True)
+        torch.nn.functional.cross_entropy(model(x), y).backward()
+        opt.step()
+
+    return _time(step, repeats, device) / batch
+
+
+def _figure(rows, widths, batches, methods):
+    from nnbasics.visualize import new_figure
+
+    fig = new_figure(11, 4.2)
+    ax1, ax2 = fig.subplots(1, 2)
+    wmax = max(widths)
+    for m in methods:
+        pts = sorted((r["batch"], r["s_per_sample"]) for r in rows if r["method"] == m and r["width"] == wmax)
+        if pts:
+            ax1.loglog(*zip(*pts), marker="o", label=m)
+        bmax = max(b for b in batches)
+        pts = sorted((r["width"], r["gflops"]) for r in rows if r["method"] == m and r["batch"] == bmax)
+        if pts:
+            ax2.loglog(*zip(*pts), marker="o", label=m)
+    ax1.set(xlabel="batch size", ylabel="seconds per sample", title=f"forward pass, width {wmax}")
+    ax2.set(xlabel="hidden width", ylabel="GFLOP/s achieved", title=f"forward pass, batch {max(batches)}")
+    for ax in (ax1, ax2):
+        ax.grid(True, which="both", alpha=0.3)
+        ax.legend(fontsize=7)
+    fig.tight_layout()
+    return fig
+
+
+def run(ctx) -> Outcome:
+    widths = ctx.pick(smoke=[16, 64], default=[64, 256, 1024], full=[64, 256, 1024, 4096])
+    batches = ctx.pick(smoke=[1, 16], default=[1, 16, 256, 4096], full=[1, 16, 256, 4096, 16384])
+    repeats = ctx.pick(smoke=1, default=3, full=5)
+    # samples the loops are timed on (then scaled to the batch): keep the slow ones short
+    loop_samples = {"neuron_loop": ctx.pick(smoke=1, default=2, full=4),
+                    "neuron_dot": ctx.pick(smoke=2, default=8, full=32),
+                    "per_sample": ctx.pick(smoke=16, default=256, full=1024)}
+    cuda = torch.cuda.is_available()
+    methods = list(neurons.FORWARDS) + (["batched_cuda"] if cuda else [])
+    torch.manual_seed(ctx.seeds[0])
+
+    rows, disagreement = [], 0.0
+    for width in widths:
+        cfg = ctx.compose([f"model.width={width}", "model.depth=2", "activation=relu"])
+        model = build_model(cfg, (1, 28, 28), 10).eval()
+        flops_per_sample = neurons.count_flops(model)
+        plan = neurons.forward_plan(model)  # walked once, outside the timings
+        for batch in batches:
+            x = torch.randn(batch, 1, 28, 28)
+            with torch.no_grad():
+                ref = model(x)
+            for method in methods:
+                if method == "batched_cuda":
+                    gpu, xg = model.to("cuda"), x.to("cuda")
+                    gplan = neurons.forward_plan(gpu)
+                    secs = _time(lambda: neurons.forward_batched(gpu, xg, gplan), repeats, torch.device("cuda"))
+                    model.to("cpu")
+                    plan = neurons.forward_plan(model)
+                    measured = batch
+                else:
+                    fn = neurons.FORWARDS[method]
+                    measured = min(batch, loop_samples.get(method, batch))
+                    xs = x[:measured]
+                    out = fn(model, xs, plan)
+                    disagreement = max(disagreement, float((out - ref[:measured]).abs().max()))
+                    reps = repeats if method in ("batched", "per_sample") else 1
+                    secs = _time(lambda: fn(model, xs, plan), reps, torch.device("cpu")) * batch / measured
+                rows.append({"method": method, "width": width, "batch": batch, "s_batch": secs,
+                             "s_per_sample": secs / batch, "flops": flops_per_sample * batch,
+                             "gflops": flops_per_sample * batch / secs / 1e9, "scaled": measured < batch})
+            ctx.log(f"width {width} batch {batch}: " + ", ".join(
+                f"{r['method']} {r['s_per_sample'] * 1e6:.1f} us/sample" for r in rows[-len(methods):]))
+
+    # verdict at the largest width and batch
+    wmax, bmax = max(widths), max(batches)
+    at = {r["method"]: r["s_per_sample"] for r in rows if r["width"] == wmax and r["batch"] == bmax}
+    vs_sample = at["per_sample"] / at["batched"]
+    vs_neuron = at["neuron_loop"] / at["batched"]
+    vs_dot = at["neuron_dot"] / at["batched"]
+    verdict = (disagreement <= MAX_DISAGREEMENT and vs_sample >= MIN_SPEEDUP_VS_PER_SAMPLE
+               and vs_neuron >= MIN_SPEEDUP_VS_NEURON_LOOP)
+
+    # the epoch arithmetic: the seed's round cost, and the step cost measured at each batch size
+    cfg = ctx.compose([f"model.width={wmax}", "model.depth=2", "activation=relu"])
+    step_batches = sorted({1, 128, min(bmax, 4096)})
+    measured_cost = {b: _train_step_cost(build_model(cfg, (1, 28, 28), 10), b, torch.device("cpu"), repeats)
+                     for b in step_batches}
+    arith_rows = []
+    for label, cost_of in (("seed: 1 ms/sample", lambda b: SEED_COST_S),
+                           (f"measured, width {wmax}", lambda b: measured_cost[min(measured_cost, key=lambda k: abs(k - b))])):
+        for b in (N_TRAIN, 128, 1):
+            c = neurons.epoch_cost(N_TRAIN, cost_of(b), b, epochs=100)
+            arith_rows.append((label, "GD (full batch)" if b == N_TRAIN else f"SGD batch {b}", cost_of(b), c))
+
+    # table
+    lines = ["| width | batch | method | time per batch | us per sample | GFLOP/s | FLOPs per batch |",
+             "|---:|---:|---|---:|---:|---:|---:|"]
+    for r in rows:
+        lines.append(f"| {r['width']} | {r['batch']} | {r['method']}{' (scaled)' if r['scaled'] else ''} | "
+                     f"{r['s_batch']:.3g} s | {r['s_per_sample'] * 1e6:.3g} | {r['gflops']:.3g} | {r['flops']:.3g} |")
+    lines += ["", f"Training-step cost per sample, width {wmax} (CPU): " + ", ".join(
+        f"batch {b}: {c * 1e6:.1f} us" for b, c in measured_cost.items()),
+        "(the full-batch GD row uses the cost measured at the largest batch timed)", "",
+        "| per-sample cost | schedule | updates / epoch | time / epoch | time / 100 epochs | GD time for as many updates |",
+        "|---|---|---:|---:|---:|---:|"]
+    for label, sched, cost, c in arith_rows:
+        lines.append(f"| {label} ({cost * 1e6:.3g} us) | {sched} | {c['updates_per_epoch']} | {_dur(c['epoch_s'])} | "
+                     f"{_dur(c['total_s'])} | {_dur(c['gd_s_for_same_updates'])} |")
+    table = "\n".join(lines)
+
+    fig = ctx.save_figure(_figure(rows, widths, batches, methods), "m1_time_per_sample")
+    gpu_text = (f"CUDA batched: {at['batched_cuda'] * 1e6:.3g} us/sample ({at['per_sample'] / at['batched_cuda']:.0f}x per-sample CPU)"
+                if "batched_cuda" in at else "no CUDA device here, GPU column not measured")
+    sgd = arith_rows[1][3]
+    text = (f"At width {wmax}, batch {bmax} on this CPU: batched matmul {at['batched'] * 1e6:.3g} us/sample, "
+            f"{vs_sample:.0f}x faster than per-sample matrix-vector products (threshold {MIN_SPEEDUP_VS_PER_SAMPLE:.0f}x), "
+            f"{vs_dot:.0f}x faster than one dot product per neuron and {vs_neuron:.0f}x faster than the Python "
+            f"neuron loop (threshold {MIN_SPEEDUP_VS_NEURON_LOOP:.0f}x); largest disagreement between the four "
+            f"forms {disagreement:.2g} (threshold {MAX_DISAGREEMENT:g}). {gpu_text}. Seed arithmetic at 1 ms/sample: "
+            f"an epoch of {N_TRAIN:,} samples costs {_dur(sgd['epoch_s'])} for GD and SGD alike; 100 epochs "
+            f"({_dur(sgd['total_s'])}) buy 100 GD updates or {sgd['total_updates']:,} SGD updates (batch 128); GD needs "
+            f"{_dur(sgd['gd_s_for_same_updates'])} for as many.")
+    numbers = {"speedup_vs_per_sample": vs_sample, "speedup_vs_neuron_dot": vs_dot, "speedup_vs_neuron_loop": vs_neuron,
+               "max_disagreement": disagreement, "cuda": cuda,
+               **{f"us_per_sample/{m}/w{wmax}/b{bmax}": s * 1e6 for m, s in at.items()},
+               **{f"train_step_us_per_sample/b{b}": c * 1e6 for b, c in measured_cost.items()}}
+    return Outcome(table, verdict, text, [fig], numbers)
+
+
+def _dur(seconds: float) -> str:
+    for unit, size in (("d", 86400.0), ("h", 3600.0), ("min", 60.0), ("s", 1.0)):
+        if seconds >= size:
+            return f"{seconds / size:.3g} {unit}"
+    return f"{seconds * 1e3:.3g} ms"

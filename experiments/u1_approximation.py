@@ -1,0 +1,195 @@
+"""U1: one hidden layer can approximate any continuous function; depth helps in practice.
+
+Targets: the ``curve`` toy set (x uniform in [-pi, pi], no noise) with y = sin x, a step at 0,
+and |x|. Models: the configured MLP (``model=mlp activation=tanh init=xavier_uniform``) with one
+hidden layer of growing width, against a three-hidden-layer MLP whose width is chosen so its
+parameter count is as close as possible to the shallow one's (both counts are reported; at the
+smallest widths no deep net is that small and the comparison is marked). Each is fitted by
+full-batch Adam on the MSE for a fixed number of steps (this loop, not ``train(cfg)``, so that the
+fitted curves can be drawn), over seeds; the error reported is the test-split MSE.
+
+What the seed material says: one hidden layer suffices in theory (Cybenko 1989: sigmoidal units
+are dense in C([a, b])), but the width it needs can be large and depth tends to buy more per
+parameter in practice.
+"""
+
+from __future__ import annotations
+
+import math
+import statistics
+
+import torch
+import torch.nn.functional as F
+from omegaconf import OmegaConf
+
+from nnbasics import data as data_mod
+from nnbasics.experiment import Outcome
+from nnbasics.models import build_model, count_parameters
+
+ID = "U1"
+TITLE = "Universal approximation"
+CLAIM = "one hidden layer can approximate any continuous function; depth helps in practice"
+REFERENCE = "Cybenko 1989 (one sigmoidal hidden layer is a universal approximator); seed material"
+
+FUNCTIONS = ("sin", "step", "abs")
+DEEP_DEPTH = 3
+# Verdict thresholds
+MAX_ERROR_RATIO = 0.05  # one hidden layer: test MSE at the largest width <= this x MSE at the smallest
+MIN_DEPTH_WIN_FRACTION = 2 / 3  # deep beats shallow at equal parameters in at least this share of matched pairs
+
+
+def deep_width(shallow_params: int, depth: int = DEEP_DEPTH) -> int:
+    """The width u of a depth-``depth`` 1-in 1-out MLP whose parameter count
+    2u + (depth - 1)(u^2 + u) + u + 1 is closest to ``shallow_params``."""
+    def params(u):
+        return 2 * u + (depth - 1) * (u * u + u) + u + 1
+    return min(range(1, 4 * int(math.sqrt(shallow_params)) + 2), key=lambda u: (abs(params(u) - shallow_params), u))
+
+
+def _mse_fn():
+    try:
+        from nnbasics.losses import LOSSES
+        return LOSSES.get("mse", F.mse_loss)
+    except ImportError:
+        return F.mse_loss
+
+
+def fit(cfg, bundle, width: int, depth: int, steps: int, seed: int, lr: float = 0.01):
+    """Fit one MLP (the configured one, at this width and depth) to one curve; returns (model,
+    test MSE, parameter count)."""
+    cfg = cfg.copy()
+    OmegaConf.update(cfg, "model.width", int(width))
+    OmegaConf.update(cfg, "model.depth", int(depth))
+    torch.manual_seed(seed)
+    model = build_model(cfg, bundle.in_shape, bundle.out_features)
+    opt = torch.optim.Adam(model.parameters(), lr=lr)
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, steps)
+    loss_fn = _mse_fn()
+    x, y = bundle.train.x, bundle.train.y
+    for _ in range(steps):
+        opt.zero_grad(set_to_none=True)
+        loss_fn(model(x), y).backward()
+        opt.step()
+        sched.step()
+    test = bundle.load_test()
+    with torch.no_grad():
+        mse = float(F.mse_loss(model(test.x), test.y))
+    return model, mse, count_parameters(model)
+
+
+def _ms(v):
+    v = list(v)
+    return statistics.fmean(v), (statistics.stdev(v) if len(v) > 1 else 0.0)
+
+
+def run(ctx) -> Outcome:
+    widths = ctx.pick(smoke=[2, 8], default=[1, 2, 4, 8, 16, 32, 64, 128], full=[1, 2, 4, 8, 16, 32, 64, 128, 256, 512])
+    steps = ctx.pick(smoke=60, default=2000, full=10000)
+    fits: dict[tuple[str, int, str], list[float]] = {}
+    params: dict[tuple[int, str], int] = {}
+    curves = {}  # (function, width) -> (x, shallow prediction, deep prediction) for the first seed
+    threads = torch.get_num_threads()
+    if getattr(ctx, "threads", None):
+        torch.set_num_threads(int(ctx.threads))
+    try:
+        for function in FUNCTIONS:
+            _fit_function(ctx, function, widths, steps, fits, params, curves)
+    finally:
+        torch.set_num_threads(threads)
+    return _outcome(ctx, widths, steps, fits, params, curves)
+
+
+def _fit_function(ctx, function, widths, steps, fits, params, curves):
+    cfg = ctx.compose(["data=curve", f"data.function={function}", "data.noise=0.0", "model=mlp",
+                       "activation=tanh", "init=xavier_uniform"])
+    bundle = data_mod.load_data(cfg.data, "cpu")
+    for w in widths:
+        u = deep_width(3 * w + 1)
+        for seed in ctx.seeds:
+            m1, e1, p1 = fit(cfg, bundle, w, 1, steps, seed)
+            m3, e3, p3 = fit(cfg, bundle, u, DEEP_DEPTH, steps, seed)
+            fits.setdefault((function, w, "shallow"), []).append(e1)
+            fits.setdefault((function, w, "deep"), []).append(e3)
+            params[(w, "shallow")], params[(w, "deep")] = p1, p3
+            if seed == ctx.seeds[0]:
+                grid = torch.linspace(-math.pi, math.pi, 400).unsqueeze(1)
+                with torch.no_grad():
+                    curves[(function, w)] = (grid, m1(grid), m3(grid), bundle.train)
+        ctx.log(f"{function} width {w}: shallow {_ms(fits[(function, w, 'shallow')])[0]:.2e}, "
+                f"deep (3 x {u}) {_ms(fits[(function, w, 'deep')])[0]:.2e}")
+
+
+def _outcome(ctx, widths, steps, fits, params, curves) -> Outcome:
+    ratio = {f: _ms(fits[(f, widths[-1], "shallow")])[0] / max(_ms(fits[(f, widths[0], "shallow")])[0], 1e-12)
+             for f in FUNCTIONS}
+    ua_holds = all(r <= MAX_ERROR_RATIO for r in ratio.values())
+    matched = [(f, w) for f in FUNCTIONS for w in widths
+               if abs(params[(w, "deep")] - params[(w, "shallow")]) <= 0.25 * params[(w, "shallow")]]
+    wins = [(f, w) for f, w in matched if _ms(fits[(f, w, "deep")])[0] < _ms(fits[(f, w, "shallow")])[0]]
+    win_fraction = len(wins) / len(matched) if matched else float("nan")
+    depth_holds = bool(matched) and win_fraction >= MIN_DEPTH_WIN_FRACTION
+    verdict = ua_holds and depth_holds
+
+    lines = ["| function | width (1 layer) | params | test MSE, 1 hidden layer | deep net | params | test MSE, 3 hidden layers |",
+             "|---|---:|---:|---:|---|---:|---:|"]
+    for f in FUNCTIONS:
+        for w in widths:
+            s, d = _ms(fits[(f, w, "shallow")]), _ms(fits[(f, w, "deep")])
+            mark = "" if (f, w) in matched else " (unmatched)"
+            lines.append(f"| {f} | {w} | {params[(w, 'shallow')]} | {s[0]:.2e} ± {s[1]:.1e} | 3 x {deep_width(3 * w + 1)}{mark} | "
+                         f"{params[(w, 'deep')]} | {d[0]:.2e} ± {d[1]:.1e} |")
+    table = "\n".join(lines)
+
+    figs = [ctx.save_figure(_fits_figure(curves, widths), "u1_fits"),
+            ctx.save_figure(_error_figure(fits, params, widths), "u1_error_vs_width")]
+    text = (f"Seed material: one hidden layer suffices in theory, depth helps in practice. Measured "
+            f"({steps} full-batch Adam steps, tanh, seeds {list(ctx.seeds)}): one hidden layer's test MSE at width "
+            f"{widths[-1]} is " + ", ".join(f"{f} {ratio[f]:.2g}x" for f in FUNCTIONS) +
+            f" its width-{widths[0]} error (threshold {MAX_ERROR_RATIO:g}x: "
+            f"{'holds' if ua_holds else 'does not hold'}); at equal parameter count (within 25%) the "
+            f"{DEEP_DEPTH}-hidden-layer net has the lower error in {len(wins)} of {len(matched)} pairs "
+            f"({win_fraction:.0%}; threshold {MIN_DEPTH_WIN_FRACTION:.0%}: {'holds' if depth_holds else 'does not hold'}).")
+    numbers = {"error_ratio/" + f: ratio[f] for f in FUNCTIONS}
+    numbers.update({"depth_win_fraction": win_fraction, "matched_pairs": len(matched)})
+    numbers.update({f"mse/{f}/w{w}/{a}": _ms(fits[(f, w, a)])[0] for f in FUNCTIONS for w in widths for a in ("shallow", "deep")})
+    return Outcome(table, verdict, text, figs, numbers)
+
+
+def _fits_figure(curves, widths):
+    from nnbasics.visualize import new_figure
+
+    shown = sorted({widths[0], widths[len(widths) // 3], widths[(2 * len(widths)) // 3], widths[-1]})
+    fig = new_figure(3.0 * len(shown), 2.4 * len(FUNCTIONS))
+    axes = fig.subplots(len(FUNCTIONS), len(shown), squeeze=False)
+    for i, f in enumerate(FUNCTIONS):
+        for j, w in enumerate(shown):
+            grid, shallow, deep, train = curves[(f, w)]
+            ax = axes[i, j]
+            ax.plot(train.x[:, 0].numpy(), train.y[:, 0].numpy(), ".", ms=1.5, color="0.6", label="data")
+            ax.plot(grid[:, 0].numpy(), shallow[:, 0].numpy(), "-", lw=1.4, label="1 hidden layer")
+            ax.plot(grid[:, 0].numpy(), deep[:, 0].numpy(), "--", lw=1.2, label=f"{DEEP_DEPTH} hidden, same params")
+            ax.set_title(f"{f}, width {w}", fontsize=8)
+            ax.tick_params(labelsize=6)
+    axes[0, 0].legend(fontsize=6)
+    fig.tight_layout()
+    return fig
+
+
+def _error_figure(fits, params, widths):
+    from nnbasics.visualize import new_figure
+
+    fig = new_figure(4.0 * len(FUNCTIONS), 3.4)
+    axes = fig.subplots(1, len(FUNCTIONS), squeeze=False)[0]
+    for ax, f in zip(axes, FUNCTIONS):
+        for arch, style in (("shallow", "o-"), ("deep", "s--")):
+            p = [params[(w, arch)] for w in widths]
+            m = [_ms(fits[(f, w, arch)]) for w in widths]
+            ax.errorbar(p, [a for a, _ in m], yerr=[b for _, b in m], fmt=style, ms=3, capsize=2,
+                        label="1 hidden layer" if arch == "shallow" else f"{DEEP_DEPTH} hidden layers")
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+        ax.set(xlabel="parameters", ylabel="test MSE", title=f)
+        ax.grid(True, which="both", alpha=0.3)
+        ax.legend(fontsize=7)
+    fig.tight_layout()
+    return fig

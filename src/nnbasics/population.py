@@ -1,0 +1,860 @@
+"""Population training: K models that share an architecture, trained at once in one process.
+
+A *population* is a list of training configs that are equal in everything but per-member
+hyperparameters (``MEMBER_KEYS``: seed, init, optimizer hyperparameters, regularization,
+scheduler, dropout rates). Each member is trained exactly as ``nnbasics.train.train`` would
+train its config alone, but all members share one process, one copy of the data and one
+stream of batched kernels:
+
+- **Weights stacked.** Member k's model is built by the library (``torch.manual_seed(seed)``
+  then ``models.build_model``: the same initial weights as its solo run) and its layers are
+  stacked along a leading member axis: ``W[i]`` is ``K x out x in``. A forward pass is one
+  ``torch.baddbmm`` per layer for all members; autograd gives every member its own gradient
+  (the objective is the sum of the members' losses, which are independent).
+- **One data stream per seed.** Members draw their batch order from ``torch.Generator()
+  .manual_seed(seed)`` through ``data.minibatches``, as ``train`` does; members with the same
+  seed share a stream (one ``randperm`` per epoch), so a population of configs over one seed
+  reads one data stream.
+- **Per-member optimizer state and hyperparameters.** Each member's optimizer is built by the
+  library (``optim.build_optimizer`` over ``regularization.param_groups``), and its resolved
+  per-group hyperparameters (lr after any batch-size scaling, momentum, betas, eps, weight
+  decay) become K-vectors of a batched update (``BatchedOptimizer``: SGD, momentum, Nesterov,
+  Adam, AdamW, torch's formulas). Before training, a lockstep check steps the library
+  optimizers and the batched one on the same random gradients (with a changing LR) and
+  refuses the population (``Unsupported``) when they disagree, so a changed optimizer in the
+  library never yields silently different numbers.
+- **Library pieces reused.** The loss is ``losses.build_loss`` (vectorized over members with
+  ``torch.func.vmap``), accuracy ``losses.correct``, the LR schedule ``schedules.build_schedule``
+  per member, the penalty and constraints ``regularization.penalty`` / ``after_step_`` (called
+  on each member's module with its stacked weights through ``torch.func.functional_call``),
+  data ``data.load_data`` / ``data.minibatches``, preprocessing ``build_preprocessor``.
+- **Checked forward.** The batched forward is checked against every member's own module on a
+  few examples before training; a model the batched MLP does not reproduce (normalization
+  layers, parametric activations, a changed layer order) is refused (``Unsupported``) and a
+  caller falls back to ``train`` one config at a time.
+
+Equality with solo runs: with dropout off, member k's numbers equal ``train(cfg_k)``'s within
+float tolerance (a batched matmul rounds differently from a single one). Dropout masks come
+from a per-member generator, not the global RNG that the solo run's dropout layers draw from,
+so with dropout on a member equals its solo run in distribution over seeds (tested).
+
+Every member's results are written into its own run directory with the same files as
+``train`` (``write_member``): config.yaml, metrics.json, history.json, tb/ (scalars and
+hparams), checkpoint.pt, preprocess.pt, git.txt.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import logging
+import math
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Mapping, Sequence
+
+import torch
+from omegaconf import DictConfig, OmegaConf
+from torch import Tensor, nn
+
+from nnbasics import data as data_mod
+from nnbasics.errors import NNBasicsError
+from nnbasics.losses import build_loss, correct
+from nnbasics.models import build_model, count_parameters
+from nnbasics.optim import build_optimizer
+from nnbasics.preprocessing import build_preprocessor
+from nnbasics.regularization import after_step_, param_groups, penalty
+from nnbasics.schedules import build_schedule
+from nnbasics.validate import validate
+
+log = logging.getLogger("nnbasics")
+
+# Keys (dotted; a group name means the whole group) that may differ between members.
+MEMBER_KEYS = ("seed", "init", "optimizer", "regularization", "scheduler", "model.dropout.p",
+               "model.dropout.input_p", "progress", "checkpoint")
+# ... except these, which must be equal (one batched algorithm for all members).
+SHARED_SUBKEYS = ("optimizer.name", "optimizer.impl")
+OPTIMIZER_FAMILIES = {"sgd": "sgd", "momentum": "sgd", "nesterov": "sgd", "adam": "adam", "adamw": "adamw"}
+
+
+class Unsupported(NNBasicsError):
+    """These configs cannot be trained as one population (train them one by one instead)."""
+
+
+# ----------------------------------------------------------------------------------------------
+# Which configs can share a population
+# ----------------------------------------------------------------------------------------------
+
+
+def _container(cfg: Mapping) -> dict:
+    if isinstance(cfg, DictConfig):
+        return OmegaConf.to_container(cfg, resolve=True)
+    return copy.deepcopy(dict(cfg))
+
+
+def _pop(d: dict, dotted: str):
+    node, parts = d, dotted.split(".")
+    for p in parts[:-1]:
+        if not isinstance(node, dict) or p not in node:
+            return None
+        node = node[p]
+    return node.pop(parts[-1], None) if isinstance(node, dict) else None
+
+
+def group_key(cfg: Mapping) -> str:
+    """A string equal for two configs iff they may be members of one population: the config
+    without its per-member keys (``MEMBER_KEYS``), keeping ``SHARED_SUBKEYS``."""
+    d = _container(cfg)
+    d.pop("hydra", None)
+    keep = {k: _select(d, k) for k in SHARED_SUBKEYS}
+    for k in MEMBER_KEYS:
+        _pop(d, k)
+    d["__shared__"] = keep
+    return json.dumps(d, sort_keys=True, default=str)
+
+
+def _select(d: Mapping, dotted: str):
+    node: Any = d
+    for p in dotted.split("."):
+        if not isinstance(node, Mapping) or p not in node:
+            return None
+        node = node[p]
+    return node
+
+
+def unsupported_reason(cfg: Mapping) -> str | None:
+    """Why ``cfg`` cannot be a population member (None when it can), from the config alone.
+    ``Population`` makes the remaining checks (model structure, optimizer lockstep)."""
+    get = lambda k: _select(cfg, k)  # noqa: E731
+    if get("model.name") != "mlp":
+        return f"model.name={get('model.name')} (population training supports the MLP family)"
+    if str(get("model.norm") or "none") not in ("none", "None"):
+        return f"model.norm={get('model.norm')} (normalization layers are not batched)"
+    if str(get("optimizer.name")) not in OPTIMIZER_FAMILIES:
+        return f"optimizer.name={get('optimizer.name')} (batched: {', '.join(OPTIMIZER_FAMILIES)})"
+    if get("resume"):
+        return "resume is set (a resumed run continues alone)"
+    if get("batch_size") == "auto":
+        return "batch_size=auto (the batch size search runs per model)"
+    level = get("monitor.level")
+    if get("monitor") is not None and str(level) not in ("off", "False", "false"):
+        return f"monitor.level={level} (the monitor hooks one model; use monitor=off)"
+    return None
+
+
+def group_configs(cfgs: Sequence[Mapping], min_size: int = 2, max_size: int | None = None,
+                  ignore_monitor: bool = False) -> tuple[list[list[int]], list[int]]:
+    """Split configs (by index) into populations of compatible configs and the rest (to be
+    trained alone): a config that is unsupported, or that no other config is compatible with
+    (fewer than ``min_size``), is trained alone. ``max_size`` caps a population."""
+    groups: dict[str, list[int]] = {}
+    alone: list[int] = []
+    for i, cfg in enumerate(cfgs):
+        c = _container(cfg)
+        if ignore_monitor and isinstance(c.get("monitor"), dict):
+            c["monitor"]["level"] = "off"
+        if unsupported_reason(c) is not None:
+            alone.append(i)
+            continue
+        groups.setdefault(group_key(c), []).append(i)
+    pops: list[list[int]] = []
+    for members in groups.values():
+        size = max_size or len(members)
+        for j in range(0, len(members), size):
+            chunk = members[j:j + size]
+            (pops.append(chunk) if len(chunk) >= min_size else alone.extend(chunk))
+    return pops, sorted(alone)
+
+
+# ----------------------------------------------------------------------------------------------
+# The batched MLP
+# ----------------------------------------------------------------------------------------------
+
+
+def _linears(model: nn.Module) -> list[nn.Linear]:
+    return [m for m in model.modules() if isinstance(m, nn.Linear)]
+
+
+def _check_structure(model: nn.Module, cfg: Mapping) -> None:
+    """The model must be Linear layers, parameter-free activations, dropout and flatten only."""
+    linears = _linears(model)
+    if len(linears) != int(cfg["model"]["depth"]) + 1:
+        raise Unsupported(f"expected {int(cfg['model']['depth']) + 1} linear layers, found {len(linears)}")
+    owned = {id(p) for m in linears for p in m.parameters()}
+    extra = [n for n, p in model.named_parameters() if id(p) not in owned]
+    if extra:
+        raise Unsupported(f"parameters outside linear layers ({', '.join(extra[:3])}) are not batched")
+    if list(model.buffers()):
+        raise Unsupported("models with buffers (running statistics) are not batched")
+    for m in model.modules():
+        if isinstance(m, nn.Linear) or len(list(m.children())) > 0:
+            continue
+        name = type(m).__name__.lower()
+        if not (isinstance(m, (nn.Flatten, nn.Identity)) or "dropout" in name or _is_activation(m)):
+            raise Unsupported(f"layer {type(m).__name__} is not part of the batched MLP")
+
+
+def _is_activation(m: nn.Module) -> bool:
+    from nnbasics import activations
+
+    registry = getattr(activations, "ACTIVATIONS", {})
+    classes = tuple(v for v in registry.values() if isinstance(v, type))
+    base = getattr(activations, "Activation", None)
+    return (classes and isinstance(m, classes)) or (isinstance(base, type) and isinstance(m, base))
+
+
+def _dropout_cfg(cfg: Mapping) -> tuple[float, float, str]:
+    d = _select(cfg, "model.dropout") or {}
+    return float(d.get("p", 0.0) or 0.0), float(d.get("input_p", 0.0) or 0.0), str(d.get("variant", "inverted"))
+
+
+class BatchedMLP:
+    """K MLPs with stacked weights: ``weights[i]`` is K x out x in, ``biases[i]`` K x out.
+
+    forward(x): x is K x B x ... (each member its own inputs) or B x ... (shared), flattened to
+    features; each hidden layer is ``act(baddbmm(b, h, W^T))`` followed by dropout with the
+    member's own rate; the output layer is linear.
+    """
+
+    def __init__(self, models: Sequence[nn.Module], activation: nn.Module, dropout: Sequence[tuple[float, float]],
+                 variant: str, generators: Sequence[torch.Generator | None]):
+        layers = [_linears(m) for m in models]
+        self.weights = [torch.stack([ls[i].weight.detach() for ls in layers]).requires_grad_(True)
+                        for i in range(len(layers[0]))]
+        self.biases = [torch.stack([ls[i].bias.detach() if ls[i].bias is not None else
+                                    torch.zeros(ls[i].out_features, device=ls[i].weight.device) for ls in layers])
+                       .requires_grad_(True) for i in range(len(layers[0]))]
+        self.has_bias = [layers[0][i].bias is not None for i in range(len(layers[0]))]
+        self.activation = activation
+        self.K = len(models)
+        dev = self.weights[0].device
+        self.p = torch.tensor([d[0] for d in dropout], device=dev).view(-1, 1, 1)
+        self.input_p = torch.tensor([d[1] for d in dropout], device=dev).view(-1, 1, 1)
+        self.any_p, self.any_input_p = bool((self.p > 0).any()), bool((self.input_p > 0).any())
+        self.variant = variant
+        self.generators = list(generators)
+
+    def parameters(self) -> list[Tensor]:
+        return [t for pair in zip(self.weights, self.biases) for t in pair]
+
+    def _dropout(self, h: Tensor, p: Tensor, train: bool) -> Tensor:
+        if train:
+            keep = torch.empty_like(h)
+            for k, g in enumerate(self.generators):
+                if float(p[k]) > 0:
+                    keep[k].bernoulli_(1.0 - float(p[k]), generator=g)
+                else:
+                    keep[k].fill_(1.0)
+            if self.variant == "inverted":
+                keep = keep / (1.0 - p)
+            return h * keep
+        if self.variant == "vanilla":
+            return h * (1.0 - p)
+        return h
+
+    def forward(self, x: Tensor, train: bool = True) -> Tensor:
+        if x.dim() < 3 or x.shape[0] != self.K:
+            raise ValueError(f"forward expects inputs of shape K x B x ... with K={self.K}, got {tuple(x.shape)}")
+        h = x.reshape(self.K, x.shape[1], -1)
+        if self.any_input_p:
+            h = self._dropout(h, self.input_p, train)
+        n = len(self.weights)
+        for i in range(n):
+            W = self.weights[i].transpose(1, 2)
+            if self.has_bias[i]:
+                h = torch.baddbmm(self.biases[i].unsqueeze(1), h, W)
+            else:
+                h = torch.bmm(h, W)
+            if i < n - 1:
+                h = self.activation(h)
+                if self.any_p:
+                    h = self._dropout(h, self.p, train)
+        return h
+
+    __call__ = forward
+
+
+# ----------------------------------------------------------------------------------------------
+# The batched optimizer (torch's formulas), per-member hyperparameters as K-vectors
+# ----------------------------------------------------------------------------------------------
+
+
+_IGNORED_GROUP_KEYS = {"params", "lr", "initial_lr", "weight_decay", "momentum", "dampening", "nesterov", "betas",
+                       "eps", "foreach", "fused", "capturable", "differentiable", "maximize", "amsgrad",
+                       "decoupled_weight_decay", "name"}
+
+
+def _group_hparams(group: Mapping, family: str, name: str) -> dict[str, Any]:
+    """The hyperparameters of one library param group that the batched update uses."""
+    for k, v in group.items():
+        if k not in _IGNORED_GROUP_KEYS and v not in (None, False, 0, 0.0):
+            raise Unsupported(f"optimizer option {k}={v!r} is not batched")
+    if group.get("maximize") or group.get("amsgrad"):
+        raise Unsupported("maximize/amsgrad are not batched")
+    hp = {"lr": float(group["lr"]), "weight_decay": float(group.get("weight_decay", 0.0) or 0.0)}
+    if family == "sgd":
+        hp["momentum"] = float(group.get("momentum", 0.0) or 0.0)
+        hp["dampening"] = float(group.get("dampening", 0.0) or 0.0)
+        hp["nesterov"] = bool(group.get("nesterov", name == "nesterov"))
+    else:
+        b1, b2 = group.get("betas", (0.9, 0.999))
+        hp.update(beta1=float(b1), beta2=float(b2), eps=float(group.get("eps", 1e-8)))
+        if family == "adam" and group.get("decoupled_weight_decay"):
+            family = "adamw"
+    return hp
+
+
+class BatchedOptimizer:
+    """SGD (momentum, dampening, Nesterov), Adam and AdamW on stacked parameters, with a
+    K-vector for every hyperparameter (torch.optim's update formulas, step for step)."""
+
+    def __init__(self, params: Sequence[Tensor], hparams: Sequence[Sequence[dict]], family: str):
+        # hparams[i][k]: the hyperparameters of member k for stacked parameter i
+        self.params, self.family = list(params), family
+        self.state: list[dict[str, Tensor]] = [{} for _ in self.params]
+        self.step_count = 0
+        self.hp: list[dict[str, Any]] = []
+        for p, per_member in zip(self.params, hparams):
+            shape = (-1,) + (1,) * (p.dim() - 1)
+            entry = {}
+            for key in per_member[0]:
+                vals = [m[key] for m in per_member]
+                if all(v == vals[0] for v in vals):
+                    entry[key] = vals[0]
+                else:
+                    entry[key] = torch.tensor([float(v) for v in vals], dtype=p.dtype, device=p.device).view(shape)
+            if isinstance(entry.get("nesterov"), Tensor):
+                raise Unsupported("members differ in nesterov (one batched update needs one algorithm)")
+            entry["lr"] = torch.tensor([m["lr"] for m in per_member], dtype=p.dtype, device=p.device).view(shape)
+            self.hp.append(entry)
+
+    def zero_grad(self) -> None:
+        for p in self.params:
+            p.grad = None
+
+    @torch.no_grad()
+    def step(self, factors: Tensor | float) -> None:
+        """One update; the member's LR is its initial LR times ``factors`` (scalar or K-vector)."""
+        self.step_count += 1
+        t = self.step_count
+        for p, hp, st in zip(self.params, self.hp, self.state):
+            if p.grad is None:
+                continue
+            g = p.grad
+            f = factors if not isinstance(factors, Tensor) else factors.view((-1,) + (1,) * (p.dim() - 1))
+            lr = hp["lr"] * f
+            wd = hp["weight_decay"]
+            if self.family == "sgd":
+                if _nonzero(wd):
+                    g = g.add(p * wd) if isinstance(wd, Tensor) else g.add(p, alpha=wd)
+                mom, damp = hp["momentum"], hp["dampening"]
+                if _nonzero(mom):
+                    buf = st.get("momentum_buffer")
+                    if buf is None:
+                        buf = st["momentum_buffer"] = g.clone()
+                    else:
+                        buf.mul_(mom)
+                        buf.add_(g * (1 - damp)) if isinstance(damp, Tensor) else buf.add_(g, alpha=1 - damp)
+                    if hp["nesterov"]:
+                        g = g.add(buf * mom) if isinstance(mom, Tensor) else g.add(buf, alpha=mom)
+                    else:
+                        g = buf
+                p.sub_(g * lr)
+            else:
+                b1, b2, eps = hp["beta1"], hp["beta2"], hp["eps"]
+                if self.family == "adamw":
+                    p.mul_(1 - lr * wd)
+                elif _nonzero(wd):
+                    g = g.add(p * wd) if isinstance(wd, Tensor) else g.add(p, alpha=wd)
+                if not st:
+                    st["exp_avg"], st["exp_avg_sq"] = torch.zeros_like(p), torch.zeros_like(p)
+                m, v = st["exp_avg"], st["exp_avg_sq"]
+                m.lerp_(g, 1 - b1)
+                if isinstance(b2, Tensor):
+                    v.mul_(b2).add_(g * g * (1 - b2))
+                else:
+                    v.mul_(b2).addcmul_(g, g, value=1 - b2)
+                bc1, bc2 = 1 - b1 ** t, 1 - b2 ** t
+                denom = (v.sqrt() / (bc2 ** 0.5)).add_(eps)
+                p.sub_(m / denom * (lr / bc1))
+
+    def member_state(self, i: int, k: int) -> dict[str, Tensor]:
+        """The optimizer state of stacked parameter i for member k, in torch.optim's format."""
+        out: dict[str, Tensor] = {k2: v[k].clone() for k2, v in self.state[i].items()}
+        if self.family != "sgd":
+            out["step"] = torch.tensor(float(self.step_count))
+        return out
+
+
+def _nonzero(v) -> bool:
+    return bool((v != 0).any()) if isinstance(v, Tensor) else v != 0
+
+
+# ----------------------------------------------------------------------------------------------
+# The population
+# ----------------------------------------------------------------------------------------------
+
+
+@dataclass
+class MemberResult:
+    """What one member's run produced (written to its run directory by ``write_member``)."""
+
+    cfg: DictConfig
+    metrics: dict[str, Any]
+    history: list[dict[str, Any]]
+    curve: list[list[float]]
+    model_state: dict[str, Tensor] = field(repr=False)
+    optimizer_state: dict[str, Any] | None = field(repr=False, default=None)
+    preprocess_state: dict[str, Tensor] = field(repr=False, default_factory=dict)
+    generator_state: Tensor | None = field(repr=False, default=None)
+
+
+class Population:
+    """Train the configs ``cfgs`` (equal ``group_key``) as one population; ``run()`` returns one
+    ``MemberResult`` per config, in order. Raises ``Unsupported`` (before training) when they
+    cannot be trained together."""
+
+    def __init__(self, cfgs: Sequence[Mapping], log_every_epoch: bool = True):
+        from nnbasics.train import resolve_batch_size, resolve_device
+
+        self.cfgs = [c if isinstance(c, DictConfig) else OmegaConf.create(c) for c in cfgs]
+        if not self.cfgs:
+            raise ValueError("a population needs at least one config")
+        for c in self.cfgs:
+            validate(c)
+            reason = unsupported_reason(c)
+            if reason:
+                raise Unsupported(reason)
+        keys = {group_key(c) for c in self.cfgs}
+        if len(keys) > 1:
+            raise Unsupported("the configs differ in more than per-member hyperparameters "
+                              f"(allowed to differ: {', '.join(MEMBER_KEYS)})")
+        cfg0 = self.cfgs[0]
+        self.K = len(self.cfgs)
+        self.log_every_epoch = log_every_epoch
+        self.device = resolve_device(cfg0.device)
+        if cfg0.get("threads"):
+            torch.set_num_threads(int(cfg0.threads))
+        self.t_start = time.perf_counter()
+
+        # data: once for all members
+        self.bundle = data_mod.load_data(cfg0.data, device=self.device)
+        if cfg0.get("search"):
+            from nnbasics.train import _test_split_forbidden
+
+            self.bundle.load_test = _test_split_forbidden
+        self.pre = build_preprocessor(cfg0.preprocess).fit(self.bundle.train.x)
+        self.train_split = data_mod.Split(self.pre.transform(self.bundle.train.x), self.bundle.train.y)
+        self.val_split = data_mod.Split(self.pre.transform(self.bundle.val.x), self.bundle.val.y)
+        self.n_train = len(self.train_split)
+        self.batch_size = resolve_batch_size(cfg0.batch_size, self.n_train)
+        self.steps_per_epoch = math.ceil(self.n_train / self.batch_size)
+        self.total_steps = int(cfg0.steps) if cfg0.get("steps") else int(cfg0.epochs) * self.steps_per_epoch
+        self.epochs = math.ceil(self.total_steps / self.steps_per_epoch)
+        self.task = self.bundle.task
+
+        # members: built by the library, exactly as train() builds them
+        in_shape = tuple(self.train_split.x.shape[1:])
+        self.models, self.optimizers = [], []
+        for c in self.cfgs:
+            torch.manual_seed(c.seed)
+            m = build_model(c, in_shape, self.bundle.out_features).to(self.device)
+            _check_structure(m, c)
+            self.models.append(m)
+        self.loss_fn = build_loss(cfg0.loss)
+        self.family = OPTIMIZER_FAMILIES[str(cfg0.optimizer.name)]
+        drop = [_dropout_cfg(c) for c in self.cfgs]
+        variants = {d[2] for d in drop}
+        if len(variants) > 1:
+            raise Unsupported("members differ in model.dropout.variant")
+        gens = []
+        for k, c in enumerate(self.cfgs):
+            g = None
+            if drop[k][0] > 0 or drop[k][1] > 0:
+                g = torch.Generator(device=self.device).manual_seed(int(c.seed) + 0x5EED)
+            gens.append(g)
+        from nnbasics.activations import get_activation
+
+        activation = get_activation(cfg0.activation)
+        if list(activation.parameters()):
+            raise Unsupported(f"activation {cfg0.activation.name} has parameters (not batched)")
+        self.net = BatchedMLP(self.models, activation, [(d[0], d[1]) for d in drop], variants.pop(), gens)
+        self._check_forward()
+        self.hparams = self._optimizer_hparams()
+        self._check_optimizer()
+        self.opt = BatchedOptimizer(self.net.parameters(), self.hparams, self.family)
+        self.schedules = [build_schedule(c.scheduler, self.total_steps, self.steps_per_epoch) for c in self.cfgs]
+        self.same_schedule = len({json.dumps(_container(c.scheduler), sort_keys=True) for c in self.cfgs}) == 1
+        self.loss_vec = self._vectorized_loss()
+        self.has_penalty = any(penalty(m, c.regularization) is not None for m, c in zip(self.models, self.cfgs))
+        self.has_constraint = any(bool(_select(c, "regularization.max_norm")) for c in self.cfgs)
+        self.seeds = [int(c.seed) for c in self.cfgs]
+
+    # --- checks before training ------------------------------------------------------------------
+
+    def _member_params(self, k: int) -> dict[str, Tensor]:
+        """Member k's parameters by the names of its own module: views into the stacked tensors."""
+        out = {}
+        for i, lin in enumerate(_linears(self.models[k])):
+            name = self._linear_names[k][i]
+            out[f"{name}.weight" if name else "weight"] = self.net.weights[i][k]
+            if lin.bias is not None:
+                out[f"{name}.bias" if name else "bias"] = self.net.biases[i][k]
+        return out
+
+    @property
+    def _linear_names(self) -> list[list[str]]:
+        if not hasattr(self, "_names"):
+            self._names = [[n for n, m in model.named_modules() if isinstance(m, nn.Linear)] for model in self.models]
+        return self._names
+
+    @torch.no_grad()
+    def _check_forward(self) -> None:
+        x = self.train_split.x[: min(8, self.n_train)]
+        batched = self.net(x.unsqueeze(0).expand(self.K, *x.shape).contiguous(), train=False)
+        for k, m in enumerate(self.models):
+            m.eval()
+            solo = m(x)
+            m.train()
+            if solo.shape != batched[k].shape or not torch.allclose(solo, batched[k], rtol=1e-4, atol=1e-5):
+                raise Unsupported(f"the batched MLP does not reproduce {type(m).__name__}'s forward pass")
+
+    def _optimizer_hparams(self) -> list[list[dict]]:
+        """hparams[i][k] for stacked parameter i and member k, from the library's optimizer."""
+        per_member = []
+        for k, (m, c) in enumerate(zip(self.models, self.cfgs)):
+            opt = build_optimizer(param_groups(m, c.regularization), c.optimizer, self.batch_size)
+            self.optimizers.append(opt)
+            group_of = {id(p): g for g in opt.param_groups for p in g["params"]}
+            rows = []
+            for lin in _linears(m):
+                for p in (lin.weight, lin.bias):
+                    if p is None:
+                        rows.append(dict(rows[-1]))
+                        continue
+                    if id(p) not in group_of:
+                        raise Unsupported("a parameter is missing from the optimizer's groups")
+                    rows.append(_group_hparams(group_of[id(p)], self.family, str(c.optimizer.name)))
+            per_member.append(rows)
+        return [[per_member[k][i] for k in range(self.K)] for i in range(len(per_member[0]))]
+
+    def _check_optimizer(self) -> None:
+        """Lockstep: the library's optimizers and the batched one, 3 steps on the same random
+        gradients with a changing LR factor, must give the same weights."""
+        saved = [p.detach().clone() for p in self.net.parameters()]
+        params = [p.detach().clone().requires_grad_(True) for p in self.net.parameters()]
+        batched = BatchedOptimizer(params, self.hparams, self.family)
+        solo = []
+        for k, m in enumerate(self.models):
+            ps = []
+            for lin in _linears(m):
+                ps += [lin.weight, lin.bias]
+            solo.append(ps)
+            for g in self.optimizers[k].param_groups:
+                g.setdefault("initial_lr", g["lr"])
+        gen = torch.Generator().manual_seed(0)
+        for factor in (1.0, 0.5, 0.25):
+            for i, p in enumerate(params):
+                p.grad = torch.randn(p.shape, generator=gen).to(p.device)
+                for k in range(self.K):
+                    if solo[k][i] is not None:
+                        solo[k][i].grad = p.grad[k].clone()
+            for opt in self.optimizers:
+                for g in opt.param_groups:
+                    g["lr"] = g["initial_lr"] * factor
+                opt.step()
+            batched.step(factor)
+        for i, p in enumerate(params):
+            for k in range(self.K):
+                q = solo[k][i]
+                if q is not None and not torch.allclose(p[k], q, rtol=1e-4, atol=1e-6):
+                    raise Unsupported(f"the batched {self.family} update does not match the library's "
+                                      f"{type(self.optimizers[k]).__name__} (member {k})")
+        # restore the models' initial weights (the checkpoint writer reuses the modules)
+        with torch.no_grad():
+            for k, m in enumerate(self.models):
+                for i, lin in enumerate(_linears(m)):
+                    lin.weight.copy_(saved[2 * i][k])
+                    if lin.bias is not None:
+                        lin.bias.copy_(saved[2 * i + 1][k])
+
+    def _vectorized_loss(self) -> Callable[[Tensor, Tensor], Tensor]:
+        """(out K x B x C, y K x B ...) -> K losses: vmap of the library's loss, or a loop."""
+        loop = lambda out, y: torch.stack([self.loss_fn(out[k], y[k]) for k in range(self.K)])  # noqa: E731
+        try:
+            vm = torch.func.vmap(self.loss_fn)
+            out = torch.randn(self.K, 3, self.bundle.out_features, device=self.device)
+            y = self.train_split.y[:3].unsqueeze(0).expand(self.K, *self.train_split.y[:3].shape)
+            if torch.allclose(vm(out, y), loop(out, y), rtol=1e-5, atol=1e-6):
+                return vm
+        except Exception:  # noqa: BLE001 - a loss vmap cannot batch runs member by member
+            pass
+        return loop
+
+    def _correct_vec(self, out: Tensor, y: Tensor) -> Tensor:
+        if self.task == "multiclass":
+            return (out.argmax(dim=-1) == y).sum(dim=-1).float()
+        return torch.stack([correct(out[k], y[k], self.task) for k in range(self.K)])
+
+    # --- training --------------------------------------------------------------------------------
+
+    def _factors(self, step: int) -> Tensor | float:
+        if self.same_schedule:
+            return float(self.schedules[0](step))
+        return torch.tensor([float(s(step)) for s in self.schedules], device=self.device)
+
+    def _regularize(self) -> Tensor | None:
+        from torch.func import functional_call
+
+        total = None
+        for k, (m, c) in enumerate(zip(self.models, self.cfgs)):
+            r = functional_call(_Apply(m, lambda mod, c=c: penalty(mod, c.regularization)),
+                                {f"model.{n}": t for n, t in self._member_params(k).items()}, ())
+            if r is not None:
+                total = r if total is None else total + r
+        return total
+
+    @torch.no_grad()
+    def _constrain(self) -> None:
+        from torch.func import functional_call
+
+        for k, (m, c) in enumerate(zip(self.models, self.cfgs)):
+            functional_call(_Apply(m, lambda mod, c=c: after_step_(mod, c.regularization)),
+                            {f"model.{n}": t for n, t in self._member_params(k).items()}, ())
+
+    @torch.no_grad()
+    def evaluate(self, split: data_mod.Split, chunk: int = 4096) -> tuple[Tensor, Tensor]:
+        """Per-member mean loss and accuracy over a split (eval mode: no dropout)."""
+        total_loss = torch.zeros(self.K, device=self.device)
+        total_correct = torch.zeros(self.K, device=self.device)
+        chunk = max(1, chunk // max(1, self.K // 4))
+        for i in range(0, len(split), chunk):
+            x, y = split.x[i:i + chunk], split.y[i:i + chunk]
+            out = self.net(x.unsqueeze(0).expand(self.K, *x.shape), train=False)
+            yk = y.unsqueeze(0).expand(self.K, *y.shape)
+            total_loss += self.loss_vec(out, yk) * len(y)
+            total_correct += self._correct_vec(out, yk)
+        n = max(1, len(split))
+        return (total_loss / n).cpu(), (total_correct / n).cpu()
+
+    def run(self) -> list[MemberResult]:
+        K, device = self.K, self.device
+        replacement = self.cfgs[0].sampling == "replacement"
+        streams = sorted(set(self.seeds))
+        stream_of = torch.tensor([streams.index(s) for s in self.seeds], device=device)
+        generators = {s: torch.Generator().manual_seed(s) for s in streams}
+        check_every = 1 if device.type == "cpu" else 25
+        log_every = max(1, self.steps_per_epoch // 20)
+        eval_every = int(self.cfgs[0].get("eval_every", 1) or 1)
+        alive = torch.ones(K, dtype=torch.bool)
+        diverged_at: list[int | None] = [None] * K
+        epochs_done = [0] * K
+        steps_done = [0] * K
+        history: list[list[dict]] = [[] for _ in range(K)]
+        curve: list[list[list[float]]] = [[] for _ in range(K)]
+        init_lr0 = [float(self.hparams[0][k]["lr"]) for k in range(K)]
+        x_all, y_all = self.train_split.x, self.train_split.y
+        step, t_loop = 0, time.perf_counter()
+        log.info(f"population of {K} on {device}: {self.n_train} train / {len(self.val_split)} val, batch "
+                 f"{self.batch_size}, {self.total_steps} updates, {len(streams)} data stream(s)")
+        for epoch in range(self.epochs):
+            sum_loss = torch.zeros(K, device=device)
+            sum_correct = torch.zeros(K, device=device)
+            seen = 0
+            batchers = [data_mod.minibatches(self.n_train, self.batch_size, generators[s], replacement, device)
+                        for s in streams]
+            for idxs in zip(*batchers):
+                if step >= self.total_steps:
+                    break
+                factors = self._factors(step)
+                if len(idxs) == 1:
+                    x = x_all[idxs[0]].unsqueeze(0).expand(K, len(idxs[0]), *x_all.shape[1:])
+                    y = y_all[idxs[0]].unsqueeze(0).expand(K, *y_all[idxs[0]].shape)
+                else:
+                    idx = torch.stack(idxs)[stream_of]
+                    x, y = x_all[idx], y_all[idx]
+                out = self.net(x)
+                losses = self.loss_vec(out, y)
+                objective = losses.sum()
+                if self.has_penalty:
+                    reg = self._regularize()
+                    if reg is not None:
+                        objective = objective + reg
+                self.opt.zero_grad()
+                objective.backward()
+                self.opt.step(factors)
+                if self.has_constraint:
+                    self._constrain()
+                with torch.no_grad():
+                    sum_loss += losses.detach() * idxs[0].numel()
+                    sum_correct += self._correct_vec(out.detach(), y)
+                seen += idxs[0].numel()
+                step += 1
+                if step % check_every == 0:
+                    finite = torch.isfinite(losses.detach()).cpu()
+                    newly = alive & ~finite
+                    for k in torch.nonzero(newly).flatten().tolist():
+                        diverged_at[k], steps_done[k], epochs_done[k] = step, step, len(history[k])
+                        log.error(f"member {k} (seed {self.seeds[k]}): loss became non-finite at step {step}")
+                    alive &= finite
+                    if not bool(alive.any()):
+                        break
+                if step % log_every == 0:
+                    now = time.perf_counter() - t_loop
+                    lv = losses.detach().cpu().tolist()
+                    for k in range(K):
+                        if alive[k]:
+                            curve[k].append([step, now, lv[k]])
+            if not bool(alive.any()):
+                break
+            # end of epoch: per-member rows
+            tl, ta = (sum_loss / max(1, seen)).cpu(), (sum_correct / max(1, seen)).cpu()
+            for k in torch.nonzero(alive & ~torch.isfinite(tl)).flatten().tolist():
+                diverged_at[k], steps_done[k], epochs_done[k] = step, step, len(history[k])
+            alive &= torch.isfinite(tl)
+            val = None
+            if (epoch + 1) % eval_every == 0 or epoch + 1 == self.epochs:
+                val = self.evaluate(self.val_split)
+            factor_now = self._factors(max(0, step - 1))
+            for k in range(K):
+                if not alive[k]:
+                    continue
+                f = float(factor_now[k]) if isinstance(factor_now, Tensor) else factor_now
+                row = {"epoch": epoch + 1, "step": step, "lr": init_lr0[k] * f,
+                       "train/loss": float(tl[k]), "train/acc": float(ta[k]), "time_s": time.perf_counter() - t_loop}
+                if val is not None:
+                    row.update({"val/loss": float(val[0][k]), "val/acc": float(val[1][k])})
+                history[k].append(row)
+            if self.log_every_epoch:
+                best = max((r[-1].get("val/acc", float("nan")) for r in history if r), default=float("nan"))
+                log.info(f"population epoch {epoch + 1}/{self.epochs}: {int(alive.sum())}/{K} members training, "
+                         f"best val/acc {best:.4f}")
+            if step >= self.total_steps:
+                break
+
+        # final evaluation, as train() does it
+        wall = time.perf_counter() - self.t_start
+        results: list[MemberResult] = []
+        tr = self.evaluate(self.train_split)
+        va = self.evaluate(self.val_split)
+        te = None
+        cfg0 = self.cfgs[0]
+        if cfg0.get("eval_test", True) and not cfg0.get("search") and bool(alive.any()):
+            test = self.bundle.load_test()
+            te = self.evaluate(data_mod.Split(self.pre.transform(test.x), test.y))
+        wall = time.perf_counter() - self.t_start
+        params = count_parameters(self.models[0])
+        for k, c in enumerate(self.cfgs):
+            final: dict[str, Any] = {"status": "completed" if alive[k] else "diverged",
+                                     "epochs": len(history[k]), "steps": step if alive[k] else steps_done[k],
+                                     "seed": int(c.seed), "batch_size": self.batch_size, "parameters": params}
+            if alive[k]:
+                final.update({"train/loss": float(tr[0][k]), "train/acc": float(tr[1][k]),
+                              "val/loss": float(va[0][k]), "val/acc": float(va[1][k])})
+                if te is not None:
+                    final.update({"test/loss": float(te[0][k]), "test/acc": float(te[1][k])})
+            else:
+                final["diverged_at_step"] = diverged_at[k]
+            final["wall_time_s"] = wall
+            final["population_size"] = K
+            final["population_member"] = k
+            results.append(MemberResult(c, final, history[k], curve[k], self._state_dict(k),
+                                        self._optimizer_state(k) if c.get("checkpoint", True) else None,
+                                        self.pre.state_dict(), generators[int(c.seed)].get_state()))
+        return results
+
+    # --- per-member states -----------------------------------------------------------------------
+
+    @torch.no_grad()
+    def _state_dict(self, k: int) -> dict[str, Tensor]:
+        m = self.models[k]
+        for i, lin in enumerate(_linears(m)):
+            lin.weight.copy_(self.net.weights[i][k])
+            if lin.bias is not None:
+                lin.bias.copy_(self.net.biases[i][k])
+        return {n: t.detach().cpu().clone() for n, t in m.state_dict().items()}
+
+    def _optimizer_state(self, k: int) -> dict[str, Any]:
+        """Member k's optimizer state as its library optimizer's state_dict (torch.optim keys)."""
+        m, c = self.models[k], self.cfgs[k]
+        opt = build_optimizer(param_groups(m, c.regularization), c.optimizer, self.batch_size)
+        index = {}
+        for i, lin in enumerate(_linears(m)):
+            index[id(lin.weight)] = 2 * i
+            if lin.bias is not None:
+                index[id(lin.bias)] = 2 * i + 1
+        factor = self._factors(max(0, self.opt.step_count - 1))
+        f = float(factor[k]) if isinstance(factor, Tensor) else factor
+        for g in opt.param_groups:
+            g["initial_lr"] = g["lr"]
+            g["lr"] = g["lr"] * f
+            for p in g["params"]:
+                st = self.opt.member_state(index[id(p)], k)
+                if st:
+                    opt.state[p] = st
+        return opt.state_dict()
+
+
+class _Apply(nn.Module):
+    """``forward()`` = ``fn(model)``: lets functional_call run a library function (penalty,
+    after_step_) on a member's module with the member's stacked weights substituted."""
+
+    def __init__(self, model: nn.Module, fn: Callable[[nn.Module], Any]):
+        super().__init__()
+        self.model, self.fn = model, fn
+
+    def forward(self):
+        return self.fn(self.model)
+
+
+# ----------------------------------------------------------------------------------------------
+# Run directories
+# ----------------------------------------------------------------------------------------------
+
+
+def write_member(result: MemberResult, run_dir: str | Path) -> dict:
+    """Write one member's run directory with the files ``train`` writes; returns its metrics
+    (with ``history``, as ``train`` returns them)."""
+    from torch.utils.tensorboard import SummaryWriter
+
+    from nnbasics.train import FINAL_KEYS, git_revision, hparams_of, save_atomic, write_hparams, write_json
+
+    run_dir = Path(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    cfg, final = result.cfg, result.metrics
+    (run_dir / "config.yaml").write_text(OmegaConf.to_yaml(cfg, resolve=True))
+    (run_dir / "git.txt").write_text(git_revision() + "\n")
+    save_atomic(result.preprocess_state, run_dir / "preprocess.pt")
+    writer = SummaryWriter(str(run_dir / "tb"))
+    for row in result.history:
+        for k in ("train/loss", "train/acc", "val/loss", "val/acc", "lr"):
+            if k in row:
+                writer.add_scalar(k, row[k], row["step"])
+    write_hparams(writer, hparams_of(cfg), {k: final[k] for k in FINAL_KEYS if k in final})
+    writer.close()
+    if cfg.get("checkpoint", True) and result.optimizer_state is not None:
+        last = result.history[-1] if result.history else {"epoch": 0, "step": 0, "time_s": 0.0}
+        save_atomic({"model": result.model_state, "optimizer": result.optimizer_state,
+                     "generator": result.generator_state, "torch_rng": torch.get_rng_state(), "cuda_rng": None,
+                     "epoch": last["epoch"], "step": last["step"], "history": json.dumps(result.history),
+                     "curve": json.dumps(result.curve), "elapsed_s": last["time_s"]}, run_dir / "checkpoint.pt")
+    write_json(run_dir / "history.json", {"epochs": result.history, "curve": result.curve,
+                                          "curve_columns": ["step", "time_s", "train/loss"]})
+    write_json(run_dir / "metrics.json", final)
+    return {**final, "history": result.history}
+
+
+def train_population(cfgs: Sequence[Mapping], run_dirs: Sequence[str | Path] | None = None) -> list[dict]:
+    """Train ``cfgs`` as one population; write each member's run directory when ``run_dirs`` is
+    given. Returns per member what ``train`` returns (final metrics with ``history``)."""
+    results = Population(cfgs).run()
+    if run_dirs is None:
+        return [{**r.metrics, "history": r.history} for r in results]
+    if len(run_dirs) != len(results):
+        raise ValueError(f"{len(results)} configs but {len(run_dirs)} run directories")
+    return [write_member(r, d) for r, d in zip(results, run_dirs)]
+
+
+__all__ = ["Population", "BatchedMLP", "BatchedOptimizer", "MemberResult", "Unsupported", "group_key",
+           "group_configs", "unsupported_reason", "train_population", "write_member", "MEMBER_KEYS"]

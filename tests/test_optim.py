@@ -1,0 +1,358 @@
+"""Hand-written optimizers against their torch.optim twins, on Rosenbrock, and through the config.
+
+The lockstep tests run each optimizer and its twin side by side on the same random float64
+problem for 120 steps (with the learning rate changed every step, as the schedule does, and
+per-group weight decay, as regularization hands it) and require equal parameters to 1e-10
+relative at every step."""
+
+from __future__ import annotations
+
+import copy
+import io
+
+import pytest
+import torch
+from omegaconf import OmegaConf
+from torch import nn
+
+from conftest import TOY
+from nnbasics import optim
+from nnbasics.errors import ConfigError
+from nnbasics.train import train
+from nnbasics.validate import validate
+
+# (name, our arguments, the torch twin and its arguments)
+CASES = [
+    ("sgd", dict(lr=0.05), torch.optim.SGD, dict(lr=0.05)),
+    ("sgd", dict(lr=0.05, weight_decay=0.01), torch.optim.SGD, dict(lr=0.05, weight_decay=0.01)),
+    ("momentum", dict(lr=0.02, momentum=0.9), torch.optim.SGD, dict(lr=0.02, momentum=0.9)),
+    ("momentum", dict(lr=0.02, momentum=0.5, dampening=0.3, weight_decay=0.01), torch.optim.SGD,
+     dict(lr=0.02, momentum=0.5, dampening=0.3, weight_decay=0.01)),
+    ("nesterov", dict(lr=0.02, momentum=0.9), torch.optim.SGD, dict(lr=0.02, momentum=0.9, nesterov=True)),
+    ("nesterov", dict(lr=0.02, momentum=0.7, weight_decay=0.01), torch.optim.SGD,
+     dict(lr=0.02, momentum=0.7, nesterov=True, weight_decay=0.01)),
+    ("adagrad", dict(lr=0.05), torch.optim.Adagrad, dict(lr=0.05)),
+    ("adagrad", dict(lr=0.05, lr_decay=0.01, initial_accumulator_value=0.1, eps=1e-6, weight_decay=0.01),
+     torch.optim.Adagrad, dict(lr=0.05, lr_decay=0.01, initial_accumulator_value=0.1, eps=1e-6, weight_decay=0.01)),
+    ("rmsprop", dict(lr=0.005), torch.optim.RMSprop, dict(lr=0.005)),
+    ("rmsprop", dict(lr=0.005, momentum=0.9, weight_decay=0.01), torch.optim.RMSprop,
+     dict(lr=0.005, momentum=0.9, weight_decay=0.01)),
+    ("rmsprop", dict(lr=0.005, centered=True, alpha=0.9), torch.optim.RMSprop, dict(lr=0.005, centered=True, alpha=0.9)),
+    ("rmsprop", dict(lr=0.005, centered=True, momentum=0.5, eps=1e-6), torch.optim.RMSprop,
+     dict(lr=0.005, centered=True, momentum=0.5, eps=1e-6)),
+    ("adam", dict(lr=0.01), torch.optim.Adam, dict(lr=0.01)),
+    ("adam", dict(lr=0.01, weight_decay=0.05, betas=(0.8, 0.99)), torch.optim.Adam,
+     dict(lr=0.01, weight_decay=0.05, betas=(0.8, 0.99))),
+    ("adam", dict(lr=0.01, amsgrad=True, eps=1e-6), torch.optim.Adam, dict(lr=0.01, amsgrad=True, eps=1e-6)),
+    ("adamw", dict(lr=0.01), torch.optim.AdamW, dict(lr=0.01)),
+    ("adamw", dict(lr=0.01, weight_decay=0.1, amsgrad=True), torch.optim.AdamW, dict(lr=0.01, weight_decay=0.1, amsgrad=True)),
+]
+IDS = [f"{n}-{'-'.join(f'{k}={v}' for k, v in kw.items() if k != 'lr') or 'default'}" for n, kw, _, _ in CASES]
+
+
+def make_problem(seed: int = 0):
+    """A small tanh MLP on a random regression problem, in float64."""
+    g = torch.Generator().manual_seed(seed)
+    x, y = torch.randn(64, 5, generator=g, dtype=torch.float64), torch.randn(64, 3, generator=g, dtype=torch.float64)
+    torch.manual_seed(seed)
+    model = nn.Sequential(nn.Linear(5, 8), nn.Tanh(), nn.Linear(8, 3)).double()
+    return model, x, y, g
+
+
+def groups_of(model, grouped: bool):
+    """Plain parameters, or weights-only and bias groups with their own weight decay (as
+    regularization.param_groups hands them to the optimizer)."""
+    if not grouped:
+        return model.parameters()
+    weights = [m.weight for m in model if isinstance(m, nn.Linear)]
+    biases = [m.bias for m in model if isinstance(m, nn.Linear)]
+    return [{"params": weights, "weight_decay": 0.03}, {"params": biases, "weight_decay": 0.0}]
+
+
+def lr_factor(t: int) -> float:
+    """The learning rate changes every step, as a schedule makes it."""
+    return 0.5 + 0.5 * abs(((t % 40) - 20) / 20)
+
+
+def lockstep(ours, theirs, model_a, model_b, x, y, g, steps: int, check_every: int = 1):
+    for t in range(steps):
+        idx = torch.randint(0, len(x), (16,), generator=g)
+        for opt in (ours, theirs):
+            for group in opt.param_groups:
+                group.setdefault("initial_lr", group["lr"])
+                group["lr"] = group["initial_lr"] * lr_factor(t)
+        for model, opt in ((model_a, ours), (model_b, theirs)):
+            opt.zero_grad(set_to_none=True)
+            nn.functional.mse_loss(model(x[idx]), y[idx]).backward()
+            opt.step()
+        params = list(zip(model_a.parameters(), model_b.parameters()))
+        if (t % check_every == 0 and not all(torch.allclose(pa, pb, rtol=1e-10, atol=0) for pa, pb in params)) \
+                or t == steps - 1:
+            for pa, pb in params:
+                torch.testing.assert_close(pa, pb, rtol=1e-10, atol=0, msg=lambda m: f"step {t + 1}: {m}")
+
+
+# every case with plain parameters; the first case of each optimizer also with weights-only and
+# bias groups that carry their own weight decay
+LOCKSTEP = [(*case, False) for case in CASES] + [
+    (*case, True) for i, case in enumerate(CASES) if case[0] not in [c[0] for c in CASES[:i]]]
+
+
+@pytest.mark.parametrize("name,kwargs,twin,twin_kwargs,grouped", LOCKSTEP,
+                         ids=[f"{i}{'-grouped' if g else ''}" for i, (*_, g) in zip(IDS + IDS, LOCKSTEP)])
+def test_lockstep_with_torch_twin(name, kwargs, twin, twin_kwargs, grouped):
+    model_a, x, y, g = make_problem()
+    model_b = copy.deepcopy(model_a)
+    start = [p.detach().clone() for p in model_a.parameters()]
+    ours = optim.OPTIMIZERS[name](groups_of(model_a, grouped), **kwargs)
+    theirs = twin(groups_of(model_b, grouped), **twin_kwargs)
+    lockstep(ours, theirs, model_a, model_b, x, y, g, steps=120)
+    # the parameters moved: the comparison is not between two copies of the initialization
+    moved = sum(float((p.detach() - s).norm()) for p, s in zip(model_a.parameters(), start))
+    assert moved > 0.05
+    # and the optimizer states agree (same names as torch for every tensor state)
+    for pa, pb in zip(model_a.parameters(), model_b.parameters()):
+        sa, sb = ours.state[pa], theirs.state[pb]
+        tensors = [k for k, v in sa.items() if torch.is_tensor(v)]
+        assert tensors or name == "sgd", "no state compared"
+        for key in tensors:
+            torch.testing.assert_close(sa[key], sb[key], rtol=1e-10, atol=1e-300)
+        if "step" in sa:
+            assert sa["step"] == int(sb["step"]) == 120
+
+
+@pytest.mark.parametrize("name", sorted(optim.OPTIMIZERS))
+@pytest.mark.parametrize("impl", ["nnbasics", "torch"])
+def test_build_optimizer_picks_implementation_with_same_hyperparameters(name, impl, compose):
+    cfg = compose([f"optimizer={name}", f"optimizer.impl={impl}"]).optimizer
+    model, *_ = make_problem()
+    opt = optim.build_optimizer(groups_of(model, True), cfg, batch_size=128)
+    if impl == "nnbasics":
+        assert type(opt) is optim.OPTIMIZERS[name]
+    else:
+        assert type(opt) is optim.TORCH_TWINS[name][0]
+        assert opt.defaults.get("nesterov", False) == (name == "nesterov")
+    # every configured hyperparameter arrives unchanged (except lr_scaling, none here)
+    for key in optim.hyperparameters(name):
+        want = tuple(cfg[key]) if key == "betas" else cfg[key]
+        assert opt.defaults[key] == want, key
+    # per-group weight decay overrides the configured default
+    assert [gr["weight_decay"] for gr in opt.param_groups] == [0.03, 0.0]
+
+
+@pytest.mark.parametrize("name", sorted(optim.OPTIMIZERS))
+def test_state_dict_round_trip_resumes_exactly(name):
+    """Save after 40 steps (weights_only load, as a resumed run does), continue for 40: the same
+    parameters as 80 uninterrupted steps."""
+    kwargs = dict(CASES[[c[0] for c in CASES].index(name)][1])
+    model_a, x, y, g = make_problem(1)
+    model_b = copy.deepcopy(model_a)
+    opt_a = optim.OPTIMIZERS[name](model_a.parameters(), **kwargs)
+    opt_b = optim.OPTIMIZERS[name](model_b.parameters(), **kwargs)
+    lockstep(opt_a, opt_b, model_a, model_b, x, y, g, steps=40, check_every=40)
+    buf = io.BytesIO()
+    torch.save(opt_b.state_dict(), buf)
+    buf.seek(0)
+    opt_b = optim.OPTIMIZERS[name](model_b.parameters(), **kwargs)
+    opt_b.load_state_dict(torch.load(buf, weights_only=True))
+    lockstep(opt_a, opt_b, model_a, model_b, x, y, g, steps=40, check_every=40)
+
+
+BAD_ARGS = [
+    ("sgd", dict(lr=-1)), ("sgd", dict(lr=0.1, weight_decay=-1)),
+    ("momentum", dict(lr=-1)), ("momentum", dict(lr=0.1, momentum=-0.1)),
+    ("momentum", dict(lr=0.1, momentum=0.9, dampening=0.1, nesterov=True)),
+    ("nesterov", dict(lr=0.1, momentum=0.0)),
+    ("adagrad", dict(lr=-1)), ("adagrad", dict(lr=0.1, lr_decay=-1)), ("adagrad", dict(lr=0.1, eps=-1)),
+    ("adagrad", dict(lr=0.1, initial_accumulator_value=-1)),
+    ("rmsprop", dict(lr=-1)), ("rmsprop", dict(lr=0.1, alpha=-0.5)), ("rmsprop", dict(lr=0.1, eps=-1)),
+    ("rmsprop", dict(lr=0.1, momentum=-1)),
+    ("adam", dict(lr=-1)), ("adam", dict(betas=(1.0, 0.999))), ("adam", dict(betas=(0.9, 1.0))),
+    ("adam", dict(betas=(-0.1, 0.999))), ("adam", dict(eps=-1)), ("adam", dict(weight_decay=-1)),
+    ("adamw", dict(lr=-1)), ("adamw", dict(betas=(0.9, 1.5))),
+]
+
+
+@pytest.mark.parametrize("name,kwargs", BAD_ARGS, ids=[f"{n}-{kw}" for n, kw in BAD_ARGS])
+def test_invalid_arguments_raise_like_torch(name, kwargs):
+    twin, fixed = optim.TORCH_TWINS[name]
+    twin_kwargs = {**fixed, **kwargs}
+    p = [nn.Parameter(torch.zeros(2))]
+    with pytest.raises(ValueError) as theirs:
+        twin(p, **twin_kwargs)
+    with pytest.raises(ValueError) as ours:
+        optim.OPTIMIZERS[name](p, **kwargs)
+    assert str(ours.value) == str(theirs.value)
+
+
+def test_invalid_learning_rate_message():
+    with pytest.raises(ValueError, match=r"^Invalid learning rate: -1$"):
+        optim.SGD([nn.Parameter(torch.zeros(1))], lr=-1)
+
+
+def rosenbrock_grad(p: torch.Tensor) -> torch.Tensor:
+    """f(x, y) = (1 - x)^2 + 100 (y - x^2)^2, minimum 0 at (1, 1)."""
+    x, y = p.tolist()
+    return torch.tensor([-2 * (1 - x) - 400 * x * (y - x * x), 200 * (y - x * x)], dtype=torch.float64)
+
+
+def rosenbrock(p: torch.Tensor) -> float:
+    x, y = p.tolist()
+    return (1 - x) ** 2 + 100 * (y - x * x) ** 2
+
+
+# Budgets found by hand from (-1.5, 2), where f = 12.5: plain GD needs the most updates to crawl
+# along the curved valley; momentum and the adaptive methods get there in fewer.
+ROSENBROCK = {
+    "sgd": (dict(lr=1.8e-3), 3000),
+    "momentum": (dict(lr=5e-4, momentum=0.9), 1500),
+    "nesterov": (dict(lr=5e-4, momentum=0.9), 1500),
+    "adagrad": (dict(lr=1.5), 3000),
+    "rmsprop": (dict(lr=1e-3, centered=True, momentum=0.8), 1500),
+    "adam": (dict(lr=0.05), 1000),
+    "adamw": (dict(lr=0.05, weight_decay=0.0), 1000),
+}
+
+
+@pytest.mark.parametrize("name", sorted(optim.OPTIMIZERS))
+def test_converges_on_rosenbrock(name):
+    kwargs, steps = ROSENBROCK[name]
+    p = nn.Parameter(torch.tensor([-1.5, 2.0], dtype=torch.float64))
+    opt = optim.OPTIMIZERS[name]([p], **kwargs)
+    for _ in range(steps):
+        p.grad = rosenbrock_grad(p.detach())
+        opt.step()
+    assert rosenbrock(p.detach()) < 1e-2
+    assert float((p.detach() - 1).abs().max()) < 0.1
+
+
+def test_adamw_decay_is_decoupled_and_adam_decay_is_not():
+    """With a zero gradient, AdamW still shrinks the weights by exactly (1 - lr wd) per step;
+    Adam's L2 decay goes through m / sqrt(v), a step of about lr regardless of the weight."""
+    for cls, expect in ((optim.AdamW, 2.0 * (1 - 0.1 * 0.5) ** 3), (optim.Adam, 2.0 - 3 * 0.1)):
+        p = nn.Parameter(torch.tensor([2.0], dtype=torch.float64))
+        opt = cls([p], lr=0.1, weight_decay=0.5)
+        for _ in range(3):
+            p.grad = torch.zeros_like(p)
+            opt.step()
+        assert float(p) == pytest.approx(expect, rel=1e-6), cls.__name__
+
+
+def test_momentum_is_the_textbook_velocity_update_at_constant_lr():
+    """v <- mu v - lr g; theta <- theta + v  (cs231n), on a fixed quadratic."""
+    a = torch.tensor([1.0, 10.0], dtype=torch.float64)
+    p = nn.Parameter(torch.tensor([1.0, 1.0], dtype=torch.float64))
+    opt = optim.Momentum([p], lr=0.01, momentum=0.9)
+    theta, v = p.detach().clone(), torch.zeros(2, dtype=torch.float64)
+    for _ in range(50):
+        p.grad = a * p.detach()
+        opt.step()
+        v = 0.9 * v - 0.01 * (a * theta)
+        theta = theta + v
+    torch.testing.assert_close(p.detach(), theta, rtol=1e-12, atol=1e-14)
+
+
+def test_closure_is_evaluated_with_grad_and_its_loss_returned():
+    p = nn.Parameter(torch.tensor([3.0]))
+    opt = optim.SGD([p], lr=0.25)
+
+    def closure():
+        opt.zero_grad()
+        loss = (p ** 2).sum()
+        loss.backward()
+        return loss
+
+    assert float(opt.step(closure)) == 9.0
+    assert float(p) == pytest.approx(3.0 - 0.25 * 6.0)
+
+
+# ---------------------------------------------------------------------------------------------
+# Batch size and learning rate
+# ---------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("scaling,factor", [("none", 1.0), ("linear", 4.0), ("sqrt", 2.0)])
+@pytest.mark.parametrize("impl", ["nnbasics", "torch"])
+def test_lr_scaling_relative_to_base_batch_size(scaling, factor, impl):
+    cfg = {"name": "momentum", "impl": impl, "lr": 0.01, "momentum": 0.9, "lr_scaling": scaling, "base_batch_size": 128}
+    model, *_ = make_problem()
+    groups = [{"params": [model[0].weight]}, {"params": [model[0].bias], "lr": 0.1}]
+    opt = optim.build_optimizer(groups, cfg, batch_size=512)
+    assert opt.param_groups[0]["lr"] == pytest.approx(0.01 * factor)
+    assert opt.param_groups[1]["lr"] == pytest.approx(0.1 * factor)  # a group's own lr is scaled too
+    assert optim.build_optimizer(model.parameters(), cfg, batch_size=128).param_groups[0]["lr"] == pytest.approx(0.01)
+
+
+def test_lr_scaling_reaches_the_training_loop(compose, tmp_path):
+    """batch_size=full on spiral (600 training samples) with linear scaling from base 100: the
+    logged LR is 6x the configured one."""
+    cfg = compose(TOY + ["optimizer=sgd", "optimizer.lr=0.05", "optimizer.lr_scaling=linear",
+                         "optimizer.base_batch_size=100", "scheduler=constant", "batch_size=full", "steps=2",
+                         "checkpoint=false"])
+    m = train(cfg, run_dir=tmp_path / "run")
+    assert m["batch_size"] == 600
+    assert m["history"][-1]["lr"] == pytest.approx(0.05 * 6)
+
+
+# ---------------------------------------------------------------------------------------------
+# Config: every option composes, validates, and trains identically with either implementation
+# ---------------------------------------------------------------------------------------------
+
+
+def test_default_optimizer_is_adam_with_lr_1e_3(compose):
+    cfg = compose()
+    assert cfg.optimizer.name == "adam" and cfg.optimizer.lr == 0.001 and cfg.optimizer.impl == "nnbasics"
+
+
+@pytest.mark.parametrize("name", sorted(optim.OPTIMIZERS))
+def test_every_optimizer_option_trains_the_same_with_either_impl(name, compose, tmp_path):
+    metrics = {}
+    for impl in ("nnbasics", "torch"):
+        cfg = compose(TOY + [f"optimizer={name}", f"optimizer.impl={impl}", "steps=4", "batch_size=64",
+                             "checkpoint=false"])
+        for key in ("lr", "weight_decay", "lr_scaling", "base_batch_size"):
+            assert key in cfg.optimizer, key
+        metrics[impl] = train(cfg, run_dir=tmp_path / impl)
+        assert metrics[impl]["status"] == "completed" and metrics[impl]["steps"] == 4
+    for key in ("train/loss", "val/loss"):
+        assert metrics["nnbasics"][key] == pytest.approx(metrics["torch"][key], rel=1e-5, abs=1e-7), key
+
+
+BAD_CONFIGS = [
+    (["optimizer=momentum", "optimizer.momentum=-0.1"], "optimizer.momentum"),
+    (["optimizer=adam", "optimizer.betas=[0.9,1.0]"], "optimizer.betas"),
+    (["optimizer=adam", "optimizer.betas=[0.9]"], "optimizer.betas"),
+    (["optimizer=adamw", "optimizer.betas=[-0.1,0.9]"], "optimizer.betas"),
+    (["optimizer=adam", "optimizer.eps=0"], "optimizer.eps"),
+    (["optimizer=sgd", "optimizer.lr_scaling=cubic"], "optimizer.lr_scaling"),
+    (["optimizer=sgd", "optimizer.base_batch_size=0"], "optimizer.base_batch_size"),
+    (["optimizer=momentum", "optimizer.dampening=1.5"], "optimizer.dampening"),
+    (["optimizer=rmsprop", "optimizer.alpha=1.0"], "optimizer.alpha"),
+    (["optimizer=rmsprop", "optimizer.centered=maybe"], "optimizer.centered"),
+    (["optimizer=adagrad", "optimizer.lr_decay=-1"], "optimizer.lr_decay"),
+    (["optimizer=nesterov", "optimizer.momentum=0"], "optimizer.momentum"),
+    (["optimizer=sgd", "+optimizer.momentum=0.9"], "optimizer.momentum"),  # sgd has no momentum: use momentum
+    (["optimizer=adam", "optimizer.impl=jax"], "optimizer.impl"),
+]
+
+
+@pytest.mark.parametrize("overrides,key", BAD_CONFIGS, ids=[" ".join(o) for o, _ in BAD_CONFIGS])
+def test_bad_optimizer_config_names_the_key(overrides, key, compose):
+    cfg = compose(TOY + overrides)
+    with pytest.raises(ConfigError) as err:
+        validate(cfg)
+    assert err.value.key == key
+
+
+def test_optimizer_config_warnings(compose):
+    cfg = compose(TOY + ["optimizer=momentum", "optimizer.momentum=1.0"])
+    assert any("momentum" in n for n in optim.validate_config(cfg))
+    cfg = compose(TOY + ["optimizer=sgd", "optimizer.weight_decay=0.01", "regularization=l2"])
+    assert any("weight_decay" in n for n in optim.validate_config(cfg))
+    assert optim.validate_config(compose(TOY + ["optimizer=sgd"])) == []
+
+
+def test_build_optimizer_rejects_keys_the_optimizer_does_not_take():
+    cfg = OmegaConf.create({"name": "sgd", "lr": 0.1, "momentum": 0.9})
+    with pytest.raises(ConfigError, match="optimizer.momentum"):
+        optim.build_optimizer([nn.Parameter(torch.zeros(1))], cfg, 128)
