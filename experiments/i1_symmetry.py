@@ -25,7 +25,7 @@ ARMS = {  # name -> init overrides
     "He (control)": ["init=he_normal"],
 }
 IDENTICAL = 1e-5   # relative spread of the hidden units' incoming weights below this = identical
-NEAR_CHANCE = 0.25  # val accuracy below this = near chance (10 classes: 0.10; 3 toy classes: 0.33 -> see below)
+NEAR_CHANCE = 0.25  # val accuracy below this = near chance (10 classes: 0.10)
 CONTROL_MIN = 0.5   # the He control must learn (val acc above this)
 
 

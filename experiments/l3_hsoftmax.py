@@ -179,18 +179,24 @@ def run(ctx) -> Outcome:
     repeats = ctx.pick(smoke=3, default=9, full=15)
     classes_acc = ctx.pick(smoke=[10, 40], default=[100, 1000], full=[100, 1000, 5000])
     n_train = ctx.pick(smoke=2000, default=40_000, full=200_000)
-    steps = ctx.pick(smoke=40, default=1200, full=5000)
+    steps = ctx.pick(smoke=20, default=1200, full=5000)
 
-    rows = timing(classes, d, repeats, ctx.seeds[0], ctx.log)
-    acc: dict[int, dict[str, dict[str, list[float]]]] = {}
-    for C in classes_acc:
-        acc[C] = {}
-        for seed in ctx.seeds:
-            res = accuracy_run(C, n_train, steps, seed)
-            for name, m in res.items():
-                for k, v in m.items():
-                    acc[C].setdefault(name, {}).setdefault(k, []).append(v)
-            ctx.log(f"accuracy C={C} seed {seed}: " + ", ".join(f"{n} {m['acc']:.3f}" for n, m in res.items()))
+    threads = torch.get_num_threads()
+    if getattr(ctx, "threads", None):
+        torch.set_num_threads(int(ctx.threads))
+    try:
+        rows = timing(classes, d, repeats, ctx.seeds[0], ctx.log)
+        acc: dict[int, dict[str, dict[str, list[float]]]] = {}
+        for C in classes_acc:
+            acc[C] = {}
+            for seed in ctx.seeds:
+                res = accuracy_run(C, n_train, steps, seed)
+                for name, m in res.items():
+                    for k, v in m.items():
+                        acc[C].setdefault(name, {}).setdefault(k, []).append(v)
+                ctx.log(f"accuracy C={C} seed {seed}: " + ", ".join(f"{n} {m['acc']:.3f}" for n, m in res.items()))
+    finally:
+        torch.set_num_threads(threads)
 
     cross = {t: crossover(rows, t) for t in ("balanced", "huffman")}
     last = rows[-1]
@@ -219,7 +225,7 @@ def run(ctx) -> Outcome:
     fig = ctx.save_figure(_figure(rows, acc, classes_acc), "l3_hsoftmax")
     Cmax = max(classes_acc)
     a = {n: _ms(acc[Cmax][n]["acc"])[0] for n in acc[Cmax]}
-    text = (f"Output-layer step on this CPU (d={d}, batch {BATCH}): the balanced tree is faster than the flat softmax "
+    text = (f"Output-layer step on this CPU ({ctx.threads or threads} threads, d={d}, batch {BATCH}): the balanced tree is faster than the flat softmax "
             f"from C={cross['balanced']} on, the Huffman tree from C={cross['huffman']} on "
             f"(None = not at every larger C measured); at C={last['C']} the step takes "
             f"{last['step']['flat'] * 1e3:.3g} ms flat against {last['step']['balanced'] * 1e3:.3g} ms balanced and "

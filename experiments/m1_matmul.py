@@ -94,8 +94,8 @@ def _figure(rows, widths, batches, methods):
 
 
 def run(ctx) -> Outcome:
-    widths = ctx.pick(smoke=[16, 64], default=[64, 256, 1024], full=[64, 256, 1024, 4096])
-    batches = ctx.pick(smoke=[1, 16], default=[1, 16, 256, 4096], full=[1, 16, 256, 4096, 16384])
+    widths = ctx.pick(smoke=[16, 32], default=[64, 256, 1024], full=[64, 256, 1024, 4096])
+    batches = ctx.pick(smoke=[1, 8], default=[1, 16, 256, 4096], full=[1, 16, 256, 4096, 16384])
     repeats = ctx.pick(smoke=1, default=3, full=5)
     # samples the loops are timed on (then scaled to the batch): keep the slow ones short
     loop_samples = {"neuron_loop": ctx.pick(smoke=1, default=2, full=4),
@@ -178,7 +178,7 @@ def run(ctx) -> Outcome:
     gpu_text = (f"CUDA batched: {at['batched_cuda'] * 1e6:.3g} us/sample ({at['per_sample'] / at['batched_cuda']:.0f}x per-sample CPU)"
                 if "batched_cuda" in at else "no CUDA device here, GPU column not measured")
     sgd = arith_rows[1][3]
-    text = (f"At width {wmax}, batch {bmax} on this CPU: batched matmul {at['batched'] * 1e6:.3g} us/sample, "
+    text = (f"At width {wmax}, batch {bmax} on this CPU ({torch.get_num_threads()} threads): batched matmul {at['batched'] * 1e6:.3g} us/sample, "
             f"{vs_sample:.0f}x faster than per-sample matrix-vector products (threshold {MIN_SPEEDUP_VS_PER_SAMPLE:.0f}x), "
             f"{vs_dot:.0f}x faster than one dot product per neuron and {vs_neuron:.0f}x faster than the Python "
             f"neuron loop (threshold {MIN_SPEEDUP_VS_NEURON_LOOP:.0f}x); largest disagreement between the four "
@@ -187,7 +187,7 @@ def run(ctx) -> Outcome:
             f"({_dur(sgd['total_s'])}) buy 100 GD updates or {sgd['total_updates']:,} SGD updates (batch 128); GD needs "
             f"{_dur(sgd['gd_s_for_same_updates'])} for as many.")
     numbers = {"speedup_vs_per_sample": vs_sample, "speedup_vs_neuron_dot": vs_dot, "speedup_vs_neuron_loop": vs_neuron,
-               "max_disagreement": disagreement, "cuda": cuda,
+               "max_disagreement": disagreement, "cuda": cuda, "threads": torch.get_num_threads(),
                **{f"us_per_sample/{m}/w{wmax}/b{bmax}": s * 1e6 for m, s in at.items()},
                **{f"train_step_us_per_sample/b{b}": c * 1e6 for b, c in measured_cost.items()}}
     return Outcome(table, verdict, text, [fig], numbers)

@@ -84,7 +84,7 @@ def _ms(v):
 
 def run(ctx) -> Outcome:
     widths = ctx.pick(smoke=[2, 8], default=[1, 2, 4, 8, 16, 32, 64, 128], full=[1, 2, 4, 8, 16, 32, 64, 128, 256, 512])
-    steps = ctx.pick(smoke=60, default=2000, full=10000)
+    steps = ctx.pick(smoke=60, default=1500, full=10000)
     fits: dict[tuple[str, int, str], list[float]] = {}
     params: dict[tuple[int, str], int] = {}
     curves = {}  # (function, width) -> (x, shallow prediction, deep prediction) for the first seed

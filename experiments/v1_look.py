@@ -43,7 +43,7 @@ def synthetic_images(n: int, side: int = 12, classes: int = 10, seed: int = 0):
     x = templates[y]
     dx, dy = torch.randint(-1, 2, (2, n), generator=g)
     x = torch.stack([torch.roll(x[i], (int(dy[i]), int(dx[i])), dims=(1, 2)) for i in range(n)])
-    x = x + 0.6 * torch.randn(x.shape, generator=g)
+    x = x + 0.35 * torch.randn(x.shape, generator=g)
     perm = torch.randperm(n, generator=g)
     return x[perm], y[perm]
 
@@ -108,8 +108,8 @@ def run(ctx) -> Outcome:
     cm = vis.confusion_matrix(pred, yte, C)
     idx, wrong_pred, conf = vis.confident_mistakes(logits, yte, k=len(yte))
     figures = [
-        ctx.save_figure(vis.class_samples(xtr, ytr, classes, per_class=10, title="training samples per class"), "v1_samples"),
-        ctx.save_figure(vis.mistakes_grid(xte, yte, logits, classes, k=24, cols=8,
+        ctx.save_figure(vis.class_samples(xtr, ytr, classes, per_class=ctx.pick(smoke=6, default=10), title="training samples per class"), "v1_samples"),
+        ctx.save_figure(vis.mistakes_grid(xte, yte, logits, classes, k=ctx.pick(smoke=8, default=24), cols=8,
                                           title="most confident test mistakes: true->predicted (p)"), "v1_mistakes"),
         ctx.save_figure(vis.first_layer_weights(model, in_shape, units=ctx.pick(smoke=16, default=64), cols=8,
                                                 title="first-layer weights (red +, blue -)"), "v1_first_layer"),

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 import torch
 from torch import nn
@@ -12,13 +14,19 @@ from nnbasics.models import build_model
 FORMS = sorted(neurons.FORWARDS)
 
 
-@pytest.mark.parametrize("activation,depth", [("relu", 2), ("tanh", 1), ("sigmoid", 3), ("relu", 0)])
-def test_every_form_equals_the_configured_mlp(compose, activation, depth):
-    cfg = compose([f"activation={activation}", f"model.depth={depth}", "model.width=12"])
+ACTIVATION_OPTIONS = sorted(p.stem for p in (Path(__file__).resolve().parents[1] / "conf" / "activation").glob("*.yaml"))
+
+
+@pytest.mark.parametrize("activation", ACTIVATION_OPTIONS)
+@pytest.mark.parametrize("depth,extra", [(2, []), (1, ["model.norm=batch"])])
+def test_every_form_equals_the_configured_mlp(compose, activation, depth, extra):
+    cfg = compose([f"activation={activation}", f"model.depth={depth}", "model.width=12", *extra])
     torch.manual_seed(0)
-    model = build_model(cfg, (1, 28, 28), 10).double().eval()
+    model = build_model(cfg, (1, 28, 28), 10).double()
     x = torch.randn(3, 1, 28, 28, dtype=torch.float64)
-    ref = model(x)
+    if extra:  # give batch norm running statistics that are not the identity
+        model.train()(torch.randn(16, 1, 28, 28, dtype=torch.float64))
+    ref = model.eval()(x).detach()
     assert ref.shape == (3, 10)
     for name in FORMS:
         out = neurons.FORWARDS[name](model, x)
@@ -26,12 +34,28 @@ def test_every_form_equals_the_configured_mlp(compose, activation, depth):
         torch.testing.assert_close(out, ref, rtol=1e-12, atol=1e-12, msg=name)
 
 
-def test_neuron_loop_in_float32_matches_within_rounding(compose):
+def test_linear_model_and_float32_within_rounding(compose):
+    linear = build_model(compose(["model.depth=0"]), (1, 28, 28), 10).double()
+    x64 = torch.randn(2, 1, 28, 28, dtype=torch.float64)
+    torch.testing.assert_close(neurons.forward_neurons(linear, x64), linear(x64).detach(), rtol=1e-12, atol=1e-12)
     cfg = compose(["model.depth=2", "model.width=32"])
     torch.manual_seed(1)
     model = build_model(cfg, (1, 28, 28), 10).eval()
     x = torch.randn(2, 1, 28, 28)
     torch.testing.assert_close(neurons.forward_neurons(model, x), model(x), rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize("extra", [["model.dropout.p=0.5", "model.dropout.variant=vanilla", "model.dropout.input_p=0.2"],
+                                   ["model.dropout.p=0.5", "model.dropout.variant=dropconnect"],
+                                   ["regularization=input_noise"]])
+def test_dropout_and_noise_layers_compute_the_eval_forward_and_keep_the_mode(compose, extra):
+    model = build_model(compose(["model.depth=2", "model.width=12", *extra]), (1, 28, 28), 10).double()
+    x = torch.randn(3, 1, 28, 28, dtype=torch.float64)
+    ref = model.eval()(x).detach()
+    model.train()
+    for name in FORMS:
+        torch.testing.assert_close(neurons.FORWARDS[name](model, x), ref, rtol=1e-12, atol=1e-12, msg=name)
+    assert model.training
 
 
 def test_neuron_loop_fuses_elementwise_activations_into_units(compose):
@@ -40,6 +64,9 @@ def test_neuron_loop_fuses_elementwise_activations_into_units(compose):
     dense = [s for s in neurons.forward_plan(model) if s.kind == "dense"]
     assert [tuple(s.weight.shape) for s in dense] == [(8, 784), (8, 8), (10, 8)]
     assert [s.activation is not None for s in dense] == [True, True, False]  # no activation on the output
+    normed = build_model(compose(["model.depth=1", "model.width=8", "model.norm=batch"]), (1, 28, 28), 10)
+    kinds = [s.kind for s in neurons.forward_plan(normed)]
+    assert "unitwise" in kinds and kinds.index("unitwise") > kinds.index("dense")  # Linear -> norm -> activation
 
 
 def test_generic_model_with_other_modules_and_a_per_unit_activation():
@@ -56,7 +83,7 @@ def test_generic_model_with_other_modules_and_a_per_unit_activation():
         torch.testing.assert_close(neurons.FORWARDS[name](model, x), ref, rtol=1e-12, atol=1e-12, msg=name)
     assert model.training
     plan = neurons.forward_plan(model)
-    assert [s.kind for s in plan] == ["dense", "module", "module", "dense", "module", "dense"]
+    assert [s.kind for s in plan] == ["dense", "module", "unitwise", "dense", "module", "dense"]
     assert plan[4].module is model[4]  # a per-unit PReLU is applied to the whole layer
 
 

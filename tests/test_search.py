@@ -204,3 +204,19 @@ def test_coarse_to_fine_search_then_one_final_run(tmp_path):
     assert again.returncode == 0, again.stderr
     study = optuna.load_study(study_name="search-coarse", storage=storage)
     assert len(study.trials) == 5 and all(math.isfinite(t.value) for t in study.trials)
+
+
+@pytest.mark.slow  # ~10 s: one Hydra process whose trials all diverge
+@needs_optuna
+def test_search_where_every_coarse_trial_diverges_stops_with_a_clear_error(tmp_path):
+    out_dir = tmp_path / "search"
+    cmd = [str(BIN / "nnbasics-search"), *FAST, "optimizer=sgd", "optimizer.lr=tag(log,interval(1e29,1e31))",
+           "--coarse-trials", "2", "--fine-trials", "2", "--dir", str(out_dir)]
+    out = subprocess.run(cmd, cwd=tmp_path, env=env(tmp_path), capture_output=True, text=True, timeout=300)
+    assert out.returncode == 1
+    assert "no coarse trial completed" in out.stderr
+    report = json.loads((out_dir / "search.json").read_text())
+    assert [s["name"] for s in report["stages"]] == ["coarse"] and "final" not in report
+    assert report["stages"][0]["n_failed"] == 2
+    assert "2 diverged" in (out_dir / "coarse" / "summary.md").read_text()  # written although the sweep crashed
+    assert not (out_dir / "final").exists()

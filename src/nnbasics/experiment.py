@@ -539,7 +539,12 @@ def result_markdown(record: dict, out_dir: Path, figure_prefix: str = "") -> str
         lines += ["## Figures", ""]
         for f in figs:
             p = Path(f)
-            rel = figure_prefix + (p.name if p.parent == out_dir.resolve() or not p.is_absolute() else str(p))
+            if not p.is_absolute():
+                rel = figure_prefix + str(p)
+            elif p.parent == Path(out_dir).resolve():
+                rel = figure_prefix + p.name
+            else:
+                rel = str(p)
             lines += [f"![{p.stem}]({rel})", ""]
     if record.get("status") == "error":
         lines += ["## Error", "", "```", record.get("traceback", record.get("error", "")).rstrip(), "```", ""]

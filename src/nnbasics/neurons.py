@@ -58,7 +58,7 @@ class Step:
     """One step of the forward pass: a dense layer (``weight``, ``bias``) optionally fused with
     an elementwise activation, or any other module applied as it is."""
 
-    kind: str  # "dense" | "module"
+    kind: str  # "dense" | "unitwise" (an elementwise activation on its own) | "module"
     module: nn.Module
     weight: Tensor | None = None  # out x in
     bias: Tensor | None = None  # out
@@ -105,10 +105,19 @@ def forward_plan(model: nn.Module) -> list[Step]:
             bias = m.bias if m.bias is not None else torch.zeros(m.out_features, dtype=m.weight.dtype)
             steps.append(Step("dense", m, m.weight.detach(), bias.detach(), nxt if fuse else None))
             i += 2 if fuse else 1
+        elif is_activation(m) and i > 0 and _elementwise(m, _width_before(steps), dtype):
+            steps.append(Step("unitwise", m, activation=m))  # e.g. after a norm layer
+            i += 1
         else:
             steps.append(Step("module", m))
             i += 1
     return steps
+
+
+def _width_before(steps: list[Step]) -> int:
+    """A width to probe an activation with: the last dense layer's output size (or 8)."""
+    dense = [s for s in steps if s.kind == "dense"]
+    return int(dense[-1].weight.shape[0]) if dense else 8
 
 
 def _dtype(model: nn.Module) -> torch.dtype:
@@ -163,6 +172,9 @@ def forward_neurons(model: nn.Module, x: Tensor, plan: list[Step] | None = None)
                     inputs = a if isinstance(a, list) else a.reshape(-1).tolist()
                     f = _scalar_fn(s.activation, s.weight.dtype) if s.activation is not None else (lambda z: z)
                     a = [neuron(W[j], b[j], inputs, f) for j in range(len(W))]
+                elif s.kind == "unitwise":
+                    f = _scalar_fn(s.activation, _dtype(model))
+                    a = [f(v) for v in (a if isinstance(a, list) else a.reshape(-1).tolist())]
                 else:
                     t = torch.tensor([a], dtype=_dtype(model)) if isinstance(a, list) else a
                     a = s.module(t)
@@ -187,6 +199,9 @@ def forward_neuron_dots(model: nn.Module, x: Tensor, plan: list[Step] | None = N
                     if s.activation is not None:
                         z = torch.cat([s.activation(z[j:j + 1].reshape(1, 1)).reshape(1) for j in range(z.shape[0])])
                     a = z.reshape(1, -1)
+                elif s.kind == "unitwise":
+                    v = a.reshape(-1)
+                    a = torch.cat([s.activation(v[j:j + 1].reshape(1, 1)).reshape(1) for j in range(v.shape[0])]).reshape(1, -1)
                 else:
                     a = s.module(a)
             outputs.append(a.reshape(1, -1))

@@ -29,14 +29,15 @@ stream of batched kernels:
   on each member's module with its stacked weights through ``torch.func.functional_call``),
   data ``data.load_data`` / ``data.minibatches``, preprocessing ``build_preprocessor``.
 - **Checked forward.** The batched forward is checked against every member's own module on a
-  few examples before training; a model the batched MLP does not reproduce (normalization
+  few examples (evaluation and training mode) before training; a model it does not reproduce (normalization
   layers, parametric activations, a changed layer order) is refused (``Unsupported``) and a
   caller falls back to ``train`` one config at a time.
 
-Equality with solo runs: with dropout off, member k's numbers equal ``train(cfg_k)``'s within
-float tolerance (a batched matmul rounds differently from a single one). Dropout masks come
-from a per-member generator, not the global RNG that the solo run's dropout layers draw from,
-so with dropout on a member equals its solo run in distribution over seeds (tested).
+Equality with solo runs: member k draws its initial weights, its batch order and its random
+numbers (dropout masks, input noise: its own modules, run with the global RNG set to the
+member's saved stream) exactly as ``train(cfg_k)`` does, so its numbers equal the solo run's
+within float tolerance (a batched matmul rounds differently from a single one);
+tests/test_population.py checks this for every supported optimizer, dropout, L2 and max-norm.
 
 Every member's results are written into its own run directory with the same files as
 ``train`` (``write_member``): config.yaml, metrics.json, history.json, tb/ (scalars and
@@ -176,100 +177,140 @@ def _linears(model: nn.Module) -> list[nn.Linear]:
     return [m for m in model.modules() if isinstance(m, nn.Linear)]
 
 
-def _check_structure(model: nn.Module, cfg: Mapping) -> None:
-    """The model must be Linear layers, parameter-free activations, dropout and flatten only."""
-    linears = _linears(model)
-    if len(linears) != int(cfg["model"]["depth"]) + 1:
-        raise Unsupported(f"expected {int(cfg['model']['depth']) + 1} linear layers, found {len(linears)}")
-    owned = {id(p) for m in linears for p in m.parameters()}
-    extra = [n for n, p in model.named_parameters() if id(p) not in owned]
-    if extra:
-        raise Unsupported(f"parameters outside linear layers ({', '.join(extra[:3])}) are not batched")
-    if list(model.buffers()):
-        raise Unsupported("models with buffers (running statistics) are not batched")
-    for m in model.modules():
-        if isinstance(m, nn.Linear) or len(list(m.children())) > 0:
-            continue
-        name = type(m).__name__.lower()
-        if not (isinstance(m, (nn.Flatten, nn.Identity)) or "dropout" in name or _is_activation(m)):
-            raise Unsupported(f"layer {type(m).__name__} is not part of the batched MLP")
-
-
 def _is_activation(m: nn.Module) -> bool:
     from nnbasics import activations
 
     registry = getattr(activations, "ACTIVATIONS", {})
     classes = tuple(v for v in registry.values() if isinstance(v, type))
     base = getattr(activations, "Activation", None)
-    return (classes and isinstance(m, classes)) or (isinstance(base, type) and isinstance(m, base))
+    return bool(classes and isinstance(m, classes)) or (isinstance(base, type) and isinstance(m, base))
 
 
-def _dropout_cfg(cfg: Mapping) -> tuple[float, float, str]:
-    d = _select(cfg, "model.dropout") or {}
-    return float(d.get("p", 0.0) or 0.0), float(d.get("input_p", 0.0) or 0.0), str(d.get("variant", "inverted"))
+def _plain_linear(m: nn.Module) -> bool:
+    """nn.Linear or the project's Linear (which only owns its init); not DropConnect & co."""
+    from nnbasics import layers
+
+    return type(m) is nn.Linear or type(m) is getattr(layers, "Linear", nn.Linear)
+
+
+def _plan(model: nn.Module, depth: int) -> list[tuple[list[nn.Module], list[nn.Module]]]:
+    """The model as segments around its linear layers: segment 0 is what comes before the first
+    linear layer, segment i+1 what follows linear layer i. Each segment is (shared, member):
+    ``shared`` are deterministic parameter-free layers (activations) applied to all members at
+    once; ``member`` are the member's own parameter-free layers that come after them (dropout,
+    input noise: they draw random numbers), applied member by member with the member's RNG.
+    Raises Unsupported for anything else (norm layers, parametric activations, DropConnect)."""
+    linears = _linears(model)
+    if len(linears) != depth + 1 or not all(_plain_linear(m) for m in linears):
+        raise Unsupported(f"expected {depth + 1} plain linear layers, found "
+                          f"{', '.join(type(m).__name__ for m in linears) or 'none'}")
+    owned = {id(p) for m in linears for p in m.parameters()}
+    extra = [n for n, p in model.named_parameters() if id(p) not in owned]
+    if extra:
+        raise Unsupported(f"parameters outside linear layers ({', '.join(extra[:3])}) are not batched")
+    if list(model.buffers()):
+        raise Unsupported("models with buffers (running statistics) are not batched")
+    segments: list[tuple[list[nn.Module], list[nn.Module]]] = [([], [])]
+    for m in model.modules():
+        if m is model or len(list(m.children())) > 0:
+            continue
+        if isinstance(m, nn.Linear):
+            segments.append(([], []))
+            continue
+        shared, member = segments[-1]
+        if isinstance(m, nn.Flatten):
+            if len(segments) > 1 or shared or member:
+                raise Unsupported("a Flatten layer after the input is not batched")
+        elif isinstance(m, nn.Identity):
+            continue
+        elif _is_activation(m):
+            if member:
+                raise Unsupported(f"activation {type(m).__name__} after a random layer is not batched")
+            shared.append(m)
+        else:
+            member.append(m)
+    return segments
+
+
+def _params(model: nn.Module) -> list[Tensor]:
+    """The member's parameters in the order of ``BatchedMLP.parameters()``."""
+    return [p for lin in _linears(model) for p in (lin.weight, lin.bias) if p is not None]
+
+
+def _rng_state(device: torch.device) -> tuple[Tensor, Tensor | None]:
+    return torch.get_rng_state(), (torch.cuda.get_rng_state(device) if device.type == "cuda" else None)
+
+
+def _set_rng_state(state: tuple[Tensor, Tensor | None], device: torch.device) -> None:
+    torch.set_rng_state(state[0])
+    if state[1] is not None:
+        torch.cuda.set_rng_state(state[1], device)
 
 
 class BatchedMLP:
     """K MLPs with stacked weights: ``weights[i]`` is K x out x in, ``biases[i]`` K x out.
 
-    forward(x): x is K x B x ... (each member its own inputs) or B x ... (shared), flattened to
-    features; each hidden layer is ``act(baddbmm(b, h, W^T))`` followed by dropout with the
-    member's own rate; the output layer is linear.
+    ``forward(x)``: x is K x B x ... (each member its own inputs), flattened to features; each
+    linear layer is one ``baddbmm`` for all members; activations are applied once to the K x B x H
+    tensor; a member's random layers (dropout, input noise: its own modules, with its own p) run
+    on its slice with the global RNG set to the member's own stream (``rng[k]``, saved after
+    each use), so the member draws exactly the random numbers its solo run draws.
     """
 
-    def __init__(self, models: Sequence[nn.Module], activation: nn.Module, dropout: Sequence[tuple[float, float]],
-                 variant: str, generators: Sequence[torch.Generator | None]):
+    def __init__(self, models: Sequence[nn.Module], depth: int):
+        self.models, self.K = list(models), len(models)
+        plans = [_plan(m, depth) for m in models]
+        shapes = {tuple((tuple(lin.weight.shape), lin.bias is not None) for lin in _linears(m)) for m in models}
+        if len(shapes) > 1:
+            raise Unsupported("members differ in layer shapes")
+        for plan in plans[1:]:
+            if [[repr(a) for a in seg[0]] for seg in plan] != [[repr(a) for a in seg[0]] for seg in plans[0]]:
+                raise Unsupported("members differ in their activations")
+        self.shared = [seg[0] for seg in plans[0]]
+        self.member = [[plan[s][1] for plan in plans] for s in range(len(plans[0]))]
         layers = [_linears(m) for m in models]
-        self.weights = [torch.stack([ls[i].weight.detach() for ls in layers]).requires_grad_(True)
-                        for i in range(len(layers[0]))]
-        self.biases = [torch.stack([ls[i].bias.detach() if ls[i].bias is not None else
-                                    torch.zeros(ls[i].out_features, device=ls[i].weight.device) for ls in layers])
-                       .requires_grad_(True) for i in range(len(layers[0]))]
-        self.has_bias = [layers[0][i].bias is not None for i in range(len(layers[0]))]
-        self.activation = activation
-        self.K = len(models)
-        dev = self.weights[0].device
-        self.p = torch.tensor([d[0] for d in dropout], device=dev).view(-1, 1, 1)
-        self.input_p = torch.tensor([d[1] for d in dropout], device=dev).view(-1, 1, 1)
-        self.any_p, self.any_input_p = bool((self.p > 0).any()), bool((self.input_p > 0).any())
-        self.variant = variant
-        self.generators = list(generators)
+        n = len(layers[0])
+        self.has_bias = [layers[0][i].bias is not None for i in range(n)]
+        self.weights = [torch.stack([ls[i].weight.detach() for ls in layers]).requires_grad_(True) for i in range(n)]
+        self.biases = [torch.stack([ls[i].bias.detach() for ls in layers]).requires_grad_(True)
+                       if self.has_bias[i] else None for i in range(n)]
+        self.device = self.weights[0].device
+        self.rng: list[tuple[Tensor, Tensor | None] | None] = [None] * self.K
+        self.random = any(mods for seg in self.member for mods in seg)
 
     def parameters(self) -> list[Tensor]:
-        return [t for pair in zip(self.weights, self.biases) for t in pair]
+        out = []
+        for w, b in zip(self.weights, self.biases):
+            out += [w] if b is None else [w, b]
+        return out
 
-    def _dropout(self, h: Tensor, p: Tensor, train: bool) -> Tensor:
-        if train:
-            keep = torch.empty_like(h)
-            for k, g in enumerate(self.generators):
-                if float(p[k]) > 0:
-                    keep[k].bernoulli_(1.0 - float(p[k]), generator=g)
-                else:
-                    keep[k].fill_(1.0)
-            if self.variant == "inverted":
-                keep = keep / (1.0 - p)
-            return h * keep
-        if self.variant == "vanilla":
-            return h * (1.0 - p)
-        return h
+    def _segment(self, s: int, h: Tensor, train: bool) -> Tensor:
+        for m in self.shared[s]:
+            h = m(h)
+        if not any(self.member[s]):
+            return h
+        outs = []
+        for k, mods in enumerate(self.member[s]):
+            hk = h[k]
+            if mods:
+                if train and self.rng[k] is not None:
+                    _set_rng_state(self.rng[k], self.device)
+                for m in mods:
+                    m.train(train)
+                    hk = m(hk)
+                if train and self.rng[k] is not None:
+                    self.rng[k] = _rng_state(self.device)
+            outs.append(hk)
+        return torch.stack(outs)
 
     def forward(self, x: Tensor, train: bool = True) -> Tensor:
         if x.dim() < 3 or x.shape[0] != self.K:
             raise ValueError(f"forward expects inputs of shape K x B x ... with K={self.K}, got {tuple(x.shape)}")
-        h = x.reshape(self.K, x.shape[1], -1)
-        if self.any_input_p:
-            h = self._dropout(h, self.input_p, train)
-        n = len(self.weights)
-        for i in range(n):
-            W = self.weights[i].transpose(1, 2)
-            if self.has_bias[i]:
-                h = torch.baddbmm(self.biases[i].unsqueeze(1), h, W)
-            else:
-                h = torch.bmm(h, W)
-            if i < n - 1:
-                h = self.activation(h)
-                if self.any_p:
-                    h = self._dropout(h, self.p, train)
+        h = self._segment(0, x.reshape(self.K, x.shape[1], -1), train)
+        for i, W in enumerate(self.weights):
+            Wt = W.transpose(1, 2)
+            h = torch.bmm(h, Wt) if self.biases[i] is None else torch.baddbmm(self.biases[i].unsqueeze(1), h, Wt)
+            h = self._segment(i + 1, h, train)
         return h
 
     __call__ = forward
@@ -456,30 +497,15 @@ class Population:
 
         # members: built by the library, exactly as train() builds them
         in_shape = tuple(self.train_split.x.shape[1:])
-        self.models, self.optimizers = [], []
+        self.models, self.optimizers, self.rng_after_init = [], [], []
         for c in self.cfgs:
             torch.manual_seed(c.seed)
             m = build_model(c, in_shape, self.bundle.out_features).to(self.device)
-            _check_structure(m, c)
             self.models.append(m)
+            self.rng_after_init.append(_rng_state(self.device))
         self.loss_fn = build_loss(cfg0.loss)
         self.family = OPTIMIZER_FAMILIES[str(cfg0.optimizer.name)]
-        drop = [_dropout_cfg(c) for c in self.cfgs]
-        variants = {d[2] for d in drop}
-        if len(variants) > 1:
-            raise Unsupported("members differ in model.dropout.variant")
-        gens = []
-        for k, c in enumerate(self.cfgs):
-            g = None
-            if drop[k][0] > 0 or drop[k][1] > 0:
-                g = torch.Generator(device=self.device).manual_seed(int(c.seed) + 0x5EED)
-            gens.append(g)
-        from nnbasics.activations import get_activation
-
-        activation = get_activation(cfg0.activation)
-        if list(activation.parameters()):
-            raise Unsupported(f"activation {cfg0.activation.name} has parameters (not batched)")
-        self.net = BatchedMLP(self.models, activation, [(d[0], d[1]) for d in drop], variants.pop(), gens)
+        self.net = BatchedMLP(self.models, int(cfg0.model.depth))
         self._check_forward()
         self.hparams = self._optimizer_hparams()
         self._check_optimizer()
@@ -511,14 +537,22 @@ class Population:
 
     @torch.no_grad()
     def _check_forward(self) -> None:
+        """The batched forward must reproduce every member's own module, in evaluation and in
+        training (the same random numbers for dropout and input noise from the same RNG state)."""
         x = self.train_split.x[: min(8, self.n_train)]
-        batched = self.net(x.unsqueeze(0).expand(self.K, *x.shape).contiguous(), train=False)
-        for k, m in enumerate(self.models):
-            m.eval()
-            solo = m(x)
-            m.train()
-            if solo.shape != batched[k].shape or not torch.allclose(solo, batched[k], rtol=1e-4, atol=1e-5):
-                raise Unsupported(f"the batched MLP does not reproduce {type(m).__name__}'s forward pass")
+        xk = x.unsqueeze(0).expand(self.K, *x.shape).contiguous()
+        for train in (False, True):
+            self.net.rng = list(self.rng_after_init)
+            batched = self.net(xk, train=train)
+            for k, m in enumerate(self.models):
+                m.train(train)
+                _set_rng_state(self.rng_after_init[k], self.device)
+                solo = m(x)
+                m.train()
+                if solo.shape != batched[k].shape or not torch.allclose(solo, batched[k], rtol=1e-4, atol=1e-5):
+                    raise Unsupported(f"the batched MLP does not reproduce member {k}'s {type(m).__name__} "
+                                      f"({'training' if train else 'evaluation'} mode)")
+        self.net.rng = list(self.rng_after_init)  # training starts where each solo run would
 
     def _optimizer_hparams(self) -> list[list[dict]]:
         """hparams[i][k] for stacked parameter i and member k, from the library's optimizer."""
@@ -528,14 +562,10 @@ class Population:
             self.optimizers.append(opt)
             group_of = {id(p): g for g in opt.param_groups for p in g["params"]}
             rows = []
-            for lin in _linears(m):
-                for p in (lin.weight, lin.bias):
-                    if p is None:
-                        rows.append(dict(rows[-1]))
-                        continue
-                    if id(p) not in group_of:
-                        raise Unsupported("a parameter is missing from the optimizer's groups")
-                    rows.append(_group_hparams(group_of[id(p)], self.family, str(c.optimizer.name)))
+            for p in _params(m):
+                if id(p) not in group_of:
+                    raise Unsupported("a parameter is missing from the optimizer's groups")
+                rows.append(_group_hparams(group_of[id(p)], self.family, str(c.optimizer.name)))
             per_member.append(rows)
         return [[per_member[k][i] for k in range(self.K)] for i in range(len(per_member[0]))]
 
@@ -545,12 +575,8 @@ class Population:
         saved = [p.detach().clone() for p in self.net.parameters()]
         params = [p.detach().clone().requires_grad_(True) for p in self.net.parameters()]
         batched = BatchedOptimizer(params, self.hparams, self.family)
-        solo = []
-        for k, m in enumerate(self.models):
-            ps = []
-            for lin in _linears(m):
-                ps += [lin.weight, lin.bias]
-            solo.append(ps)
+        solo = [_params(m) for m in self.models]
+        for k in range(self.K):
             for g in self.optimizers[k].param_groups:
                 g.setdefault("initial_lr", g["lr"])
         gen = torch.Generator().manual_seed(0)
@@ -558,8 +584,7 @@ class Population:
             for i, p in enumerate(params):
                 p.grad = torch.randn(p.shape, generator=gen).to(p.device)
                 for k in range(self.K):
-                    if solo[k][i] is not None:
-                        solo[k][i].grad = p.grad[k].clone()
+                    solo[k][i].grad = p.grad[k].clone()
             for opt in self.optimizers:
                 for g in opt.param_groups:
                     g["lr"] = g["initial_lr"] * factor
@@ -568,16 +593,14 @@ class Population:
         for i, p in enumerate(params):
             for k in range(self.K):
                 q = solo[k][i]
-                if q is not None and not torch.allclose(p[k], q, rtol=1e-4, atol=1e-6):
+                if not torch.allclose(p[k], q, rtol=1e-4, atol=1e-6):
                     raise Unsupported(f"the batched {self.family} update does not match the library's "
                                       f"{type(self.optimizers[k]).__name__} (member {k})")
         # restore the models' initial weights (the checkpoint writer reuses the modules)
         with torch.no_grad():
             for k, m in enumerate(self.models):
-                for i, lin in enumerate(_linears(m)):
-                    lin.weight.copy_(saved[2 * i][k])
-                    if lin.bias is not None:
-                        lin.bias.copy_(saved[2 * i + 1][k])
+                for q, p in zip(_params(m), saved):
+                    q.copy_(p[k])
 
     def _vectorized_loss(self) -> Callable[[Tensor, Tensor], Tensor]:
         """(out K x B x C, y K x B ...) -> K losses: vmap of the library's loss, or a loop."""
@@ -636,7 +659,7 @@ class Population:
             total_loss += self.loss_vec(out, yk) * len(y)
             total_correct += self._correct_vec(out, yk)
         n = max(1, len(split))
-        return (total_loss / n).cpu(), (total_correct / n).cpu()
+        return total_loss.cpu().double() / n, total_correct.cpu().double() / n
 
     def run(self) -> list[MemberResult]:
         K, device = self.K, self.device
@@ -709,7 +732,8 @@ class Population:
             if not bool(alive.any()):
                 break
             # end of epoch: per-member rows
-            tl, ta = (sum_loss / max(1, seen)).cpu(), (sum_correct / max(1, seen)).cpu()
+            tl = sum_loss.cpu().double() / max(1, seen)
+            ta = sum_correct.cpu().double() / max(1, seen)
             for k in torch.nonzero(alive & ~torch.isfinite(tl)).flatten().tolist():
                 diverged_at[k], steps_done[k], epochs_done[k] = step, step, len(history[k])
             alive &= torch.isfinite(tl)
@@ -769,21 +793,15 @@ class Population:
     @torch.no_grad()
     def _state_dict(self, k: int) -> dict[str, Tensor]:
         m = self.models[k]
-        for i, lin in enumerate(_linears(m)):
-            lin.weight.copy_(self.net.weights[i][k])
-            if lin.bias is not None:
-                lin.bias.copy_(self.net.biases[i][k])
+        for q, p in zip(_params(m), self.net.parameters()):
+            q.copy_(p[k])
         return {n: t.detach().cpu().clone() for n, t in m.state_dict().items()}
 
     def _optimizer_state(self, k: int) -> dict[str, Any]:
         """Member k's optimizer state as its library optimizer's state_dict (torch.optim keys)."""
         m, c = self.models[k], self.cfgs[k]
         opt = build_optimizer(param_groups(m, c.regularization), c.optimizer, self.batch_size)
-        index = {}
-        for i, lin in enumerate(_linears(m)):
-            index[id(lin.weight)] = 2 * i
-            if lin.bias is not None:
-                index[id(lin.bias)] = 2 * i + 1
+        index = {id(p): i for i, p in enumerate(_params(m))}
         factor = self._factors(max(0, self.opt.step_count - 1))
         f = float(factor[k]) if isinstance(factor, Tensor) else factor
         for g in opt.param_groups:

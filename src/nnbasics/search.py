@@ -195,6 +195,14 @@ def run_stage(stage: Stage, args: argparse.Namespace, base: list[str], ranges: l
     t0 = time.perf_counter()
     stage.returncode = _run(cmd, log_path, args.verbose)
     stage.wall_time_s = time.perf_counter() - t0
+    sweep_dir = Path(stage.sweep_dir)
+    if sweep_dir.is_dir() and not (sweep_dir / "summary.md").exists():  # the sweep crashed before its end
+        from nnbasics.summary import write_summary
+
+        try:
+            write_summary(sweep_dir)
+        except (FileNotFoundError, ValueError):
+            pass  # no trial ran at all
     return stage
 
 

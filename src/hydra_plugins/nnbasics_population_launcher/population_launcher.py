@@ -133,6 +133,13 @@ def _member_task(result) -> Callable[[DictConfig], Any]:
         from nnbasics.population import write_member
 
         run_dir = Path(HydraConfig.get().runtime.output_dir)
+        m = result.metrics
+        job_log = logging.getLogger("nnbasics")
+        job_log.info(f"trained as member {m['population_member']} of a population of {m['population_size']} "
+                     f"(hydra/launcher=population)")
+        for row in result.history:
+            job_log.info(f"epoch {row['epoch']}  " + "  ".join(
+                f"{k} {row[k]:.4f}" for k in ("train/loss", "train/acc", "val/loss", "val/acc") if k in row))
         metrics = write_member(result, run_dir)
         if metrics["status"] != "completed":
             print(f"error: diverged at step {metrics.get('diverged_at_step')}")

@@ -1,0 +1,59 @@
+"""Time from process start to 98.0% MNIST test accuracy with an MLP (nnbasics-train).
+
+    NNBASICS_DATA=/work/shared/data .venv/bin/python benchmarks/time_to_accuracy.py --repeats 2
+
+Each repeat starts a fresh `nnbasics-train` process with a fixed recipe (chosen beforehand,
+never stopped early by peeking at the test split) and measures the wall time from process
+start to exit; the run's own metrics.json gives test/acc and the in-process wall_time_s (data
+load + training + evaluation), so the rest is interpreter start-up and imports.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import data_root, header  # noqa: E402
+
+RECIPE = ["data=mnist", "model.width=256", "model.depth=2", "activation=relu", "init=he_normal", "optimizer=adam",
+          "optimizer.lr=2e-3", "scheduler=cosine", "batch_size=256", "epochs=8", "monitor=off", "checkpoint=false",
+          "progress=false", "device=auto"]
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--repeats", type=int, default=2)
+    ap.add_argument("overrides", nargs="*", help="overrides added to the recipe")
+    args = ap.parse_args()
+    data_root()
+    header("time from process start to MNIST test accuracy >= 98.0% (MLP)")
+    print("# recipe: " + " ".join(RECIPE + args.overrides))
+    exe = Path(sys.executable).parent / "nnbasics-train"
+    walls, inner, accs = [], [], []
+    with tempfile.TemporaryDirectory() as tmp:
+        for r in range(args.repeats):
+            run_dir = Path(tmp) / f"run{r}"
+            t0 = time.perf_counter()
+            subprocess.run([str(exe), *RECIPE, *args.overrides, f"seed={r}", f"hydra.run.dir={run_dir}"],
+                           check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            walls.append(time.perf_counter() - t0)
+            m = json.loads((run_dir / "metrics.json").read_text())
+            inner.append(m["wall_time_s"])
+            accs.append(m["test/acc"])
+            print(f"run {r} (seed {r}): process wall {walls[-1]:.1f} s, of which train() {inner[-1]:.1f} s; "
+                  f"test/acc {accs[-1]:.4f}", flush=True)
+    w = statistics.median(walls)
+    print(f"\nmedian: process wall {w:.1f} s (train() {statistics.median(inner):.1f} s, start-up and imports "
+          f"{w - statistics.median(inner):.1f} s), test/acc {statistics.median(accs):.4f}, min test/acc {min(accs):.4f}")
+    print(f"reached 98.0% in every run: {all(a >= 0.98 for a in accs)}; target <= 10 s: {'met' if w <= 10 and all(a >= 0.98 for a in accs) else 'missed'}")
+
+
+if __name__ == "__main__":
+    main()

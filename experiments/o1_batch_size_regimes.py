@@ -1,0 +1,93 @@
+"""O1: gradient descent, SGD (batch 1) and mini-batch SGD trade stability against cost per update
+(d2l chapter_optimization/minibatch-sgd.md).
+
+Same MLP, same data, same number of epochs (equal gradient evaluations) for batch = full (GD),
+1 (SGD) and 64 (mini-batch), each with the learning rate d2l-style fixed per regime (GD 0.5,
+SGD 0.005, mini-batch 0.1). Measured: seconds per update, the spread of the mini-batch loss in
+the last epoch (instability), and the validation loss reached against updates and wall time.
+"""
+
+from __future__ import annotations
+
+import math
+
+from nnbasics.experiment import Context, Outcome, fmt, mean_std, md_table, new_figure
+
+ID = "O1"
+TITLE = "Gradient descent vs SGD vs mini-batch SGD"
+CLAIM = "GD, SGD (batch 1) and mini-batch SGD trade stability against cost per update; mini-batch wins on time"
+REFERENCE = ("d2l `chapter_optimization/minibatch-sgd.md`: GD makes one costly update per epoch and stalls after a "
+             "few epochs; SGD's updates are cheap but noisy and slow in wall time; mini-batch wins on time")
+
+ARMS = {  # name -> (batch_size, lr)
+    "GD (full batch)": ("full", 0.5),
+    "SGD (batch 1)": (1, 0.005),
+    "mini-batch 64": (64, 0.1),
+}
+
+
+def noise(curve: list, last_fraction: float = 0.2) -> float:
+    """Coefficient of variation of the logged mini-batch losses in the last part of training."""
+    pts = [c[2] for c in curve[int(len(curve) * (1 - last_fraction)):]]
+    if len(pts) < 2:
+        return 0.0
+    m, s = mean_std(pts)
+    return s / m if m > 0 else float("nan")
+
+
+def run(ctx: Context) -> Outcome:
+    epochs = ctx.pick(smoke=3, default=5)
+    base = ctx.pick(
+        smoke=["data=spiral", "data.n_samples=700", "model.width=32"],
+        default=["data=mnist", "data.train_size=5000", "model.width=100"],
+    ) + ["model.depth=1", "activation=relu", "init=he_normal", "optimizer=sgd", "scheduler=constant",
+         f"epochs={epochs}", "eval_every=1"]
+    results, rows, numbers = {}, [], {}
+    for arm, (bs, lr) in ARMS.items():
+        runs = ctx.train_seeds(base + [f"batch_size={bs}", f"optimizer.lr={lr}"], name=arm)
+        results[arm] = runs
+        per_update = [r["history"][-1]["time_s"] / r["steps"] for r in runs]
+        total = [r["history"][-1]["time_s"] for r in runs]
+        val = [r["val/loss"] for r in runs]
+        nz = [noise(r["curve"]) for r in runs]
+        numbers[arm] = {"s_per_update": mean_std(per_update)[0], "train_time_s": mean_std(total)[0],
+                        "val_loss": mean_std(val)[0], "loss_noise": mean_std(nz)[0], "updates": runs[0]["steps"]}
+        rows.append([arm, runs[0]["steps"], fmt(*mean_std([p * 1e3 for p in per_update]), digits=3),
+                     fmt(*mean_std(total), digits=1), fmt(*mean_std(nz), digits=2), fmt(*mean_std(val)),
+                     fmt(*mean_std([r["val/acc"] for r in runs]), percent=True)])
+
+    fig = new_figure(11, 4)
+    ax1, ax2 = fig.add_subplot(1, 2, 1), fig.add_subplot(1, 2, 2)
+    for arm, runs in results.items():
+        h = runs[0]["history"]
+        ax1.plot([r["step"] for r in h], [r["val/loss"] for r in h], "o-", ms=3, label=arm)
+        ax2.plot([r["time_s"] for r in h], [r["val/loss"] for r in h], "o-", ms=3, label=arm)
+    ax1.set_xscale("log")
+    ax1.set_xlabel("updates")
+    ax2.set_xlabel("wall time (s)")
+    for ax in (ax1, ax2):
+        ax.set_ylabel("val loss (seed 0, per epoch)")
+        ax.legend()
+    fig.suptitle(f"O1: {epochs} epochs per regime")
+    fig.tight_layout()
+    figures = [ctx.save_figure(fig, "loss_vs_updates_and_time")]
+
+    table = md_table(["regime", "updates", "ms per update", "training time (s)", "loss noise (CV, last 20 %)",
+                      "final val loss", "val acc"], rows)
+    gd, sgd, mb = (numbers[a] for a in ARMS)
+    checks = {
+        f"cost per update GD {gd['s_per_update'] * 1e3:.2f} ms > mini-batch {mb['s_per_update'] * 1e3:.2f} ms > "
+        f"SGD {sgd['s_per_update'] * 1e3:.2f} ms": gd["s_per_update"] > mb["s_per_update"] > sgd["s_per_update"],
+        f"noise SGD {sgd['loss_noise']:.2f} > mini-batch {mb['loss_noise']:.2f} > GD {gd['loss_noise']:.2f}":
+            sgd["loss_noise"] > mb["loss_noise"] > gd["loss_noise"],
+        f"mini-batch val loss {mb['val_loss']:.3f} < GD {gd['val_loss']:.3f} (GD stalls at equal epochs)":
+            mb["val_loss"] < gd["val_loss"],
+        f"mini-batch time {mb['train_time_s']:.1f} s < SGD {sgd['train_time_s']:.1f} s / 2 with val loss <= 1.1 x SGD's "
+        f"{sgd['val_loss']:.3f}": mb["train_time_s"] < sgd["train_time_s"] / 2 and mb["val_loss"] <= 1.1 * sgd["val_loss"],
+    }
+    held = all(checks.values())
+    text = "; ".join(f"{k} ({'ok' if v else 'FAILED'})" for k, v in checks.items()) + " (means over seeds)"
+    flat = {f"{a}/{k}": v for a, d in numbers.items() for k, v in d.items() if not isinstance(v, float) or math.isfinite(v)}
+    summary = ", ".join(f"{a.split(' ')[0]} val loss {numbers[a]['val_loss']:.3f} in {numbers[a]['train_time_s']:.0f} s"
+                        for a in ARMS)
+    return Outcome(table, held, text, figures, flat, summary=summary)

@@ -1,0 +1,114 @@
+"""O4: too high a learning rate diverges or jumps over the minimum, too low crawls; decay gets
+both speed and precision.
+
+Part 1: plain SGD (constant LR) over LRs log-spaced from 1e-4 to 10 on MNIST (784-100-100-10
+ReLU, He init, batch 128, 2 epochs on 20,000 images). Part 2: from a high start (the swept LR one
+grid point above the best by validation loss: chosen by rule, on the sweep's own numbers) 4 epochs with
+constant, step, exponential, 1/t and cosine decay. Validation loss decides; no test reads matter.
+"""
+
+from __future__ import annotations
+
+import math
+
+from nnbasics.experiment import Context, Outcome, fmt, mean_std, md_table, new_figure
+
+ID = "O4"
+TITLE = "Learning rate: too high, too low, and decay"
+CLAIM = "too high an LR diverges or jumps over the minimum, too low crawls; decay gets both speed and precision"
+REFERENCE = "shapes in the seed material (cs231n 'learning rate' figure: high LR plateaus high or explodes, low LR is slow)"
+
+CRAWL = 2.0     # the smallest LR's final train loss is above CRAWL x the best LR's
+HIGH_BAD = 2.0  # the largest LR diverges in every seed or ends with val loss above this (ln 10 = 2.30)
+DECAYS = {
+    "constant": ["scheduler=constant"],
+    "step (x0.5 every epoch)": ["scheduler=step", "scheduler.step_size=1", "scheduler.gamma=0.5"],
+    "exponential (x0.5 per epoch)": ["scheduler=exponential", "scheduler.gamma=0.5"],
+    "1/t (k=1 per epoch)": ["scheduler=inverse_time", "scheduler.k=1.0"],
+    "cosine": ["scheduler=cosine"],
+}
+
+
+def run(ctx: Context) -> Outcome:
+    exps = ctx.pick(smoke=[-3, -1, 0, 1], default=[e / 2 for e in range(-8, 3)])
+    base = ctx.pick(
+        smoke=["data=spiral", "model.width=32", "batch_size=32"],
+        default=["data=mnist", "data.train_size=20000", "model.width=100", "batch_size=128"],
+    ) + ["model.depth=2", "activation=relu", "init=he_normal", "optimizer=sgd"]
+    sweep = {}
+    for e in exps:
+        lr = 10.0 ** e
+        runs = ctx.train_seeds(base + ["scheduler=constant", f"epochs={ctx.pick(smoke=2, default=2)}",
+                                       f"optimizer.lr={lr:.6g}"], name=f"lr_{lr:.0e}")
+        sweep[lr] = {"val": [r["val/loss"] for r in runs], "train": [r["train/loss"] for r in runs],
+                     "diverged": sum(r["status"] == "diverged" for r in runs), "runs": runs}
+    lrs = sorted(sweep)
+    finite = [lr for lr in lrs if sweep[lr]["diverged"] == 0]
+    best = min(finite, key=lambda lr: mean_std(sweep[lr]["val"])[0])
+    # the high start: one grid point (half a decade) above the sweep's best LR, if no seed diverged there
+    above = [lr for lr in finite if lr > best]
+    start = min(above) if above else best
+    rows = [[f"{lr:.0e}", fmt(*mean_std(sweep[lr]["train"])), fmt(*mean_std(sweep[lr]["val"])),
+             f"{sweep[lr]['diverged']}/{len(ctx.seeds)}"] for lr in lrs]
+
+    decay = {}
+    for name, over in DECAYS.items():
+        runs = ctx.train_seeds(base + over + [f"epochs={ctx.pick(smoke=4, default=4)}", f"optimizer.lr={start:.6g}"],
+                               name=f"decay_{name.split(' ')[0]}")
+        decay[name] = runs
+    drows = [[name, fmt(*mean_std([r["train/loss"] for r in runs])), fmt(*mean_std([r["val/loss"] for r in runs])),
+              fmt(*mean_std([r["val/acc"] for r in runs]), percent=True)] for name, runs in decay.items()]
+
+    fig = new_figure(11, 4)
+    ax = fig.add_subplot(1, 2, 1)
+    m = [mean_std(sweep[lr]["val"]) for lr in finite]
+    ax.errorbar(finite, [a for a, _ in m], yerr=[s for _, s in m], fmt="o-", capsize=3, label="val loss")
+    ax.errorbar(finite, [mean_std(sweep[lr]["train"])[0] for lr in finite], fmt="s--", label="train loss")
+    for lr in lrs:
+        if sweep[lr]["diverged"]:
+            ax.axvline(lr, color="tab:red", ls=":", lw=1)
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel("learning rate (red: a seed diverged)")
+    ax.set_ylabel("loss after the sweep's epochs")
+    ax.legend()
+    ax.set_title("constant LR sweep")
+    ax2 = fig.add_subplot(1, 2, 2)
+    for name, runs in decay.items():
+        h = runs[0]["history"]
+        ax2.plot([r["epoch"] for r in h], [r["val/loss"] for r in h], "o-", ms=3, label=name)
+    ax2.set_xlabel("epoch")
+    ax2.set_ylabel("val loss (seed 0)")
+    ax2.set_yscale("log")
+    ax2.legend(fontsize=8)
+    ax2.set_title(f"decay from lr {start:g}")
+    fig.tight_layout()
+    figures = [ctx.save_figure(fig, "lr_sweep_and_decay")]
+
+    table = (md_table(["lr", "train loss", "val loss", "diverged"], rows) + "\n\n"
+             + f"Decay from the high start lr = {start:g} (one grid point above the best constant LR "
+               f"by val loss, {best:g}).\n\n"
+             + md_table(["schedule", "train loss", "val loss", "val acc"], drows))
+    top = lrs[-1]
+    top_bad = sweep[top]["diverged"] == len(ctx.seeds) or mean_std(sweep[top]["val"])[0] > HIGH_BAD
+    low, best_train = mean_std(sweep[lrs[0]]["train"])[0], mean_std(sweep[best]["train"])[0]
+    const = mean_std([r["val/loss"] for r in decay["constant"]])[0]
+    decays_better = {n: mean_std([r["val/loss"] for r in runs])[0] < const for n, runs in decay.items() if n != "constant"}
+    checks = {
+        f"largest lr {top:g}: {sweep[top]['diverged']}/{len(ctx.seeds)} diverged, val loss "
+        f"{fmt(*mean_std(sweep[top]['val']))} (bad if all diverged or > {HIGH_BAD})": top_bad,
+        f"smallest lr {lrs[0]:g} train loss {low:.3f} > {CRAWL} x best lr's {best_train:.3f}": low > CRAWL * best_train,
+        f"best lr {best:g} is inside the range": lrs[0] < best < lrs[-1],
+        "every decay ends below constant's val loss " + f"{const:.4f}: " + ", ".join(
+            f"{n.split(' ')[0]} {mean_std([r['val/loss'] for r in decay[n]])[0]:.4f}" for n in decays_better):
+            all(decays_better.values()),
+    }
+    held = all(checks.values())
+    text = "; ".join(f"{k} ({'ok' if v else 'FAILED'})" for k, v in checks.items())
+    numbers = {"best_lr": best, "start_lr": start, "smallest_lr_train_loss": low, "best_lr_train_loss": best_train,
+               "constant_val_loss": const}
+    numbers.update({f"decay/{n.split(' ')[0]}": mean_std([r["val/loss"] for r in runs])[0] for n, runs in decay.items()})
+    numbers = {k: v for k, v in numbers.items() if math.isfinite(v)}
+    summary = (f"best lr {best:g}; from lr {start:g}: constant val loss {const:.3f}, decays "
+               + "/".join(f"{numbers[f'decay/{n.split(chr(32))[0]}']:.3f}" for n in decays_better))
+    return Outcome(table, held, text, figures, numbers, summary=summary)

@@ -1,0 +1,146 @@
+"""The experiment suite: the machinery (nnbasics.experiment) and a smoke run of every experiment
+found in experiments/ (toy data, seconds each; never real data, never the network)."""
+
+from __future__ import annotations
+
+import json
+import math
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from nnbasics import experiment as X
+
+EXPERIMENTS = X.discover()
+
+
+# --- helpers --------------------------------------------------------------------------------------
+
+
+def test_mean_std_and_fmt():
+    m, s = X.mean_std([1.0, 2.0, 3.0])
+    assert m == pytest.approx(2.0) and s == pytest.approx(1.0)  # sample std (n - 1)
+    assert X.mean_std([5.0]) == (5.0, 0.0)
+    assert X.mean_std([1.0, float("nan"), 3.0]) == (2.0, pytest.approx(math.sqrt(2)))  # diverged runs left out
+    assert all(math.isnan(v) for v in X.mean_std([]))
+    assert X.fmt(0.91234, 0.00456) == "0.912 ± 0.005"
+    assert X.fmt(0.91234, 0.00456, percent=True) == "91.2 ± 0.5 %"
+    assert X.fmt(float("nan"), 0.1) == "n/a"
+    assert "1/3 diverged" in X.fmt_values([0.5, 0.6, float("inf")])
+
+
+def test_first_at_curve_at_and_table():
+    hist = [{"epoch": 1, "train/acc": 0.5}, {"epoch": 2, "train/acc": 0.8}, {"epoch": 3, "train/acc": 0.9}]
+    assert X.first_at(hist, "train/acc", above=0.75) == 2
+    assert X.first_at(hist, "train/acc", above=0.95) == math.inf
+    curve = [[10, 0.1, 2.0], [20, 0.2, 1.0], [30, 0.3, 0.5]]
+    assert X.curve_at(curve, 25, window=2) == pytest.approx(1.5)
+    assert math.isnan(X.curve_at(curve, 5))
+    table = X.md_table(["a", "b"], [[1, 0.123456], ["x|y", "z"]])
+    assert table.splitlines()[1] == "|---|---|" and "0.1235" in table and "x\\|y" in table
+
+
+def test_context_pick_and_budget():
+    ctx = X.Context("T1", "smoke", [0], Path("/tmp/unused"))
+    assert ctx.pick(smoke=1, default=2, full=3) == 1 and ctx.threads == 1
+    assert X.Context("T1", "default", [0], Path("/tmp/unused")).pick(smoke=1, default=2, full=3) == 2
+    assert X.Context("T1", "full", [0], Path("/tmp/unused")).pick(smoke=1, default=2) == 2  # full falls back
+    with pytest.raises(X.ExperimentError, match="budget"):
+        X.Context("T1", "huge", [0], Path("/tmp/unused"))
+
+
+def test_parse_args():
+    ids, opts = X.parse_args(["I3", "O1", "budget=smoke", "seeds=2", "device=cpu"])
+    assert ids == ["I3", "O1"] and opts["budget"] == "smoke" and opts["seeds"] == [0, 1] and opts["device"] == "cpu"
+    assert X.parse_args(["all", "seeds=4,7"])[1]["seeds"] == [4, 7]
+    for bad in (["budget=huge"], ["seeds=0"], ["seeds=x"], ["colour=red"]):
+        with pytest.raises(X.ExperimentError):
+            X.parse_args(["I3", *bad])
+    assert X.command_line(["I3"], "default", [0, 1, 2], "auto") == "nnbasics-experiment I3 budget=default seeds=3 device=auto"
+
+
+def test_compose_adds_quiet_defaults_and_respects_overrides(tmp_path):
+    ctx = X.Context("T1", "smoke", [0], tmp_path, device="cpu")
+    cfg = ctx.compose(["data=spiral", "monitor=basic"])
+    assert cfg.progress is False and cfg.checkpoint is False and cfg.device == "cpu" and cfg.threads == 1
+    assert cfg.monitor.level == "basic" and cfg.data.name == "spiral"
+
+
+def test_train_writes_run_dirs_and_same_seed_same_numbers(tmp_path):
+    ctx = X.Context("T1", "smoke", [0], tmp_path, device="cpu")
+    over = ["data=spiral", "model.width=8", "model.depth=1", "epochs=2"]
+    a = ctx.train(over, seed=3, name="arm a")
+    b = ctx.train(over, seed=3, name="arm b")
+    assert Path(a["run_dir"]) == tmp_path / "runs" / "arm_a" / "seed3"
+    assert (Path(a["run_dir"]) / "metrics.json").exists() and a["history"] and a["curve"]
+    assert a["val/acc"] == b["val/acc"] and a["curve"][-1][2] == b["curve"][-1][2]
+    assert ctx.runs == 2 and ctx.train_time_s > 0
+
+
+def test_diverged_run_is_returned_not_raised(tmp_path):
+    ctx = X.Context("T1", "smoke", [0], tmp_path, device="cpu")
+    r = ctx.train(["data=spiral", "model.width=8", "model.depth=2", "epochs=3", "optimizer=sgd", "optimizer.lr=1e12"],
+                  seed=0, name="boom")
+    assert r["status"] == "diverged" and math.isnan(r["val/acc"])
+
+
+_FAKE = textwrap.dedent('''
+    ID = "{id}"
+    TITLE = "a fake experiment"
+    CLAIM = "fakes run"
+    REFERENCE = "none"
+    from nnbasics.experiment import Outcome, new_figure
+    def run(ctx):
+        if {fail}:
+            raise ValueError("broken on purpose")
+        fig = new_figure(2, 2)
+        fig.add_subplot(1, 1, 1).plot([0, 1], [0, 1])
+        path = ctx.save_figure(fig, "line")
+        return Outcome("| a |\\n|---|\\n| 1 |", True, "1 > 0", [path], {{"x": 1.0}})
+''')
+
+
+def test_runner_report_and_errored_experiment(tmp_path, monkeypatch, capsys):
+    folder = tmp_path / "experiments"
+    folder.mkdir()
+    (folder / "z1_ok.py").write_text(_FAKE.format(id="Z1", fail=False))
+    (folder / "z2_broken.py").write_text(_FAKE.format(id="Z2", fail=True))
+    monkeypatch.setenv("NNBASICS_EXPERIMENTS", str(folder))
+    assert list(X.discover()) == ["Z1", "Z2"]
+    out, rep = tmp_path / "out", tmp_path / "report"
+    code = X.main(["all", "budget=smoke", "seeds=1", f"out={out}", f"report={rep}"])
+    assert code == 1  # one experiment errored; the other still ran
+    ok = json.loads((out / "smoke" / "Z1" / "result.json").read_text())
+    bad = json.loads((out / "smoke" / "Z2" / "result.json").read_text())
+    assert ok["status"] == "ok" and ok["verdict"] is True and bad["status"] == "error" and "broken" in bad["error"]
+    md = (out / "smoke" / "Z1" / "result.md").read_text()
+    assert "**Verdict: HELD.**" in md and "![line](line.png)" in md and "nnbasics-experiment Z1 budget=smoke seeds=1" in md
+    assert "ValueError" in (out / "smoke" / "Z2" / "result.md").read_text()
+    report = (rep / "REPORT.md").read_text()
+    assert "| [Z1](#z1) | fakes run | HELD |" in report and "ERRORED" in report
+    assert (rep / "figures" / "Z1_line.png").exists() and "figures/Z1_line.png" in report
+    assert list((out / "smoke" / "Z1" / "tb").iterdir())  # the figure went to TensorBoard too
+    assert X.main(["Z9", f"out={out}"]) == 2 and "no experiment" in capsys.readouterr().err
+
+
+def test_every_experiment_module_follows_the_contract():
+    assert EXPERIMENTS, "no experiments found"
+    for exp_id, path in EXPERIMENTS.items():
+        module = X.load_module(path)
+        assert module.ID.upper() == exp_id and path.name.lower().startswith(exp_id.lower() + "_")
+        assert module.TITLE and module.CLAIM and module.REFERENCE and callable(module.run)
+
+
+@pytest.mark.parametrize("exp_id", list(EXPERIMENTS))
+def test_experiment_smoke(exp_id, tmp_path):
+    """Every experiment runs end to end at the smoke budget and leaves its result and a figure."""
+    record = X.run_experiment(EXPERIMENTS[exp_id], budget="smoke", seeds=[0, 1], out=tmp_path, device="cpu",
+                              verbose=False)
+    assert record["status"] == "ok", record.get("traceback")
+    out = tmp_path / "smoke" / exp_id
+    md = (out / "result.md").read_text()
+    assert "**Verdict: " in md and record["verdict_text"]
+    assert record["verdict"] in (True, False, None)
+    assert json.loads((out / "result.json").read_text())["id"] == exp_id
+    assert record["figures"] and all(Path(f).exists() and Path(f).suffix == ".png" for f in record["figures"])

@@ -1,0 +1,145 @@
+"""Population training (nnbasics.population): every member of a population equals its config
+trained alone by train() (same seed: same init, data order and dropout masks, so equal within
+float tolerance), per-member metrics, per-member optimizer state, grouping, and refusals."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from conftest import TOY, compose_cfg
+from nnbasics.population import (BatchedOptimizer, Population, Unsupported, group_configs, group_key,
+                                 train_population, unsupported_reason)
+from nnbasics.train import train
+
+BASE = TOY + ["checkpoint=false", "epochs=2", "model.width=16", "model.depth=2", "data.n_samples=600"]
+
+
+def cfgs_of(variants: list[list[str]], extra: list[str] = ()):
+    return [compose_cfg(BASE + list(extra) + v) for v in variants]
+
+
+def assert_same_run(solo: dict, member: dict, rtol: float = 1e-4, atol: float = 1e-5) -> None:
+    """Final metrics and the whole per-epoch history agree within float tolerance."""
+    for k in ("train/loss", "train/acc", "val/loss", "val/acc", "test/loss", "test/acc"):
+        assert member[k] == pytest.approx(solo[k], rel=rtol, abs=atol), k
+    assert member["status"] == solo["status"] and member["steps"] == solo["steps"]
+    assert len(member["history"]) == len(solo["history"])
+    for a, b in zip(solo["history"], member["history"]):
+        for k in ("train/loss", "train/acc", "val/loss", "val/acc", "lr"):
+            assert b[k] == pytest.approx(a[k], rel=rtol, abs=atol), (a["epoch"], k)
+
+
+@pytest.mark.parametrize("optimizer", ["adam", "sgd", "momentum", "nesterov", "adamw"])
+def test_every_member_equals_its_solo_run(optimizer):
+    variants = [[f"seed={s}", f"optimizer.lr={lr}"] for s in (0, 1) for lr in (0.01, 0.05)]
+    cfgs = cfgs_of(variants, [f"optimizer={optimizer}"])
+    members = train_population(cfgs)
+    for cfg, member in zip(cfgs, members):
+        assert_same_run(train(cfg), member)
+    # per-member metrics: different lrs and seeds give different runs
+    assert len({round(m["train/loss"], 6) for m in members}) == len(members)
+
+
+def test_members_differ_in_dropout_init_decay_schedule_and_still_equal_solo():
+    """Dropout masks come from each member's own RNG stream (the one its solo run draws from),
+    so even dropout, input dropout, L2 (penalty via the library) and max-norm runs agree."""
+    variants = [
+        ["seed=0", "model.dropout.p=0.3", "regularization=l2", "regularization.weight_decay=1e-3"],
+        ["seed=1", "init=xavier_uniform", "scheduler=constant", "model.dropout.input_p=0.1"],
+        ["seed=2", "regularization=maxnorm", "optimizer.weight_decay=1e-4"],
+        ["seed=0", "optimizer.betas=[0.8,0.99]", "optimizer.eps=1e-6"],
+        ["seed=3", "regularization=input_noise"],
+    ]
+    cfgs = cfgs_of(variants)
+    assert len({group_key(c) for c in cfgs}) == 1
+    for cfg, member in zip(cfgs, train_population(cfgs)):
+        assert_same_run(train(cfg), member)
+
+
+def test_a_diverging_member_is_recorded_and_does_not_touch_the_others():
+    cfgs = cfgs_of([["optimizer=sgd", "optimizer.lr=0.05"], ["optimizer=sgd", "optimizer.lr=1e30"]])
+    ok, bad = train_population(cfgs)
+    assert bad["status"] == "diverged" and bad["diverged_at_step"] >= 1 and "val/acc" not in bad
+    assert_same_run(train(cfgs[0]), ok)
+
+
+def test_batched_optimizer_matches_torch_in_lockstep_with_per_member_hyperparameters():
+    torch.manual_seed(0)
+    K = 3
+    cases = [("sgd", torch.optim.SGD, [dict(lr=0.1, momentum=0.9, dampening=0.1, weight_decay=1e-2, nesterov=False),
+                                       dict(lr=0.05, momentum=0.0, dampening=0.0, weight_decay=0.0, nesterov=False),
+                                       dict(lr=0.2, momentum=0.5, dampening=0.0, weight_decay=1e-3, nesterov=False)]),
+             ("adam", torch.optim.Adam, [dict(lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0),
+                                         dict(lr=3e-3, betas=(0.8, 0.99), eps=1e-6, weight_decay=1e-2),
+                                         dict(lr=1e-2, betas=(0.9, 0.9), eps=1e-8, weight_decay=0.0)]),
+             ("adamw", torch.optim.AdamW, [dict(lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=1e-2)] * 3)]
+    for family, cls, hps in cases:
+        stacked = torch.randn(K, 4, 5, requires_grad=True)
+        solo = [stacked[k].detach().clone().requires_grad_(True) for k in range(K)]
+        opts = [cls([p], **hp) for p, hp in zip(solo, hps)]
+        rows = [{"lr": hp["lr"], "weight_decay": hp["weight_decay"], **(
+            {"momentum": hp["momentum"], "dampening": hp["dampening"], "nesterov": hp["nesterov"]} if family == "sgd"
+            else {"beta1": hp["betas"][0], "beta2": hp["betas"][1], "eps": hp["eps"]})} for hp in hps]
+        batched = BatchedOptimizer([stacked], [rows], family)
+        for step in range(20):
+            g = torch.randn(K, 4, 5)
+            stacked.grad = g.clone()
+            factor = 1.0 / (1 + step)  # a changing schedule
+            batched.step(factor)
+            for k, (p, opt) in enumerate(zip(solo, opts)):
+                p.grad = g[k].clone()
+                opt.param_groups[0]["lr"] = hps[k]["lr"] * factor
+                opt.step()
+        for k in range(K):
+            torch.testing.assert_close(stacked[k].detach(), solo[k].detach(), rtol=1e-5, atol=1e-6)
+
+
+def test_grouping_puts_per_member_differences_together_and_the_rest_apart():
+    cfgs = cfgs_of([["seed=0"], ["seed=1", "optimizer.lr=0.1"], ["model.width=8"], ["model.width=8", "seed=3"],
+                    ["optimizer=sgd"], ["monitor=basic"], ["model.norm=batch"], ["model.width=4"]])
+    pops, alone = group_configs(cfgs)
+    assert sorted(map(sorted, pops)) == [[0, 1], [2, 3]]
+    assert alone == [4, 5, 6, 7]  # another optimizer (alone in its group), monitor on, norm, alone
+    assert group_configs(cfgs, max_size=1)[0] == []
+    assert "monitor" in unsupported_reason(cfgs[5]) and "norm" in unsupported_reason(cfgs[6])
+    assert "optimizer" in unsupported_reason(compose_cfg(BASE + ["optimizer=rmsprop"]))
+
+
+@pytest.mark.parametrize("override, words", [(["activation=prelu"], "parameters"),
+                                             (["model.dropout.variant=dropconnect", "model.dropout.p=0.2"], "linear")])
+def test_models_the_batched_mlp_cannot_reproduce_are_refused(override, words):
+    with pytest.raises(Unsupported, match=words):
+        Population(cfgs_of([["seed=0"] + override, ["seed=1"] + override]))
+
+
+def test_configs_that_differ_in_shared_keys_are_refused():
+    with pytest.raises(Unsupported, match="per-member"):
+        Population(cfgs_of([["model.width=8"], ["model.width=16"]]))
+
+
+def test_member_run_dirs_hold_what_train_writes(tmp_path):
+    cfgs = cfgs_of([["seed=0"], ["seed=1"]], ["checkpoint=true"])
+    train(cfgs[0], run_dir=tmp_path / "solo")
+    out = train_population(cfgs, [tmp_path / "m0", tmp_path / "m1"])
+    for d in ("m0", "m1"):
+        assert {p.name for p in (tmp_path / d).iterdir()} == {p.name for p in (tmp_path / "solo").iterdir()}
+        assert any((tmp_path / d / "tb").iterdir())
+    solo_m = json.loads((tmp_path / "solo" / "metrics.json").read_text())
+    m0 = json.loads((tmp_path / "m0" / "metrics.json").read_text())
+    assert set(solo_m) <= set(m0) and m0["population_size"] == 2 and out[1]["seed"] == 1
+    ck_solo = torch.load(tmp_path / "solo" / "checkpoint.pt", weights_only=True)
+    ck = torch.load(tmp_path / "m0" / "checkpoint.pt", weights_only=True)
+    assert set(ck) == set(ck_solo) and ck["step"] == ck_solo["step"]
+    for k, v in ck_solo["model"].items():
+        torch.testing.assert_close(ck["model"][k], v, rtol=1e-4, atol=1e-5)
+    # the optimizer state is the library optimizer's own format (Adam: step, exp_avg, exp_avg_sq)
+    assert ck["optimizer"]["param_groups"][0].keys() == ck_solo["optimizer"]["param_groups"][0].keys()
+    s_solo, s_pop = ck_solo["optimizer"]["state"], ck["optimizer"]["state"]
+    assert s_solo.keys() == s_pop.keys()
+    for i in s_solo:
+        for k in s_solo[i]:
+            torch.testing.assert_close(torch.as_tensor(s_pop[i][k]).float(), torch.as_tensor(s_solo[i][k]).float(),
+                                       rtol=1e-3, atol=1e-6)
