@@ -27,6 +27,7 @@ SWEEP = ["data=mnist", "model.width=64", "model.depth=1", "optimizer=adam", "bat
 
 
 def run(sweep_dir: Path, extra: list[str], epochs: int) -> float:
+    """Wall time of one whole multirun command."""
     exe = Path(sys.executable).parent / "nnbasics-train"
     t0 = time.perf_counter()
     subprocess.run([str(exe), "-m", *SWEEP, f"epochs={epochs}", *extra, f"hydra.sweep.dir={sweep_dir}"],
@@ -47,18 +48,21 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--epochs", type=int, default=2)
+    ap.add_argument("--train-size", type=int, default=None, help="data.train_size (default: all 55000)")
     args = ap.parse_args()
+    extra = [f"data.train_size={args.train_size}"] if args.train_size else []
     data_root()
-    header(f"16-config sweep (4 lr x 4 seeds), 784-64-10 MLP, MNIST, {args.epochs} epochs")
+    header(f"16-config sweep (4 lr x 4 seeds), 784-64-10 MLP, MNIST ({args.train_size or 55000} training "
+           f"images), {args.epochs} epochs")
     walls: dict[str, list[float]] = {"basic": [], "population": []}
     diff = 0.0
     with tempfile.TemporaryDirectory() as tmp:
         for r in range(args.repeats):
             b = Path(tmp) / f"basic{r}"
             p = Path(tmp) / f"pop{r}"
-            walls["basic"].append(run(b, [], args.epochs))
+            walls["basic"].append(run(b, extra, args.epochs))
             print(f"repeat {r} basic launcher      {walls['basic'][-1]:7.1f} s", flush=True)
-            walls["population"].append(run(p, ["hydra/launcher=population"], args.epochs))
+            walls["population"].append(run(p, extra + ["hydra/launcher=population"], args.epochs))
             print(f"repeat {r} population launcher {walls['population'][-1]:7.1f} s", flush=True)
             mb, mp = metrics(b), metrics(p)
             assert len(mb) == len(mp) == 16, (len(mb), len(mp))

@@ -32,9 +32,10 @@ CLAIM = "one hidden layer can approximate any continuous function; depth helps i
 REFERENCE = "Cybenko 1989 (one sigmoidal hidden layer is a universal approximator); seed material"
 
 FUNCTIONS = ("sin", "step", "abs")
+CONTINUOUS = ("sin", "abs")  # the theorem is about continuous targets; the step is shown, not judged
 DEEP_DEPTH = 3
 # Verdict thresholds
-MAX_ERROR_RATIO = 0.05  # one hidden layer: test MSE at the largest width <= this x MSE at the smallest
+MAX_ERROR_RATIO = 0.05  # one hidden layer, continuous targets: test MSE at the largest width <= this x at the smallest
 MIN_DEPTH_WIN_FRACTION = 2 / 3  # deep beats shallow at equal parameters in at least this share of matched pairs
 
 
@@ -84,7 +85,7 @@ def _ms(v):
 
 def run(ctx) -> Outcome:
     widths = ctx.pick(smoke=[2, 8], default=[1, 2, 4, 8, 16, 32, 64, 128], full=[1, 2, 4, 8, 16, 32, 64, 128, 256, 512])
-    steps = ctx.pick(smoke=60, default=1500, full=10000)
+    steps = ctx.pick(smoke=60, default=1000, full=10000)
     fits: dict[tuple[str, int, str], list[float]] = {}
     params: dict[tuple[int, str], int] = {}
     curves = {}  # (function, width) -> (x, shallow prediction, deep prediction) for the first seed
@@ -92,16 +93,17 @@ def run(ctx) -> Outcome:
     if getattr(ctx, "threads", None):
         torch.set_num_threads(int(ctx.threads))
     try:
+        base = ctx.compose(["data=curve", "data.noise=0.0", "model=mlp", "activation=tanh", "init=xavier_uniform"])
         for function in FUNCTIONS:
-            _fit_function(ctx, function, widths, steps, fits, params, curves)
+            _fit_function(base, ctx, function, widths, steps, fits, params, curves)
     finally:
         torch.set_num_threads(threads)
     return _outcome(ctx, widths, steps, fits, params, curves)
 
 
-def _fit_function(ctx, function, widths, steps, fits, params, curves):
-    cfg = ctx.compose(["data=curve", f"data.function={function}", "data.noise=0.0", "model=mlp",
-                       "activation=tanh", "init=xavier_uniform"])
+def _fit_function(base, ctx, function, widths, steps, fits, params, curves):
+    cfg = base.copy()
+    OmegaConf.update(cfg, "data.function", function)
     bundle = data_mod.load_data(cfg.data, "cpu")
     for w in widths:
         u = deep_width(3 * w + 1)
@@ -122,7 +124,7 @@ def _fit_function(ctx, function, widths, steps, fits, params, curves):
 def _outcome(ctx, widths, steps, fits, params, curves) -> Outcome:
     ratio = {f: _ms(fits[(f, widths[-1], "shallow")])[0] / max(_ms(fits[(f, widths[0], "shallow")])[0], 1e-12)
              for f in FUNCTIONS}
-    ua_holds = all(r <= MAX_ERROR_RATIO for r in ratio.values())
+    ua_holds = all(ratio[f] <= MAX_ERROR_RATIO for f in CONTINUOUS)
     matched = [(f, w) for f in FUNCTIONS for w in widths
                if abs(params[(w, "deep")] - params[(w, "shallow")]) <= 0.25 * params[(w, "shallow")]]
     wins = [(f, w) for f, w in matched if _ms(fits[(f, w, "deep")])[0] < _ms(fits[(f, w, "shallow")])[0]]
@@ -145,7 +147,8 @@ def _outcome(ctx, widths, steps, fits, params, curves) -> Outcome:
     text = (f"Seed material: one hidden layer suffices in theory, depth helps in practice. Measured "
             f"({steps} full-batch Adam steps, tanh, seeds {list(ctx.seeds)}): one hidden layer's test MSE at width "
             f"{widths[-1]} is " + ", ".join(f"{f} {ratio[f]:.2g}x" for f in FUNCTIONS) +
-            f" its width-{widths[0]} error (threshold {MAX_ERROR_RATIO:g}x: "
+            f" its width-{widths[0]} error (threshold {MAX_ERROR_RATIO:g}x for the continuous ones, "
+            f"{', '.join(CONTINUOUS)}: "
             f"{'holds' if ua_holds else 'does not hold'}); at equal parameter count (within 25%) the "
             f"{DEEP_DEPTH}-hidden-layer net has the lower error in {len(wins)} of {len(matched)} pairs "
             f"({win_fraction:.0%}; threshold {MIN_DEPTH_WIN_FRACTION:.0%}: {'holds' if depth_holds else 'does not hold'}).")
@@ -171,7 +174,7 @@ def _fits_figure(curves, widths):
             ax.set_title(f"{f}, width {w}", fontsize=8)
             ax.tick_params(labelsize=6)
     axes[0, 0].legend(fontsize=6)
-    fig.tight_layout()
+    fig.subplots_adjust(left=0.08, right=0.98, bottom=0.13, top=0.9, wspace=0.3, hspace=0.45)
     return fig
 
 
@@ -191,5 +194,5 @@ def _error_figure(fits, params, widths):
         ax.set(xlabel="parameters", ylabel="test MSE", title=f)
         ax.grid(True, which="both", alpha=0.3)
         ax.legend(fontsize=7)
-    fig.tight_layout()
+    fig.subplots_adjust(left=0.08, right=0.98, bottom=0.13, top=0.9, wspace=0.3, hspace=0.45)
     return fig

@@ -58,16 +58,17 @@ def test_prelu_matches_torch_including_the_slope_gradient():
         torch.testing.assert_close(ours.weight.grad, ref.weight.grad)
 
 
-@pytest.mark.parametrize("fn", [A.sigmoid, A.tanh, lambda x: A.elu(x, 1.3), A.selu], ids=["sigmoid", "tanh", "elu", "selu"])
+@pytest.mark.parametrize("fn", [A.sigmoid, A.tanh, A.relu, lambda x: A.elu(x, 1.3), A.selu],
+                         ids=["sigmoid", "tanh", "relu", "elu", "selu"])
 def test_hand_written_backward_passes_gradcheck(fn):
     x = _x(torch.float64, (5, 7))
     assert torch.autograd.gradcheck(fn, (x,), eps=1e-6, atol=1e-6)
     assert torch.autograd.gradgradcheck(fn, (x,), eps=1e-6, atol=1e-5)  # the backward is differentiable too
 
 
-@pytest.mark.parametrize("fn", [A.relu, lambda x: A.leaky_relu(x, 0.1), lambda x: A.maxout(x, 2),
+@pytest.mark.parametrize("fn", [lambda x: A.leaky_relu(x, 0.1), lambda x: A.maxout(x, 2),
                                 lambda x: A.prelu(x, torch.tensor([0.2], dtype=torch.float64))],
-                         ids=["relu", "leaky_relu", "maxout", "prelu"])
+                         ids=["leaky_relu", "maxout", "prelu"])
 def test_piecewise_linear_gradients_gradcheck(fn):
     x = _x(torch.float64, (5, 8))  # no entry within eps of a kink (|x| > 1e-3 with this seed)
     assert float(x.detach().abs().min()) > 1e-3
@@ -172,6 +173,10 @@ def test_get_activation_reads_its_options():
     assert A.get_activation({"name": "prelu", "per_unit": False}, num_features=6).weight.shape == (1,)
     relu = A.ReLU()
     assert A.get_activation(relu) is relu and isinstance(A.get_activation(A.Tanh), A.Tanh)
+    gelu = A.get_activation(F.gelu)
+    assert isinstance(gelu, A.Activation) and gelu.name == "gelu"
+    x = torch.randn(4)
+    assert torch.equal(gelu(x), F.gelu(x))
 
 
 def test_unknown_activation_lists_the_valid_names():

@@ -86,6 +86,30 @@ def test_state_is_clean_after_failed_and_successful_attempts():
     assert all(torch.equal(p.grad, torch.full_like(p, 7.0)) for p in model.parameters())
 
 
+def test_failed_attempts_release_their_activations(monkeypatch):
+    """Nothing of a failed attempt is alive when the memory is handed back (empty_cache) or the
+    next attempt starts: the activations saved for backward (what fills the memory) are freed."""
+    import weakref
+
+    from nnbasics import batching
+
+    refs, alive_at_start, alive_at_free = [], [], []
+    monkeypatch.setattr(batching, "_free_memory", lambda: alive_at_free.append(sum(r() is not None for r in refs)))
+
+    class Tracked(Limited):
+        def forward(self, x):
+            alive_at_start.append(sum(r() is not None for r in refs))
+            h = self.net[:-1](x)                  # saved by the last Linear for its backward
+            refs.append(weakref.ref(h))
+            out = self.net[-1](h)
+            return FailInBackward.apply(out, self.error) if len(x) > self.limit else out
+
+    model = Tracked(limit=200, error=CPU_OOM, where="backward")
+    assert find_batch_size(model, nn.functional.cross_entropy, split(), start=512, log=lambda m: None) == 128
+    assert alive_at_free == [0, 0] and alive_at_start == [0, 0, 0] and len(refs) == 3
+    assert all(r() is None for r in refs)
+
+
 def test_other_errors_propagate_and_still_restore_state():
     model = Limited(limit=0, error=lambda: RuntimeError("mat1 and mat2 shapes cannot be multiplied"))
     buffers = {k: v.clone() for k, v in model.state_dict().items()}

@@ -220,3 +220,11 @@ def test_bad_preprocess_config_names_the_key(overrides, key, compose):
     with pytest.raises(ConfigError) as err:
         validate(compose(TOY + overrides))
     assert err.value.key == key
+
+
+def test_flattening_preprocess_with_a_cnn_is_a_config_error(compose):
+    cfg = compose(["data=mnist", "data.download=false", "model=cnn", "preprocess=pca", "preprocess.k=50"])
+    with pytest.raises(ConfigError) as err:
+        validate(cfg)
+    assert err.value.key == "preprocess.name" and "zca" in err.value.allowed
+    validate(compose(["data=mnist", "data.download=false", "model=cnn", "preprocess=zca"]))  # keeps the shape

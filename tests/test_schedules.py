@@ -37,7 +37,8 @@ CLOSED_FORM = [
     ({"name": "cosine", "min_factor": 0.1}, 100, 10, {0: 1.0, 50: 0.55, 100: 0.1}),
     # linear warm-up min(1, (t+1)/W) times the schedule
     ({"name": "constant", "warmup_steps": 10}, 100, 10, {0: 0.1, 4: 0.5, 9: 1.0, 50: 1.0}),
-    ({"name": "step", "step_size": 1, "gamma": 0.5, "warmup_steps": 20}, 100, 10, {0: 0.05, 9: 0.5, 10: 0.275, 19: 0.5}),
+    ({"name": "step", "step_size": 1, "gamma": 0.5, "warmup_steps": 20}, 100, 10,
+     {0: 0.05, 9: 0.5, 10: 0.275, 19: 0.5}),
     ({"name": "cosine", "warmup_steps": 4}, 100, 10, {0: 0.25 * (1 + math.cos(0)) / 2,
                                                       1: 0.5 * (1 + math.cos(math.pi / 100)) / 2, 50: 0.5}),
 ]

@@ -3,8 +3,8 @@
 Every Module subclasses ``Activation`` (an ``nn.Module`` with ``.name``), so the monitor finds the
 hidden activations with ``isinstance(m, Activation)``. Sigmoid, tanh and ELU have hand-written
 backward passes (the derivative is the lesson: sigma' = sigma (1 - sigma) <= 1/4 is why sigmoid
-nets' gradients vanish); the piecewise-linear ones are plain tensor expressions that autograd
-differentiates.
+nets' gradients vanish), and so does ReLU (mask by the output, as fast as torch's); the other
+piecewise-linear ones are plain tensor expressions that autograd differentiates.
 
 Config group ``activation``: ``name`` plus ``negative_slope`` (leaky_relu, prelu: the initial
 slope), ``alpha`` (elu), ``pieces`` (maxout), ``per_unit`` (prelu: one learned slope per unit
@@ -80,6 +80,21 @@ class _ELU(torch.autograd.Function):
         return grad * torch.where(x > 0, torch.ones_like(y), y + ctx.alpha), None
 
 
+class _ReLU(torch.autograd.Function):
+    """relu(x) = max(0, x); derivative 1 where the output is positive, else 0 (0 at x = 0)."""
+
+    @staticmethod
+    def forward(ctx, x):
+        y = x.clamp_min(0)
+        ctx.save_for_backward(y)
+        return y
+
+    @staticmethod
+    def backward(ctx, grad):
+        (y,) = ctx.saved_tensors
+        return grad * (y > 0)
+
+
 def sigmoid(x: Tensor) -> Tensor:
     """sigma(x) = 1 / (1 + e^-x), in (0, 1); saturates at both ends, output not zero-centred."""
     return _Sigmoid.apply(x)
@@ -91,8 +106,9 @@ def tanh(x: Tensor) -> Tensor:
 
 
 def relu(x: Tensor) -> Tensor:
-    """relu(x) = max(0, x) (Nair and Hinton 2010); gradient 1 for x > 0, else 0 (0 at x = 0)."""
-    return torch.where(x > 0, x, torch.zeros_like(x))
+    """relu(x) = max(0, x) (Nair and Hinton 2010); gradient 1 for x > 0, else 0 (0 at x = 0):
+    a unit whose input stays negative gets no gradient and can die."""
+    return _ReLU.apply(x)
 
 
 def leaky_relu(x: Tensor, negative_slope: float = 0.01) -> Tensor:
@@ -254,6 +270,18 @@ class Identity(Activation):
         return identity(x)
 
 
+class FunctionActivation(Activation):
+    """Any elementwise function as an activation Module (``get_activation(torch.nn.functional.gelu)``)."""
+
+    def __init__(self, fn: Callable[[Tensor], Tensor], name: str | None = None):
+        super().__init__()
+        self.fn = fn
+        self.name = name or getattr(fn, "__name__", type(fn).__name__)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.fn(x)
+
+
 ACTIVATIONS: dict[str, type[Activation]] = {
     "sigmoid": Sigmoid, "tanh": Tanh, "relu": ReLU, "leaky_relu": LeakyReLU, "prelu": PReLU,
     "elu": ELU, "selu": SELU, "maxout": Maxout, "identity": Identity,
@@ -277,13 +305,16 @@ def _opt(cfg, key: str, default):
 
 def get_activation(cfg: Mapping | str | Activation | type | Callable, num_features: int | None = None) -> Activation:
     """A fresh activation Module from a config node ``{name: leaky_relu, negative_slope: 0.1}``
-    or a name; an ``Activation`` instance is returned as it is and a class is instantiated.
+    or a name; an ``Activation`` instance is returned as it is, a class is instantiated and any
+    other callable is wrapped (``FunctionActivation``).
     ``num_features`` (units or channels) sizes a per-unit PReLU. An unknown name lists the
     valid ones."""
     if isinstance(cfg, Activation):
         return cfg
     if isinstance(cfg, type) and issubclass(cfg, Activation):
         return cfg()
+    if callable(cfg) and not isinstance(cfg, (str, Mapping)):
+        return FunctionActivation(cfg)
     name = _name(cfg)
     if name not in ACTIVATIONS:
         raise ConfigError("activation.name", name, f"choose one of: {', '.join(sorted(ACTIVATIONS))}")

@@ -30,7 +30,9 @@ def is_out_of_memory(err: BaseException) -> bool:
 
 
 def _free_memory() -> None:
-    gc.collect()
+    """Free what the failed attempt held: reference cycles among its young objects (generations
+    0 and 1; a full collection costs ~0.2 s in a loaded process), then CUDA's cached blocks."""
+    gc.collect(1)
     if torch.cuda.is_available():
         torch.cuda.empty_cache()
 
@@ -62,16 +64,16 @@ def find_batch_size(model, loss_fn, split, start: int = 512, log: Callable[[str]
     while size >= 1:
         for p in params:
             p.grad = None
-        oom = False
+        oom, loss = False, None
         try:
             loss = loss_fn(model(split.x[:size]), split.y[:size])
             loss.backward()
-            del loss
         except (RuntimeError, MemoryError) as err:
             if not is_out_of_memory(err):
                 raise
             oom = True            # handled outside the except block, once the traceback (and the
         finally:                  # activations its frames hold) is gone
+            loss = None           # the graph and its saved activations go now, not at the next attempt
             restore()
         if not oom:
             log(f"batch_size=auto: using {size} (a training step of {size} samples fits)")

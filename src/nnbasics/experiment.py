@@ -597,7 +597,11 @@ def write_report(out: Path, budget: str, report_dir: Path, known: dict[str, Path
     for i in ids:
         r = records.get(i)
         if r is None:
-            lines.append(f"| {i} | (not run) | - | - | - |")
+            try:
+                claim = str(load_module(known[i]).CLAIM).replace("|", "\\|") if i in known else ""
+            except Exception:  # noqa: BLE001 - a broken module still gets its row
+                claim = ""
+            lines.append(f"| {i} | {claim} | not run | - | - |")
             continue
         claim = (r.get("claim") or r.get("title") or "").replace("|", "\\|").replace("\n", " ")
         key = (r.get("summary") or r.get("error", "") if r.get("status") != "ok" else r.get("summary", "")) or ""

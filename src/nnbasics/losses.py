@@ -141,7 +141,10 @@ MARGIN_LOSSES = ("hinge", "squared_hinge", "multilabel_hinge")
 
 
 def build_loss(cfg: Mapping | str) -> Callable[[Tensor, Tensor], Tensor]:
-    """The configured loss as ``(output, target) -> mean scalar`` (``margin`` for the hinges)."""
+    """The configured loss as ``(output, target) -> mean scalar`` (``margin`` for the hinges);
+    a callable is returned as it is."""
+    if callable(cfg) and not isinstance(cfg, (str, Mapping)):
+        return cfg
     name = cfg if isinstance(cfg, str) else cfg["name"]
     if name not in LOSSES:
         raise ConfigError("loss.name", name, f"choose one of: {', '.join(sorted(LOSSES))}")

@@ -51,6 +51,18 @@ def _grads(group: dict):
         yield p, p.grad
 
 
+def _step_counter() -> Tensor:
+    """The per-parameter step count, kept as torch.optim keeps it (a float32 CPU scalar tensor),
+    so state_dicts move between ``impl: nnbasics`` and ``impl: torch``."""
+    return torch.tensor(0.0, dtype=torch.float32)
+
+
+def _advance(state: dict) -> float:
+    """Count this step and return t = 1, 2, ... as a Python number."""
+    state["step"] += 1
+    return state["step"].item() if torch.is_tensor(state["step"]) else state["step"]
+
+
 class _Optimizer(torch.optim.Optimizer):
     """Shared `step(closure)`: evaluate the closure with gradients on, update without."""
 
@@ -172,12 +184,12 @@ class AdaGrad(_Optimizer):
 
     def _update(self, p, g, state, group):
         if not state:
-            state["step"] = 0
+            state["step"] = _step_counter()
             state["sum"] = torch.full_like(p, group["initial_accumulator_value"], memory_format=torch.preserve_format)
-        state["step"] += 1
+        t = _advance(state)
         if group["weight_decay"] != 0:
             g = g.add(p, alpha=group["weight_decay"])
-        lr_t = group["lr"] / (1 + (state["step"] - 1) * group["lr_decay"])
+        lr_t = group["lr"] / (1 + (t - 1) * group["lr_decay"])
         s = state["sum"]
         s.addcmul_(g, g, value=1)
         p.addcdiv_(g, s.sqrt().add_(group["eps"]), value=-lr_t)
@@ -210,13 +222,13 @@ class RMSprop(_Optimizer):
     def _update(self, p, g, state, group):
         alpha, mu = group["alpha"], group["momentum"]
         if not state:
-            state["step"] = 0
+            state["step"] = _step_counter()
             state["square_avg"] = torch.zeros_like(p, memory_format=torch.preserve_format)
             if mu > 0:
                 state["momentum_buffer"] = torch.zeros_like(p, memory_format=torch.preserve_format)
             if group["centered"]:
                 state["grad_avg"] = torch.zeros_like(p, memory_format=torch.preserve_format)
-        state["step"] += 1
+        _advance(state)
         if group["weight_decay"] != 0:
             g = g.add(p, alpha=group["weight_decay"])
         s = state["square_avg"]
@@ -268,13 +280,12 @@ class Adam(_Optimizer):
     def _update(self, p, g, state, group):
         (beta1, beta2), lr, wd = group["betas"], group["lr"], group["weight_decay"]
         if not state:
-            state["step"] = 0
+            state["step"] = _step_counter()
             state["exp_avg"] = torch.zeros_like(p, memory_format=torch.preserve_format)
             state["exp_avg_sq"] = torch.zeros_like(p, memory_format=torch.preserve_format)
             if group["amsgrad"]:
                 state["max_exp_avg_sq"] = torch.zeros_like(p, memory_format=torch.preserve_format)
-        state["step"] += 1
-        t = state["step"]
+        t = _advance(state)
         if wd != 0:
             if self.decoupled:
                 p.mul_(1 - lr * wd)                      # AdamW: shrink the weights directly
@@ -346,7 +357,7 @@ def scaled_lr(lr: float, batch_size: int | None, scaling: str = "none", base_bat
 
         none:    lr
         linear:  lr * B / B0          (the linear scaling rule)
-        sqrt:    lr * sqrt(B / B0)    (square-root scaling, Krizhevsky 2014; common for Adam)
+        sqrt:    lr * sqrt(B / B0)    (square-root scaling: Krizhevsky 2014; Hoffer et al. 2017)
 
     with B0 = ``base_batch_size``, the batch size ``lr`` was tuned for.
     """
@@ -434,10 +445,9 @@ def validate_config(cfg: Mapping) -> list[str]:
     momentum = _get(cfg, "optimizer.momentum")
     if name == "nesterov" and momentum is not None and momentum <= 0:
         raise ConfigError("optimizer.momentum", momentum, "Nesterov momentum needs momentum > 0")
+    nesterov_on = name == "momentum" and _get(cfg, "optimizer.nesterov")
+    if nesterov_on and ((momentum or 0) <= 0 or _get(cfg, "optimizer.dampening")):
+        raise ConfigError("optimizer.nesterov", True, "Nesterov momentum needs momentum > 0 and dampening 0")
     if isinstance(momentum, (int, float)) and momentum >= 1:
         notes.append(f"optimizer.momentum={momentum} >= 1: the velocity never decays and training usually diverges")
-    wd = _get(cfg, "optimizer.weight_decay") or 0
-    if wd > 0 and _get(cfg, "regularization.name") not in (None, "none"):
-        notes.append(f"optimizer.weight_decay={wd} decays every parameter on top of regularization="
-                     f"{_get(cfg, 'regularization.name')}; use one of the two")
     return notes

@@ -55,16 +55,17 @@ def weight_parameters(model: nn.Module) -> list[nn.Parameter]:
 
 def param_groups(model: nn.Module, cfg: Mapping) -> list[dict]:
     """Optimizer parameter groups: the weights, then everything else (biases, norm parameters,
-    PReLU slopes). With ``decoupled: true`` the weights group carries
-    ``weight_decay = cfg.weight_decay`` and the other group ``weight_decay = 0`` (the optimizer
-    applies the decay); otherwise the groups carry no weight_decay of their own."""
+    PReLU slopes). The second group always carries ``weight_decay = 0``: no decay, from the
+    regularization node or the optimizer's own ``weight_decay``, ever touches a bias or a norm
+    parameter. With ``decoupled: true`` the weights group carries
+    ``weight_decay = cfg.weight_decay`` (the optimizer applies it; decoupled with adamw);
+    otherwise it carries none, so the optimizer's own ``weight_decay`` applies to the weights."""
     weights = {id(p) for p in weight_parameters(model)}
     w = [p for p in model.parameters() if id(p) in weights]
     rest = [p for p in model.parameters() if id(p) not in weights and p.requires_grad]
-    groups = [{"params": w}, {"params": rest}]
+    groups = [{"params": w}, {"params": rest, "weight_decay": 0.0}]
     if cfg is not None and cfg.get("decoupled"):
         groups[0]["weight_decay"] = _num(cfg, "weight_decay")
-        groups[1]["weight_decay"] = 0.0
     return [g for g in groups if g["params"]]
 
 
@@ -135,6 +136,7 @@ def validate_config(cfg: Mapping) -> list[str]:
     if decoupled and _get(cfg, "optimizer.name") not in ("adamw", "sgd", "momentum", "nesterov"):
         notes.append(f"regularization.decoupled=true with optimizer={_get(cfg, 'optimizer.name')}: its weight_decay is "
                      f"added to the gradient (coupled); use optimizer=adamw for decoupled weight decay")
-    if (_get(cfg, "optimizer.weight_decay") or 0) > 0 and (_num(reg, "weight_decay") > 0 or _num(reg, "l1") > 0):
+    if (_get(cfg, "optimizer.weight_decay") or 0) > 0 and not decoupled and (_num(reg, "weight_decay") > 0 or _num(reg, "l1") > 0):
+        # (with decoupled=true the parameter groups carry their own weight_decay, which overrides the optimizer's)
         notes.append("both optimizer.weight_decay and a regularization penalty are set: the weights are decayed twice")
     return notes
