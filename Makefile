@@ -12,7 +12,7 @@ STAMP  := $(VENV)/.installed
 # pip installs torch==2.14.1/torchvision==0.29.1 from local disk where they lie there.
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --disable-pip-version-check -q -e '.[test]'
+	$(BIN)/pip install --disable-pip-version-check -q -e '.[test,sweep]'
 	touch $(STAMP)
 
 install: $(STAMP)
@@ -29,4 +29,4 @@ test: $(STAMP)
 	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
 
 tensorboard: $(STAMP)
-	$(BIN)/tensorboard --logdir outputs --host 127.0.0.1 --port $${PORT:-6006}
+	$(BIN)/nnbasics-board --logdir outputs --port $${PORT:-6006}

@@ -192,9 +192,6 @@ def test_event_files_hold_the_diagnostics(runs):
     assert all(e.value == pytest.approx(0.25) for e in acc.Scalars("weight_std_init/layer3"))
 
 
-@pytest.mark.xfail(strict=True, reason="train.write_hparams logs the final metrics with no step (step 0) after the "
-                                       "epoch curves; TensorBoard's default (Rust) loader takes a step that goes back "
-                                       "for a restart and drops the curve. Fix: pass global_step=final step.")
 def test_scalar_steps_never_go_back(runs):
     from tensorboard.backend.event_processing.event_file_loader import EventFileLoader
 

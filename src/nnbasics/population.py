@@ -849,7 +849,7 @@ def write_member(result: MemberResult, run_dir: str | Path) -> dict:
         for k in ("train/loss", "train/acc", "val/loss", "val/acc", "lr"):
             if k in row:
                 writer.add_scalar(k, row[k], row["step"])
-    write_hparams(writer, hparams_of(cfg), {k: final[k] for k in FINAL_KEYS if k in final})
+    write_hparams(writer, hparams_of(cfg), {k: final[k] for k in FINAL_KEYS if k in final}, final.get("steps", 0))
     writer.close()
     if cfg.get("checkpoint", True) and result.optimizer_state is not None:
         last = result.history[-1] if result.history else {"epoch": 0, "step": 0, "time_s": 0.0}

@@ -31,7 +31,7 @@ from omegaconf import DictConfig, OmegaConf
 from nnbasics import data as data_mod
 from nnbasics.errors import ConfigError, DivergenceError, NNBasicsError
 from nnbasics.losses import build_loss, correct
-from nnbasics.models import build_model, count_parameters
+from nnbasics.models import build_model, count_parameters, format_init_audit, init_audit, summary
 from nnbasics.optim import build_optimizer
 from nnbasics.preprocessing import build_preprocessor
 from nnbasics.regularization import after_step_, param_groups, penalty
@@ -40,7 +40,8 @@ from nnbasics.validate import validate
 
 log = logging.getLogger("nnbasics")
 
-FINAL_KEYS = ("train/loss", "train/acc", "val/loss", "val/acc", "test/loss", "test/acc")
+# Ordered as TensorBoard's HPARAMS tab shows them (it ticks the first five columns).
+FINAL_KEYS = ("val/acc", "val/loss", "test/acc", "train/loss", "train/acc", "test/loss")
 HPARAM_KEYS = {
     "activation": "activation.name", "init": "init.name", "optimizer": "optimizer.name", "lr": "optimizer.lr",
     "batch_size": "batch_size", "width": "model.width", "depth": "model.depth",
@@ -101,15 +102,17 @@ def _select(cfg: Mapping, dotted: str):
 
 def hparams_of(cfg: Mapping) -> dict[str, Any]:
     """The hyperparameters shown in TensorBoard's HPARAMS tab (scalars and strings only)."""
+    from nnbasics.models import dropout_settings
+
     out = {}
     for name, key in HPARAM_KEYS.items():
-        value = _select(cfg, key)
+        value = dropout_settings(cfg)["p"] if name == "dropout" else _select(cfg, key)
         if value is not None:
             out[name] = value if isinstance(value, (int, float, str, bool)) else str(value)
     return out
 
 
-def write_hparams(writer, hparams: dict, metrics: dict) -> None:
+def write_hparams(writer, hparams: dict, metrics: dict, step: int = 0) -> None:
     """Write hparams into the run's own event file (not a sub-run), so a multirun's runs line up
     in one HPARAMS table; the metric columns are scalars logged under the same tags."""
     from torch.utils.tensorboard.summary import hparams as hparams_summary
@@ -120,7 +123,7 @@ def write_hparams(writer, hparams: dict, metrics: dict) -> None:
     writer.file_writer.add_summary(ssi)
     writer.file_writer.add_summary(sei)
     for k, v in metrics.items():
-        writer.add_scalar(k, v)
+        writer.add_scalar(k, v, step)  # at the last step: a step going back would truncate curves
 
 
 @torch.inference_mode()
@@ -218,6 +221,7 @@ def train(cfg: Mapping, run_dir: str | os.PathLike | None = None) -> dict:
     # --- model, loss, optimizer, schedule ------------------------------------------------------
     torch.manual_seed(cfg.seed)
     model = build_model(cfg, tuple(train_split.x.shape[1:]), bundle.out_features).to(device)
+    audit = init_audit(model)  # before any update: the init as drawn
     loss_fn = build_loss(cfg.loss)
     if batch_size is None:
         from nnbasics.batching import find_batch_size
@@ -257,6 +261,10 @@ def train(cfg: Mapping, run_dir: str | os.PathLike | None = None) -> dict:
     log.info(f"model: {count_parameters(model):,} parameters; batch {batch_size}, {steps_per_epoch} updates/epoch, "
              f"{total_steps} updates in all")
     if state is None:
+        log.info("model:\n" + summary(model, tuple(train_split.x.shape[1:])))
+        log.info("init audit:\n" + format_init_audit(audit))
+        writer.add_text("model/summary", "<pre>" + summary(model) + "</pre>", 0)
+        writer.add_text("model/init_audit", "<pre>" + format_init_audit(audit) + "</pre>", 0)
         monitor.on_train_start(step)
 
     task, replacement = bundle.task, cfg.sampling == "replacement"
@@ -357,7 +365,7 @@ def train(cfg: Mapping, run_dir: str | os.PathLike | None = None) -> dict:
         final["diverged_at_step"] = diverged_at
     final["wall_time_s"] = elapsed_before + time.perf_counter() - t_start
     monitor.on_train_end(step)
-    write_hparams(writer, hparams_of(cfg), {k: final[k] for k in FINAL_KEYS if k in final})
+    write_hparams(writer, hparams_of(cfg), {k: final[k] for k in FINAL_KEYS if k in final}, step)
     writer.close()
     write_json(run_dir / "history.json", {"epochs": history, "curve": curve, "curve_columns": ["step", "time_s", "train/loss"]})
     write_json(run_dir / "metrics.json", final)
