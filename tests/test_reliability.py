@@ -162,7 +162,7 @@ def test_checkpoint_loads_with_weights_only(compose, tmp_path):
 
 def test_killed_run_resumes_to_identical_final_metrics(tmp_path):
     """SIGKILL a run mid-way (after its 3rd checkpoint), resume it, compare with an uninterrupted run."""
-    args = ["data=spiral", "model.width=64", "model.depth=2", "epochs=40", "progress=false", "monitor=off",
+    args = ["data=spiral", "model.width=64", "model.depth=2", "epochs=12", "progress=false", "monitor=off",
             "batch_size=8", "model.dropout.p=0.1"]
     env = {"PATH": str(BIN) + ":/usr/bin:/bin", "HOME": str(tmp_path), "OMP_NUM_THREADS": "1"}
     full = tmp_path / "full"

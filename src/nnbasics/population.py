@@ -449,6 +449,7 @@ class MemberResult:
     optimizer_state: dict[str, Any] | None = field(repr=False, default=None)
     preprocess_state: dict[str, Tensor] = field(repr=False, default_factory=dict)
     generator_state: Tensor | None = field(repr=False, default=None)
+    texts: dict[str, str] = field(repr=False, default_factory=dict)  # TensorBoard text (model summary, init audit)
 
 
 class Population:
@@ -497,12 +498,13 @@ class Population:
 
         # members: built by the library, exactly as train() builds them
         in_shape = tuple(self.train_split.x.shape[1:])
-        self.models, self.optimizers, self.rng_after_init = [], [], []
+        self.models, self.optimizers, self.rng_after_init, self.texts = [], [], [], []
         for c in self.cfgs:
             torch.manual_seed(c.seed)
             m = build_model(c, in_shape, self.bundle.out_features).to(self.device)
             self.models.append(m)
             self.rng_after_init.append(_rng_state(self.device))
+            self.texts.append(_model_texts(m))
         self.loss_fn = build_loss(cfg0.loss)
         self.family = OPTIMIZER_FAMILIES[str(cfg0.optimizer.name)]
         self.net = BatchedMLP(self.models, int(cfg0.model.depth))
@@ -785,7 +787,7 @@ class Population:
             final["population_member"] = k
             results.append(MemberResult(c, final, history[k], curve[k], self._state_dict(k),
                                         self._optimizer_state(k) if c.get("checkpoint", True) else None,
-                                        self.pre.state_dict(), generators[int(c.seed)].get_state()))
+                                        self.pre.state_dict(), generators[int(c.seed)].get_state(), self.texts[k]))
         return results
 
     # --- per-member states -----------------------------------------------------------------------
@@ -812,6 +814,19 @@ class Population:
                 if st:
                     opt.state[p] = st
         return opt.state_dict()
+
+
+def _model_texts(model: nn.Module) -> dict[str, str]:
+    """What train() writes as TensorBoard text at the start: the model summary and the init
+    audit (taken right after the model is built)."""
+    from nnbasics import models as models_mod
+
+    texts = {}
+    if hasattr(models_mod, "summary"):
+        texts["model/summary"] = models_mod.summary(model)
+    if hasattr(models_mod, "init_audit") and hasattr(models_mod, "format_init_audit"):
+        texts["model/init_audit"] = models_mod.format_init_audit(models_mod.init_audit(model))
+    return texts
 
 
 class _Apply(nn.Module):
@@ -845,6 +860,8 @@ def write_member(result: MemberResult, run_dir: str | Path) -> dict:
     (run_dir / "git.txt").write_text(git_revision() + "\n")
     save_atomic(result.preprocess_state, run_dir / "preprocess.pt")
     writer = SummaryWriter(str(run_dir / "tb"))
+    for tag, text in result.texts.items():
+        writer.add_text(tag, "<pre>" + text + "</pre>", 0)
     for row in result.history:
         for k in ("train/loss", "train/acc", "val/loss", "val/acc", "lr"):
             if k in row:

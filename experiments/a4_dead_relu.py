@@ -1,0 +1,122 @@
+"""A4: ReLU units die when the learning rate is too high (cs231n notes, Neural Networks 1:
+"as much as 40% of your network can be dead" with a learning rate set too high).
+
+MLP 784-256-256-10 ReLU (He init, zero biases) on 10,000 MNIST training images, plain SGD,
+batch 100, 3 epochs, learning rate over a log grid; same seeds (same initial weights and
+batches) at every rate. After training, each hidden unit's pre-activation is computed on every
+training image; a unit is dead when it is never positive there (its ReLU outputs 0 for the whole
+training set, so it gets no gradient and stays dead). The same count on the initial weights
+(before any update) is the baseline.
+"""
+
+from __future__ import annotations
+
+import math
+
+from nnbasics.experiment import Context, Outcome, mean_std, md_table, new_figure
+
+ID = "A4"
+TITLE = "Dead ReLUs against the learning rate"
+CLAIM = "ReLUs die at high learning rates"
+REFERENCE = "cs231n notes (Neural Networks 1, ReLU cons): \"as much as 40% of your network can be dead\" at a too-high LR"
+
+DEAD_HIGH = 0.10   # held if some (non-diverged) high rate leaves at least 10 % of the hidden units dead ...
+DEAD_LOW = 0.02    # ... while the smallest rate leaves at most 2 % dead
+
+
+def _dead_fraction(model, x, batch: int = 2000) -> tuple[float, list[float]]:
+    """Fraction of hidden units whose pre-activation is never > 0 on ``x`` (all hidden layers
+    together, and per layer)."""
+    import torch
+
+    hidden = [m for m in model.net if isinstance(m, torch.nn.Linear)][:-1]
+    alive = [torch.zeros(m.out_features, dtype=torch.bool) for m in hidden]
+    seen = {}
+    hooks = [m.register_forward_hook(lambda mod, i, o, k=k: seen.__setitem__(k, o)) for k, m in enumerate(hidden)]
+    with torch.no_grad():
+        for s in range(0, len(x), batch):
+            model(x[s:s + batch])
+            for k in range(len(hidden)):
+                alive[k] |= (seen[k] > 0).any(dim=0)
+    for h in hooks:
+        h.remove()
+    per_layer = [1.0 - float(a.float().mean()) for a in alive]
+    total = sum(int((~a).sum()) for a in alive) / sum(len(a) for a in alive)
+    return total, per_layer
+
+
+def run(ctx: Context) -> Outcome:
+    import torch
+
+    from nnbasics.models import build_model
+
+    lrs = ctx.pick(smoke=[0.01, 1.0], default=[0.01, 0.03, 0.1, 0.3, 1.0, 3.0])
+    base = ctx.pick(
+        smoke=["data=spiral", "data.train_size=200", "model.width=32", "epochs=5", "batch_size=20"],
+        default=["data=mnist", "data.train_size=10000", "model.width=256", "epochs=3", "batch_size=100"],
+    ) + ["model.depth=2", "activation=relu", "init=he_normal", "init.bias=0.0", "optimizer=sgd", "scheduler=constant",
+         "regularization=none", "checkpoint=true", "eval_every=1000"]
+    dead, per_layer, accs, diverged, init_dead = {}, {}, {}, {}, []
+    for lr in lrs:
+        runs = ctx.train_seeds(base + [f"optimizer.lr={lr}"], name=f"lr {lr}")
+        dead[lr], per_layer[lr], accs[lr], diverged[lr] = [], [], [], 0
+        for r in runs:
+            if r.get("status") != "completed":
+                diverged[lr] += 1
+                continue
+            model, bundle = ctx.model_of(r)
+            total, layers = _dead_fraction(model, bundle.train.x)
+            dead[lr].append(total)
+            per_layer[lr].append(layers)
+            accs[lr].append(r["test/acc"])
+            if lr == lrs[0]:  # the initial weights of this seed (same for every rate): the baseline
+                from omegaconf import OmegaConf
+
+                cfg = OmegaConf.load(f"{r['run_dir']}/config.yaml")
+                torch.manual_seed(int(cfg.seed))
+                init_model = build_model(cfg, tuple(bundle.train.x.shape[1:]), bundle.out_features).eval()
+                init_dead.append(_dead_fraction(init_model, bundle.train.x)[0])
+
+    rows, numbers = [], {}
+    n = len(ctx.seeds)
+    for lr in lrs:
+        m, s = mean_std(dead[lr])
+        numbers[f"dead@lr{lr}"] = m
+        layer_means = [mean_std([pl[k] for pl in per_layer[lr]])[0] for k in range(len(per_layer[lr][0]))] \
+            if per_layer[lr] else []
+        rows.append([f"{lr:g}", "n/a" if not math.isfinite(m) else f"{100 * m:.1f} ± {100 * s:.1f} %",
+                     ", ".join(f"{100 * v:.1f} %" for v in layer_means) or "-",
+                     "n/a" if not accs[lr] else f"{100 * mean_std(accs[lr])[0]:.1f} %",
+                     f"{diverged[lr]}/{n}"])
+    fig = new_figure(7, 4.5)
+    ax = fig.add_subplot(1, 1, 1)
+    ok = [lr for lr in lrs if dead[lr]]
+    ax.errorbar(ok, [100 * mean_std(dead[lr])[0] for lr in ok], yerr=[100 * mean_std(dead[lr])[1] for lr in ok],
+                marker="o", capsize=3, label="after training")
+    if init_dead:
+        ax.axhline(100 * mean_std(init_dead)[0], color="gray", ls=":", label="at initialization")
+    ax.axhline(40, color="red", ls="--", lw=0.8, label="cs231n: 'as much as 40%'")
+    for lr in lrs:
+        if diverged[lr]:
+            ax.annotate(f"{diverged[lr]}/{n} diverged", (lr, 2), fontsize=7, rotation=90)
+    ax.set_xscale("log")
+    ax.set_xlabel("SGD learning rate")
+    ax.set_ylabel("dead hidden units (%; never active on the training set)")
+    ax.set_title("A4: dead ReLUs against the learning rate")
+    ax.legend()
+    figures = [ctx.save_figure(fig, "dead_relus")]
+
+    table = md_table(["lr", "dead units (all hidden)", "dead per layer", "test acc", "diverged"], rows)
+    init_m = mean_std(init_dead)[0]
+    table += (f"\n\nAt initialization: {100 * init_m:.1f} % dead. Reference: \"as much as 40%\" at a too-high "
+              "learning rate (cs231n, no setting given).")
+    low = mean_std(dead[lrs[0]])[0]
+    high_lr = max(ok[1:], key=lambda lr: mean_std(dead[lr])[0]) if len(ok) > 1 else None
+    high = mean_std(dead[high_lr])[0] if high_lr is not None else float("nan")
+    held = high_lr is not None and math.isfinite(low) and low <= DEAD_LOW and high >= DEAD_HIGH
+    text = (f"dead fraction at the smallest lr {lrs[0]:g}: {low:.3f} (must be <= {DEAD_LOW}); most dead at a larger "
+            f"non-diverged lr ({high_lr}): {high:.3f} (must be >= {DEAD_HIGH}); at init {init_m:.3f}")
+    numbers.update({"dead_at_init": init_m, "dead_low_lr": low, "dead_max_high_lr": high,
+                    "lr_most_dead": high_lr if high_lr is not None else float("nan")})
+    return Outcome(table, held, text, figures, numbers,
+                   summary=f"dead {100 * low:.1f} % at lr {lrs[0]:g} -> {100 * high:.1f} % at lr {high_lr}")

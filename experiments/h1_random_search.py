@@ -1,0 +1,129 @@
+"""H1: random search in log space, narrowed coarse to fine on a validation split, finds a good
+learning rate and weight decay (deep-learning-from-scratch ch06/hyperparameter_optimization.py).
+
+6 x 100 ReLU MLP (He init), 500 MNIST images (400 train / 100 validation), SGD, batch 100, 50
+epochs, L2 weight decay. Stage 1: 100 trials of lr = 10^U(-6, -2), wd = 10^U(-8, -4). Stage 2:
+50 trials in the ranges narrowed by the library's ``nnbasics.search.narrow`` to the span of the
+top 10 % of stage 1 (by validation accuracy). Every trial runs with the search firewall
+(``search=true eval_test=false``: the test split cannot be read). The best trial of both stages
+by validation accuracy is then trained once per seed with the test split read at the end of each
+run: the only test reads.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+import statistics
+
+from nnbasics.experiment import Context, Outcome, fmt, mean_std, md_table, new_figure
+
+ID = "H1"
+TITLE = "Coarse-to-fine random search for lr and weight decay"
+CLAIM = ("random search in log space, narrowed coarse-to-fine on a validation split, finds good LR and weight decay")
+REFERENCE = ("deep-learning-from-scratch `ch06/hyperparameter_optimization.py` (6 x 100 ReLU, 400 train / 100 val, "
+             "100 trials, lr 10^U(-6,-2), wd 10^U(-8,-4)): best val acc 0.84; good lr about [5e-3, 1e-2]")
+
+TOP_FRAC = 0.1
+MIN_TOP = 3
+TEST_MIN = 0.75                 # the chosen config's test accuracy must reach this
+REF_LR = (5e-3, 1e-2)           # the narrowed lr range must overlap the reference's good range
+# and stage 2's median validation accuracy must exceed stage 1's (narrowing concentrates the trials)
+
+
+def _sample(rng: random.Random, ranges: dict) -> dict:
+    return {k: 10 ** rng.uniform(math.log10(r.low), math.log10(r.high)) for k, r in ranges.items()}
+
+
+def run(ctx: Context) -> Outcome:
+    from nnbasics.search import FIREWALL, Range, narrow
+
+    n1, n2 = ctx.pick(smoke=(5, 3), default=(100, 50))
+    base = ctx.pick(
+        smoke=["data=spiral", "data.train_size=80", "data.val_size=40", "model.width=16", "epochs=3",
+               "batch_size=20"],
+        default=["data=mnist", "data.train_size=400", "data.val_size=100", "model.width=100", "epochs=50",
+                 "batch_size=100"],
+    ) + ["model.depth=6", "activation=relu", "init=he_normal", "optimizer=sgd", "scheduler=constant",
+         "regularization=l2", "eval_every=1000"]
+    coarse = {"optimizer.lr": Range("optimizer.lr", "float", 1e-6, 1e-2, log=True),
+              "regularization.weight_decay": Range("regularization.weight_decay", "float", 1e-8, 1e-4, log=True)}
+    rng = random.Random(ctx.seeds[0])
+    search_seed = ctx.seeds[0]
+
+    def trial(params: dict, stage: str, i: int) -> dict:
+        over = base + FIREWALL + [f"{k}={v:.6g}" for k, v in params.items()]
+        r = ctx.train(over, seed=search_seed, name=f"{stage} {i:03d}")
+        acc = r.get("val/acc", math.nan)
+        return {"params": params, "val": acc if isinstance(acc, float) and math.isfinite(acc) else 0.0,
+                "stage": stage}
+
+    stage1 = [trial(_sample(rng, coarse), "coarse", i) for i in range(n1)]
+    top = sorted(stage1, key=lambda t: -t["val"])[:max(MIN_TOP, round(TOP_FRAC * n1))]
+    fine = {k: narrow(r, [t["params"][k] for t in top]) for k, r in coarse.items()}
+    assert all(coarse[k].contains(fine[k]) for k in coarse)
+    stage2 = [trial(_sample(rng, fine), "fine", i) for i in range(n2)]
+    best = max(stage1 + stage2, key=lambda t: t["val"])
+    final_over = base + [f"{k}={v:.6g}" for k, v in best["params"].items()]
+    finals = ctx.train_seeds(final_over, name="final (best by val)")  # the test split: read here only
+    test = [r["test/acc"] for r in finals]
+    t_mean, t_std = mean_std(test)
+    med1, med2 = statistics.median(t["val"] for t in stage1), statistics.median(t["val"] for t in stage2)
+    best1 = max(t["val"] for t in stage1)
+    lr_r = fine["optimizer.lr"]
+
+    fig = new_figure(11, 4.5)
+    ax = fig.add_subplot(1, 2, 1)
+    for stage, trials, marker in (("coarse", stage1, "o"), ("fine", stage2, "^")):
+        sc = ax.scatter([t["params"]["optimizer.lr"] for t in trials],
+                        [t["params"]["regularization.weight_decay"] for t in trials],
+                        c=[t["val"] for t in trials], cmap="viridis", vmin=0, vmax=1, marker=marker, label=stage)
+    fig.colorbar(sc, ax=ax, label="val acc")
+    ax.add_patch(_rect(lr_r, fine["regularization.weight_decay"]))
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel("learning rate")
+    ax.set_ylabel("weight decay")
+    ax.set_title("H1: trials (box: narrowed range)")
+    ax.legend(loc="lower left", fontsize=8)
+    ax = fig.add_subplot(1, 2, 2)
+    for stage, trials, marker in (("coarse", stage1, "o"), ("fine", stage2, "^")):
+        ax.scatter([t["params"]["optimizer.lr"] for t in trials], [t["val"] for t in trials], marker=marker,
+                   alpha=0.7, label=stage)
+    ax.axvspan(*REF_LR, color="orange", alpha=0.2, label="reference good lr")
+    ax.set_xscale("log")
+    ax.set_xlabel("learning rate")
+    ax.set_ylabel("val accuracy")
+    ax.set_title("H1: val accuracy against lr")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    figures = [ctx.save_figure(fig, "random_search")]
+
+    rows = [
+        ["stage 1 (coarse)", n1, f"{best1:.3f}", f"{med1:.3f}", str(coarse["optimizer.lr"]),
+         str(coarse["regularization.weight_decay"]), "best val 0.84 (100 trials)"],
+        ["stage 2 (fine)", n2, f"{max(t['val'] for t in stage2):.3f}", f"{med2:.3f}", str(lr_r),
+         str(fine["regularization.weight_decay"]), f"good lr about [{REF_LR[0]:g}, {REF_LR[1]:g}]"],
+    ]
+    table = md_table(["stage", "trials", "best val acc", "median val acc", "lr range", "wd range", "reference"], rows)
+    table += (f"\n\nChosen (best val {best['val']:.3f}, {best['stage']} stage): lr {best['params']['optimizer.lr']:.3g}, "
+              f"wd {best['params']['regularization.weight_decay']:.3g}; test accuracy over seeds {ctx.seeds}: "
+              f"{fmt(t_mean, t_std)} (the only test reads).")
+    overlap = lr_r.low <= REF_LR[1] and lr_r.high >= REF_LR[0]
+    held = t_mean >= TEST_MIN and med2 > med1 and overlap
+    text = (f"chosen config test acc {t_mean:.3f} (held if >= {TEST_MIN}); median val acc stage 2 {med2:.3f} vs "
+            f"stage 1 {med1:.3f} (must rise); narrowed lr range {lr_r} overlaps the reference's "
+            f"[{REF_LR[0]:g}, {REF_LR[1]:g}]: {overlap}")
+    numbers = {"test_acc": t_mean, "test_acc_std": t_std, "best_val": best["val"], "best_val_stage1": best1,
+               "median_val_stage1": med1, "median_val_stage2": med2, "lr_low": lr_r.low, "lr_high": lr_r.high,
+               "wd_low": fine["regularization.weight_decay"].low, "wd_high": fine["regularization.weight_decay"].high,
+               "chosen_lr": best["params"]["optimizer.lr"], "chosen_wd": best["params"]["regularization.weight_decay"]}
+    summary = (f"test {t_mean:.3f}; best val {best['val']:.3f}; lr range {lr_r.low:.2g}-{lr_r.high:.2g}; "
+               f"median val {med1:.2f} -> {med2:.2f}")
+    return Outcome(table, held, text, figures, numbers, summary=summary)
+
+
+def _rect(lr, wd):
+    from matplotlib.patches import Rectangle
+
+    return Rectangle((lr.low, wd.low), lr.high - lr.low, wd.high - wd.low, fill=False, ec="red", lw=1.2)

@@ -1,0 +1,65 @@
+"""I4: in a very deep ReLU network Xavier (Glorot) initialization stalls and He initialization
+converges (He et al. 2015, "Delving deep into rectifiers", Fig. 3: a 30-layer net).
+
+30 x 100 ReLU MLP on 10,000 MNIST training images, SGD with momentum 0.9 (as in the paper) lr 0.01,
+batch 100, 5 epochs;
+Glorot normal (std sqrt(2 / (fan_in + fan_out)), gain 1 as published) vs He normal
+(std sqrt(2 / fan_in)); zero biases; same seeds, same batches. With Glorot each ReLU layer halves
+the signal's variance, so after 30 layers the output (and the gradient reaching the first
+layers) is ~2^-15 of its size: the loss stays at ln 10 = 2.303.
+"""
+
+from __future__ import annotations
+
+import math
+
+from nnbasics.experiment import Context, Outcome, curve_at, fmt, mean_std, md_table, new_figure, smooth
+
+ID = "I4"
+TITLE = "30-layer ReLU MLP: Xavier vs He"
+CLAIM = "in a very deep ReLU net Xavier stalls and He converges"
+REFERENCE = ("He et al. 2015 (Fig. 3, 30-layer ReLU conv net on ImageNet): with Xavier init the error does not go down "
+             "at all (stalls); with He init it converges")
+
+STALLED = 2.0    # Xavier's final training loss must stay above this (ln 10 = 2.303 is chance)
+CONVERGED = 1.0  # He's final training loss must fall below this
+ARMS = {"Xavier (Glorot normal)": ["init=xavier_normal", "init.gain=1.0"], "He normal": ["init=he_normal"]}
+REF = {"Xavier (Glorot normal)": "stalls (no progress)", "He normal": "converges"}
+
+
+def run(ctx: Context) -> Outcome:
+    base = ctx.pick(
+        smoke=["data=spiral", "data.train_size=200", "model.width=16", "model.depth=30", "epochs=4", "batch_size=20",
+               "optimizer.lr=0.01"],
+        default=["data=mnist", "data.train_size=10000", "model.width=100", "model.depth=30", "epochs=5",
+                 "batch_size=100", "optimizer.lr=0.01"],
+    ) + ["activation=relu", "optimizer=momentum", "optimizer.momentum=0.9", "scheduler=constant",
+         "regularization=none", "init.bias=0.0", "eval_every=1000"]
+    stalled = ctx.pick(smoke=math.log(3) - 0.1, default=STALLED)  # spiral: 3 classes, chance loss ln 3
+    converged = ctx.pick(smoke=0.9, default=CONVERGED)
+    results = {arm: ctx.train_seeds(base + over, name=arm) for arm, over in ARMS.items()}
+    rows, numbers = [], {}
+    fig = new_figure(7, 4.5)
+    ax = fig.add_subplot(1, 1, 1)
+    for arm, runs in results.items():
+        tl = [r["train/loss"] for r in runs]
+        ta = [r["test/acc"] for r in runs]
+        first = [curve_at(r["curve"], r["curve"][0][0]) if r["curve"] else math.nan for r in runs]
+        numbers[arm] = {"train_loss": mean_std(tl), "test_acc": mean_std(ta), "first_loss": mean_std(first)}
+        rows.append([arm, fmt(*mean_std(first)), fmt(*mean_std(tl)), fmt(*mean_std(ta), percent=True), REF[arm]])
+        for j, r in enumerate(runs):
+            c = r["curve"]
+            ax.plot([p[0] for p in c], smooth([p[2] for p in c], 5), color="C0" if arm.startswith("Xavier") else "C1",
+                    alpha=0.8, label=arm if j == 0 else None)
+    ax.set_xlabel("update")
+    ax.set_ylabel("mini-batch training loss (each seed, smoothed)")
+    ax.set_title("I4: 30-layer ReLU MLP, Xavier vs He")
+    ax.legend()
+    figures = [ctx.save_figure(fig, "deep_loss")]
+    table = md_table(["init", "loss at first log point", "final train loss", "test acc", "reference"], rows)
+    xa, he = numbers["Xavier (Glorot normal)"]["train_loss"][0], numbers["He normal"]["train_loss"][0]
+    held = math.isfinite(xa) and math.isfinite(he) and xa > stalled and he < converged
+    text = (f"final training loss: Xavier {xa:.3f} (held if > {stalled:.3f}: stalled), He {he:.3f} "
+            f"(held if < {converged}: converged)")
+    flat = {f"{a}/{k}": v[0] for a, d in numbers.items() for k, v in d.items()}
+    return Outcome(table, held, text, figures, flat, summary=f"train loss Xavier {xa:.3f}, He {he:.3f}")

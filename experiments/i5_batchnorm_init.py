@@ -1,0 +1,82 @@
+"""I5: batch normalization makes training insensitive to the initial weight scale
+(deep-learning-from-scratch ch06/batch_norm_test.py).
+
+5 x 100 ReLU MLP, 1000 MNIST training images, SGD 0.01, batch 100, 20 epochs; every weight
+drawn from N(0, std^2) with std over logspace(0, -4, 16) (init=normal init.std=...), with and
+without batch norm after each hidden Linear (model.norm=batch); same seeds, same batches. A
+configuration "trains" when its final training accuracy (evaluation mode) reaches TRAINED.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from nnbasics.experiment import Context, Outcome, mean_std, md_table, new_figure
+
+ID = "I5"
+TITLE = "Batch norm vs the initial weight scale"
+CLAIM = "batch norm makes training insensitive to the init scale"
+REFERENCE = ("deep-learning-from-scratch `ch06/batch_norm_test.py` (5 x 100 ReLU, 1000 images, SGD 0.01, batch 100, "
+             "20 epochs, std over logspace(0, -4, 16)): without BN only std near 0.16-0.3 trains; with BN almost all do")
+
+TRAINED = 0.5         # final training accuracy that counts as "trains" (chance 0.1 on MNIST)
+BN_SHARE = 0.75       # held if BN trains at >= this share of the stds ...
+MARGIN_SHARE = 0.25   # ... and at least this share more stds than without BN
+
+
+def run(ctx: Context) -> Outcome:
+    stds = ctx.pick(smoke=list(np.logspace(0, -4, 3)), default=list(np.logspace(0, -4, 16)))
+    base = ctx.pick(
+        smoke=["data=spiral", "data.train_size=200", "model.width=32", "epochs=6", "batch_size=50",
+               "optimizer.lr=0.1"],
+        default=["data=mnist", "data.train_size=1000", "model.width=100", "epochs=20", "batch_size=100",
+                 "optimizer.lr=0.01"],
+    ) + ["model.depth=5", "activation=relu", "init=normal", "optimizer=sgd", "scheduler=constant",
+         "regularization=none", "eval_every=1000"]
+    trained = 1.0 / 3.0 + (TRAINED - 0.1) if ctx.smoke else TRAINED  # spiral has 3 classes: same margin over chance
+    arms = {"without BN": ["model.norm=none"], "with BN": ["model.norm=batch"]}
+    acc = {arm: [] for arm in arms}  # per std: list over seeds
+    for std in stds:
+        for arm, over in arms.items():
+            runs = ctx.train_seeds(base + over + [f"init.std={std:.6g}"], name=f"{arm} std {std:.3g}")
+            acc[arm].append([r["train/acc"] if r.get("status") == "completed" else math.nan for r in runs])
+
+    counts, rows = {}, []
+    for arm in arms:
+        counts[arm] = sum(1 for vals in acc[arm] if mean_std(vals)[0] >= trained)
+    for i, std in enumerate(stds):
+        cells = []
+        for arm in arms:
+            m, s = mean_std(acc[arm][i])
+            bad = sum(1 for v in acc[arm][i] if not math.isfinite(v))
+            cells.append(("n/a" if not math.isfinite(m) else f"{m:.3f} ± {s:.3f}") + (f" ({bad} diverged)" if bad else ""))
+        ref = "trains" if 0.15 <= std <= 0.31 else "-"
+        rows.append([f"{std:.3g}", *cells, ref])
+
+    fig = new_figure(7, 4.5)
+    ax = fig.add_subplot(1, 1, 1)
+    for arm in arms:
+        ms = [mean_std(v) for v in acc[arm]]
+        ax.errorbar(stds, [m if math.isfinite(m) else 0.0 for m, _ in ms], yerr=[s if math.isfinite(s) else 0 for _, s in ms],
+                    marker="o", capsize=3, label=arm)
+    ax.axhline(trained, color="gray", ls=":", lw=0.8, label=f"'trains' threshold {trained:.2f}")
+    ax.set_xscale("log")
+    ax.set_xlabel("init std of every weight")
+    ax.set_ylabel("final training accuracy (mean ± std over seeds; diverged = 0)")
+    ax.set_title("I5: batch norm vs init scale")
+    ax.legend()
+    figures = [ctx.save_figure(fig, "train_acc_vs_init_std")]
+
+    n = len(stds)
+    table = md_table(["init std", "train acc without BN", "train acc with BN", "reference (without BN)"], rows)
+    table += (f"\n\nStds that train (final train acc >= {trained:.2f}): without BN {counts['without BN']}/{n}, "
+              f"with BN {counts['with BN']}/{n}. Reference: without BN about 2-3 of 16 (std 0.16-0.3), with BN almost all.")
+    nb, nn_ = counts["with BN"], counts["without BN"]
+    held = nb >= BN_SHARE * n and nb - nn_ >= MARGIN_SHARE * n
+    text = (f"stds that train: with BN {nb}/{n} (held if >= {BN_SHARE:.0%} of them), without BN {nn_}/{n} "
+            f"(BN must train at least {MARGIN_SHARE:.0%} of the stds more); threshold final train acc {trained:.2f}")
+    numbers = {"trained_with_bn": nb, "trained_without_bn": nn_, "n_stds": n,
+               **{f"{arm}/std {std:.3g}": mean_std(acc[arm][i])[0] for arm in arms for i, std in enumerate(stds)}}
+    return Outcome(table, held, text, figures, numbers, summary=f"stds that train: BN {nb}/{n}, plain {nn_}/{n}")

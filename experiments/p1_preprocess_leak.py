@@ -1,0 +1,149 @@
+"""P1: preprocessing statistics must come from the training split only (cs231n notes, Data
+preprocessing: "any preprocessing statistics (e.g. the data mean) must only be computed on the
+training data, and then applied to the validation / test data").
+
+Two arms per preprocessing, same seeds, same model, same batches:
+
+- **train-fitted** (correct): the library's own path, ``preprocess=<option>`` (statistics fitted
+  on the training split inside ``nnbasics.train.train``);
+- **leaky** (the mistake, on purpose): the same library preprocessor class fitted by hand on the
+  concatenation train + val + test, then used unchanged (its ``fit`` on the training split
+  skipped) for the whole run. Only here does the experiment read the test inputs before
+  training: that is the leak being measured.
+
+Standardization uses a variance floor eps = 0.01 at the default budget: MNIST's border pixels
+have zero variance on 1,000 training images, and eps = 1e-8 would blow held-out strokes there up
+by 10^4 (a numerical artefact that the leaky fit hides, not the leak this experiment measures).
+
+A small training split (1,000 MNIST images against 5,000 val + 10,000 test) makes the statistics
+fitted on all data differ most from the training ones. We report how far the leaky transform
+moves the validation inputs and the paired change in val and test accuracy (leaky - correct).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+
+from nnbasics.experiment import Context, Outcome, fmt, mean_std, md_table, new_figure
+
+ID = "P1"
+TITLE = "Preprocessing fitted on train vs on all data (leak)"
+CLAIM = ("preprocessing statistics must come from the training split: fitting them on train + val + test leaks "
+         "held-out data and inflates the held-out scores")
+REFERENCE = ("cs231n notes (Data preprocessing, common pitfall): compute mean / std / PCA statistics on the training "
+             "data only. No published numbers: the notes state the rule, not the size of the leak")
+
+LEAK_MIN = 0.005   # held if for some preprocessing the mean paired test-acc gain of the leaky arm is >= 0.5 points
+LEAK_SE = 2.0      # ... and at least this many standard errors of the paired differences above zero
+
+
+class _Frozen:
+    """A fitted preprocessor whose ``fit`` does nothing: the leaky statistics stay in place when
+    ``nnbasics.train.train`` calls ``build_preprocessor(cfg).fit(train_x)``."""
+
+    def __init__(self, pre):
+        self.pre = pre
+
+    def fit(self, x):
+        return self
+
+    def transform(self, x):
+        return self.pre.transform(x)
+
+    def state_dict(self):
+        return self.pre.state_dict()
+
+
+@contextlib.contextmanager
+def _leaky_preprocessor(pre):
+    import nnbasics.train as train_mod
+
+    original = train_mod.build_preprocessor
+    train_mod.build_preprocessor = lambda cfg: _Frozen(pre)
+    try:
+        yield
+    finally:
+        train_mod.build_preprocessor = original
+
+
+def run(ctx: Context) -> Outcome:
+    import torch
+
+    from nnbasics import data as data_mod
+    from nnbasics.preprocessing import build_preprocessor
+
+    preps = ctx.pick(
+        smoke={"standardize": ["preprocess=standardize"], "whiten": ["preprocess=whiten"]},
+        default={"standardize": ["preprocess=standardize", "preprocess.eps=0.01"],
+                 "PCA k=50": ["preprocess=pca", "preprocess.k=50"],
+                 "PCA whitening k=50": ["preprocess=whiten", "preprocess.k=50", "preprocess.eps=0.01"]},
+    )
+    base = ctx.pick(
+        smoke=["data=spiral", "data.train_size=40", "model.width=32", "epochs=15", "batch_size=20",
+               "optimizer.lr=0.01"],
+        default=["data=mnist", "data.train_size=1000", "model.width=100", "epochs=20", "batch_size=100",
+                 "optimizer.lr=0.001"],
+    ) + ["model.depth=2", "activation=relu", "init=he_normal", "optimizer=adam", "scheduler=constant",
+         "regularization=none", "eval_every=1000"]
+
+    numbers, rows, paired_all = {}, [], {}
+    for label, over in preps.items():
+        cfg = ctx.compose(base + over)
+        bundle = data_mod.load_data(cfg.data, device="cpu")
+        test = bundle.load_test()  # the leak: held-out inputs used to fit the statistics
+        x_all = torch.cat([bundle.train.x, bundle.val.x, test.x])
+        proper = build_preprocessor(cfg.preprocess).fit(bundle.train.x)
+        leaky = build_preprocessor(cfg.preprocess).fit(x_all)
+        with torch.no_grad():
+            a, b = proper.transform(bundle.val.x), leaky.transform(bundle.val.x)
+            # PCA bases are defined up to sign per component: compare the absolute values there
+            if a.dim() == 2 and cfg.preprocess.name in ("pca", "whiten"):
+                a, b = a.abs(), b.abs()
+            shift = float((a - b).norm() / a.norm())
+        good = ctx.train_seeds(base + over, name=f"{label} train-fitted")
+        with _leaky_preprocessor(leaky):
+            bad = ctx.train_seeds(base + over, name=f"{label} leaky")
+        d_test = [l["test/acc"] - g["test/acc"] for g, l in zip(good, bad)]
+        d_val = [l["val/acc"] - g["val/acc"] for g, l in zip(good, bad)]
+        paired_all[label] = d_test
+        m, s = mean_std(d_test)
+        se = s / math.sqrt(len(d_test)) if len(d_test) > 1 else float("nan")
+        numbers[label] = {"shift": shift, "test_good": mean_std([g["test/acc"] for g in good])[0],
+                          "test_leaky": mean_std([l["test/acc"] for l in bad])[0], "d_test": m, "d_test_se": se,
+                          "d_val": mean_std(d_val)[0]}
+        rows.append([label, f"{shift:.3f}", fmt(*mean_std([g["val/acc"] for g in good]), percent=True),
+                     fmt(*mean_std([l["val/acc"] for l in bad]), percent=True),
+                     fmt(*mean_std([g["test/acc"] for g in good]), percent=True),
+                     fmt(*mean_std([l["test/acc"] for l in bad]), percent=True),
+                     fmt(*mean_std(d_val), digits=4), fmt(m, s, digits=4), "rule only, no numbers"])
+
+    fig = new_figure(7, 4.5)
+    ax = fig.add_subplot(1, 1, 1)
+    for i, (label, d) in enumerate(paired_all.items()):
+        ax.scatter([i] * len(d), [100 * v for v in d], alpha=0.7)
+        m, s = mean_std(d)
+        ax.errorbar([i + 0.12], [100 * m], yerr=[100 * s if math.isfinite(s) else 0], fmt="k_", capsize=4)
+    ax.axhline(0, color="gray", lw=0.8)
+    ax.axhline(100 * LEAK_MIN, color="red", lw=0.8, ls=":", label=f"threshold {100 * LEAK_MIN:.1f} points")
+    ax.set_xticks(range(len(paired_all)), list(paired_all))
+    ax.set_ylabel("test acc, leaky - train-fitted (points, per seed)")
+    ax.set_title("P1: what fitting preprocessing on all data buys on the test split")
+    ax.legend()
+    figures = [ctx.save_figure(fig, "leak")]
+
+    table = md_table(["preprocessing", "val-input shift (rel.)", "val acc train-fitted", "val acc leaky",
+                      "test acc train-fitted", "test acc leaky", "val gain (leaky - fitted)", "test gain", "reference"],
+                     rows)
+    table += ("\n\nval-input shift: ||T_all(x_val) - T_train(x_val)|| / ||T_train(x_val)|| (absolute values for PCA "
+              "outputs, whose component signs are arbitrary).")
+    leaks = {k: v for k, v in numbers.items()
+             if v["d_test"] >= LEAK_MIN and math.isfinite(v["d_test_se"]) and v["d_test"] >= LEAK_SE * v["d_test_se"]}
+    held = bool(leaks)
+    text = ("paired test-acc gain of the leaky arm: " + "; ".join(
+        f"{k} {v['d_test']:+.4f} (SE {v['d_test_se']:.4f})" for k, v in numbers.items()) +
+        f". Held if some gain >= {LEAK_MIN} and >= {LEAK_SE} SE: " +
+        (", ".join(leaks) if leaks else "none; the leak is below what this setting can measure (the rule stands as method)"))
+    flat = {f"{k}/{m}": v for k, d in numbers.items() for m, v in d.items()}
+    summary = "test gain leaky-fitted: " + ", ".join(f"{k} {v['d_test']:+.3f}" for k, v in numbers.items())
+    return Outcome(table, held, text, figures, flat, summary=summary)

@@ -1,0 +1,130 @@
+"""R3: vanilla dropout (scale at test time) and inverted dropout (scale at training time) give
+the same expected activations; inverted dropout leaves the inference code untouched (cs231n notes).
+
+Same MLP, same seeds (so the same initial weights, batches and dropout masks), hidden dropout
+p = 0.5, variant vanilla vs inverted. Three measurements:
+
+1. test accuracy of each variant (equal within noise?);
+2. expectation check on each trained model: the mean over many dropout masks of the first
+   dropout layer's training-mode output, divided by its evaluation-mode output (1 when training
+   and inference agree in expectation);
+3. inference code: each trained model's evaluation-mode outputs compared with the same model with
+   its dropout layers replaced by the identity (equal for inverted; vanilla needs its x (1 - p)).
+"""
+
+from __future__ import annotations
+
+import copy
+
+from nnbasics.experiment import Context, Outcome, fmt, mean_std, md_table, new_figure
+
+ID = "R3"
+TITLE = "Vanilla vs inverted dropout"
+CLAIM = ("vanilla dropout (scale at test) and inverted dropout (scale at train) have the same expected activations; "
+         "inverted leaves inference untouched")
+REFERENCE = ("cs231n notes (Neural Networks 2, Dropout): inverted dropout \"scales at train time, leaving the forward "
+             "pass at test time untouched\"; both are unbiased. No published numbers: the expectation is equal test "
+             "accuracy within noise")
+
+P = 0.5
+TEST_TOL = 0.01          # |mean test acc inverted - vanilla| must be at most this (1 point)
+RATIO_TOL = 0.02         # mean-over-masks / eval activation ratio within 1 +- this, both variants
+IDENTICAL_TOL = 1e-6     # inverted: eval outputs == outputs with dropout layers removed (max abs diff)
+MASKS = 200
+
+
+def run(ctx: Context) -> Outcome:
+    import torch
+
+    from nnbasics.layers import Dropout
+
+    base = ctx.pick(
+        smoke=["data=spiral", "data.train_size=200", "model.width=64", "model.depth=2", "epochs=15", "batch_size=50",
+               "optimizer.lr=0.01"],
+        default=["data=mnist", "data.train_size=10000", "model.width=256", "model.depth=2", "epochs=5",
+                 "batch_size=100", "optimizer.lr=0.001"],
+    ) + ["activation=relu", "init=he_normal", "optimizer=adam", "scheduler=constant", "checkpoint=true",
+         "regularization=dropout", f"regularization.dropout_p={P}", "regularization.input_dropout_p=0.0",
+         f"eval_every={ctx.pick(smoke=5, default=1)}"]
+    variants = ["inverted", "vanilla"]
+    results = {v: ctx.train_seeds(base + [f"model.dropout.variant={v}"], name=v) for v in variants}
+
+    numbers, rows = {}, []
+    for v, runs in results.items():
+        ratios, diffs = [], []
+        for r in runs:
+            model, bundle = ctx.model_of(r)
+            x = bundle.val.x[:1000]
+            drops = [m for m in model.modules() if isinstance(m, Dropout)]
+            # 2. expectation: capture the first dropout layer's input, then average its training-mode output
+            seen = {}
+            hook = drops[0].register_forward_hook(lambda m, i, o: seen.setdefault("in", i[0].detach()))
+            with torch.no_grad():
+                out_eval = model(x)
+            hook.remove()
+            h = seen["in"]
+            with torch.no_grad():
+                eval_act = drops[0](h)  # model is in eval mode
+                drops[0].train()
+                torch.manual_seed(1234)
+                mean_train = sum(drops[0](h) for _ in range(MASKS)) / MASKS
+                drops[0].eval()
+            ratios.append(float(mean_train.sum() / eval_act.sum()))
+            # 3. inference code: the same weights with the dropout layers removed
+            bare = copy.deepcopy(model)
+            for name, m in list(bare.net.named_children()):
+                if isinstance(m, Dropout):
+                    setattr(bare.net, name, torch.nn.Identity())
+            with torch.no_grad():
+                diffs.append(float((bare(x) - out_eval).abs().max()))
+        te = [r["test/acc"] for r in runs]
+        numbers[v] = {"test_acc": mean_std(te), "ratio": mean_std(ratios), "max_diff_no_dropout": max(diffs),
+                      "test_values": te}
+        rows.append([v, fmt(*mean_std(te), percent=True), fmt(*mean_std(ratios), digits=4),
+                     f"{max(diffs):.2e}", "scale x (1-p) at test" if v == "vanilla" else "scale / (1-p) at train"])
+    paired = [a - b for a, b in zip(numbers["inverted"]["test_values"], numbers["vanilla"]["test_values"])]
+    d_mean, d_std = mean_std(paired)
+
+    fig = new_figure(10, 4)
+    ax = fig.add_subplot(1, 2, 1)
+    for v, runs in results.items():
+        h = runs[0]["history"]
+        hv = [r for r in h if "val/acc" in r]
+        ax.plot([r["epoch"] for r in hv], [r["val/acc"] for r in hv], "o-", ms=3, label=f"{v} (seed 0)")
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("val accuracy")
+    ax.set_title(f"R3: dropout p={P}, val accuracy")
+    ax.legend()
+    ax = fig.add_subplot(1, 2, 2)
+    for i, v in enumerate(variants):
+        vals = numbers[v]["test_values"]
+        ax.scatter([i] * len(vals), vals, label=v)
+        m, s = numbers[v]["test_acc"]
+        ax.errorbar([i + 0.15], [m], yerr=[s], fmt="k_", capsize=4)
+    ax.set_xticks([0, 1], variants)
+    ax.set_xlim(-0.5, 1.5)
+    ax.set_ylabel("test accuracy (each seed)")
+    ax.set_title("R3: test accuracy per seed")
+    fig.tight_layout()
+    figures = [ctx.save_figure(fig, "dropout_variants")]
+
+    table = md_table(["variant", "test acc", "E_mask[train act] / eval act", "max |eval - no-dropout| output",
+                      "where the 1-p goes"], rows)
+    table += (f"\n\nPaired test-acc difference (inverted - vanilla, same seeds): {fmt(d_mean, d_std, digits=4)}. "
+              "Reference: no numbers; both variants unbiased, inverted dropout's inference pass is the plain network.")
+    r_inv, r_van = numbers["inverted"]["ratio"][0], numbers["vanilla"]["ratio"][0]
+    same_acc = abs(d_mean) <= TEST_TOL
+    same_expect = abs(r_inv - 1) <= RATIO_TOL and abs(r_van - 1) <= RATIO_TOL
+    untouched = numbers["inverted"]["max_diff_no_dropout"] <= IDENTICAL_TOL
+    held = same_acc and same_expect and untouched
+    text = (f"test acc inverted - vanilla {d_mean:+.4f} (held if |.| <= {TEST_TOL}); expectation ratios inverted "
+            f"{r_inv:.4f}, vanilla {r_van:.4f} (within 1 +- {RATIO_TOL}); inverted eval output vs dropout removed: "
+            f"max diff {numbers['inverted']['max_diff_no_dropout']:.1e} (<= {IDENTICAL_TOL}); vanilla "
+            f"{numbers['vanilla']['max_diff_no_dropout']:.1e} (its inference must scale)")
+    flat = {"test_acc_inverted": numbers["inverted"]["test_acc"][0], "test_acc_vanilla": numbers["vanilla"]["test_acc"][0],
+            "paired_diff": d_mean, "ratio_inverted": r_inv, "ratio_vanilla": r_van,
+            "max_diff_inverted": numbers["inverted"]["max_diff_no_dropout"],
+            "max_diff_vanilla": numbers["vanilla"]["max_diff_no_dropout"]}
+    summary = (f"test inv {numbers['inverted']['test_acc'][0]:.3f} / van {numbers['vanilla']['test_acc'][0]:.3f}; "
+               f"ratio {r_inv:.3f}/{r_van:.3f}; inverted inference untouched: {untouched}")
+    return Outcome(table, held, text, figures, flat, summary=summary)
