@@ -67,6 +67,7 @@ from nnbasics.optim import build_optimizer
 from nnbasics.preprocessing import build_preprocessor
 from nnbasics.regularization import after_step_, param_groups, penalty
 from nnbasics.schedules import build_schedule
+from nnbasics.train import _select
 from nnbasics.validate import validate
 
 log = logging.getLogger("nnbasics")
@@ -115,13 +116,6 @@ def group_key(cfg: Mapping) -> str:
     return json.dumps(d, sort_keys=True, default=str)
 
 
-def _select(d: Mapping, dotted: str):
-    node: Any = d
-    for p in dotted.split("."):
-        if not isinstance(node, Mapping) or p not in node:
-            return None
-        node = node[p]
-    return node
 
 
 def unsupported_reason(cfg: Mapping) -> str | None:
