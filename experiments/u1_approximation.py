@@ -152,7 +152,15 @@ def _outcome(ctx, widths, steps, fits, params, curves) -> Outcome:
             f"{'holds' if ua_holds else 'does not hold'}); at equal parameter count (within 25%) the "
             f"{DEEP_DEPTH}-hidden-layer net has the lower error in {len(wins)} of {len(matched)} pairs "
             f"({win_fraction:.0%}; threshold {MIN_DEPTH_WIN_FRACTION:.0%}: {'holds' if depth_holds else 'does not hold'}).")
+    # Disclosure: the rule as first written judged all three targets, the step included; it was
+    # narrowed to the continuous targets after the first default-budget run, in which the step's
+    # ratio was 0.68x. The original rule's outcome is reported beside the current one.
+    original_holds = all(ratio[f] <= MAX_ERROR_RATIO for f in FUNCTIONS) and depth_holds
+    text += (f" Under the rule as first written (all three targets, the step included) the claim "
+             f"{'holds' if original_holds else 'does not hold'}; the rule was narrowed to the continuous "
+             f"targets after a first run, since the theorem covers continuous functions only.")
     numbers = {"error_ratio/" + f: ratio[f] for f in FUNCTIONS}
+    numbers["original_rule_holds"] = original_holds
     numbers.update({"depth_win_fraction": win_fraction, "matched_pairs": len(matched)})
     numbers.update({f"mse/{f}/w{w}/{a}": _ms(fits[(f, w, a)])[0] for f in FUNCTIONS for w in widths for a in ("shallow", "deep")})
     return Outcome(table, verdict, text, figs, numbers)
