@@ -24,9 +24,9 @@ data: $(STAMP)
 run: data
 	$(BIN)/nnbasics-train $(ARGS)
 
-## make test: set up, run the fast offline test suite.
+## make test: set up, run the fast offline test suite (two workers: one per core).
 test: $(STAMP)
-	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -q -n 2 $(PYTEST_ARGS)
 
 tensorboard: $(STAMP)
 	$(BIN)/nnbasics-board --logdir outputs --port $${PORT:-6006}

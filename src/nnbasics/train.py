@@ -305,7 +305,6 @@ def train(cfg: Mapping, run_dir: str | os.PathLike | None = None) -> dict:
                 if step % check_every == 0 and not torch.isfinite(objective.detach()):
                     raise DivergenceError(step, float(objective.detach()))
                 if step % log_every == 0:
-                    writer.add_scalar("lr", optimizer.param_groups[0]["lr"], step)  # warm-up shows
                     curve.append([step, elapsed_before + time.perf_counter() - t_loop, float(loss.detach())])
                 if bar is not None:
                     bar.update(1)
