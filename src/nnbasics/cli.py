@@ -68,7 +68,7 @@ def train_main(cfg: DictConfig) -> float | None:
         run_dir = Path(cfg.resume)
     shown = "  ".join(f"{k} {metrics[k]:.4f}" for k in ("train/acc", "val/acc", "test/acc") if k in metrics)
     print(f"final: {shown}  ({metrics['wall_time_s']:.1f} s)")
-    print(f"tensorboard: tensorboard --logdir {run_dir / 'tb'}")
+    print(f"tensorboard: nnbasics-board --logdir {run_dir}")
     print(f"run dir: {run_dir}")
     return metrics.get("val/acc")
 
