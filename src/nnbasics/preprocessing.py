@@ -147,12 +147,16 @@ class Standardize(MeanSubtraction):
 
 def eigen(x: Tensor) -> tuple[Tensor, Tensor, Tensor]:
     """Mean (D), eigenvalues (D, descending) and eigenvectors (D x D, columns) of the
-    covariance X^T X / N of the N x D matrix ``x`` (computed in float64). Each eigenvector's
+    covariance X^T X / N of the centred N x D matrix ``x``. The mean and the eigen-decomposition
+    are float64; the product X^T X runs in the input's precision when that is float32 (images):
+    BLAS's blocked sums keep its relative error near 1e-6, and it is 2 x D^2 x N flops, which in
+    float64 took most of a second per 10,000 MNIST images on a 2-core CPU. Each eigenvector's
     largest-magnitude entry is made positive, so the result does not depend on the solver."""
-    flat = x.reshape(x.shape[0], -1).double()
-    mean = flat.mean(0)
-    xc = flat - mean
-    cov = xc.T @ xc / flat.shape[0]
+    flat = x.reshape(x.shape[0], -1)
+    mean = flat.double().mean(0)
+    work = torch.float64 if flat.dtype == torch.float64 else torch.float32
+    xc = flat.to(work) - mean.to(work)
+    cov = (xc.T @ xc).double() / flat.shape[0]
     evals, evecs = torch.linalg.eigh(cov)
     evals, evecs = evals.flip(0).clamp_min(0), evecs.flip(1)
     signs = torch.sign(evecs.gather(0, evecs.abs().argmax(0, keepdim=True)))
