@@ -1,0 +1,446 @@
+"""L1: the output layer (and its loss) follows the task (seed material; cs231n notes, Neural
+Networks 2, "Loss functions": classification -> softmax / SVM, attribute classification -> an
+independent binary classifier per attribute, regression -> L2 / L1 on real values).
+
+One MLP (2 x 100 ReLU, He init, Adam, batch 100) on four tasks, each trained with the output +
+loss that fits it and with output layers that do not. Same seeds, same batches for every arm:
+
+============  ==============================  ================================================
+task          matched (primary first)         mismatched
+============  ==============================  ================================================
+binary        one logit + sigmoid + BCE       identity + MSE on the 0/1 label (cut at 0.5)
+(MNIST odd?)
+multi-class   softmax + cross-entropy         identity + MSE on one-hot (the library allows
+(MNIST digit)                                 it); one sigmoid per class (one-vs-rest BCE);
+                                              one identity output regressing the digit's value
+                                              (rounded to the nearest of 0..9)
+multi-label   one sigmoid per attribute +     softmax + cross-entropy over the attributes
+(MNIST even,  logistic; per-attribute hinge   (target t / sum t, uniform for none), read as
+>4, prime)                                    top-1 (one attribute) or as p_k > 1/K
+regression    identity + MSE; identity + MAE  sigmoid output + MSE (bounded to (0, 1))
+(toy curve
+sin + noise)
+============  ==============================  ================================================
+
+The library refuses most mismatched pairings before any work (``validate`` checks the loss
+against ``losses.LOSS_TASKS`` and raises ConfigError): each such attempt is recorded with the
+library's answer. To also *measure* what the refused pairings would do, the experiment trains
+them through the same ``ctx.train`` with the pairing registered for this run only (a context
+manager adds a loss to ``losses.LOSSES`` / ``LOSS_TASKS`` and removes it afterwards). Every arm is
+scored from its final model (checkpoint) with the decision rule of its own output layer: the
+training loop's accuracy (the val/acc and test/acc in the per-run log lines) reads the raw scores
+with the task's own rule (logit > 0, argmax), which a mismatched arm's output layer does not use,
+so those logged numbers are not the arm's; the table's are.
+
+Each arm's learning rate is chosen on the validation split (its own task metric) with the first
+seed from a small grid; every seed then runs at that rate; the test split is read once per run,
+at its end (by ``ctx.train``, and by the scorer on the same final model).
+
+Budgets: smoke = toy spiral (3 classes: parity of the class, the class, the attributes of the
+class) and the toy curve, a few epochs, one learning rate, without the arms that are plain
+library pairings like the primary ones (per-attribute hinge, MAE, MSE on one-hot); default =
+10,000 MNIST training images (5,000 validation, 10,000 test), 5 epochs, lr grid {3e-4, 1e-3,
+3e-3}, and the toy curve (600 train / 200 val / 200 test, noise 0.1, 200 epochs).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+
+from nnbasics.experiment import CONF_DIR, Context, Outcome, fmt, mean_std, md_table, new_figure
+
+ID = "L1"
+TITLE = "The output layer follows the task"
+CLAIM = ("each task needs its own output layer and loss: sigmoid + BCE for binary, softmax + cross-entropy for "
+         "multi-class, one sigmoid per attribute for multi-label, identity + MSE / MAE for regression; a mismatched "
+         "output layer does no better")
+REFERENCE = ("seed material; cs231n notes (Neural Networks 2, loss functions: softmax / SVM for classes, independent "
+             "binary classifiers for attributes, L2 / L1 for regression). No published numbers: the rule, not a size")
+
+ACC_TOL = 0.005   # classification tasks: the matched arm "equals within noise" down to 0.5 points below ...
+RMSE_TOL = 0.01   # regression: ... or down to 0.01 RMSE (targets in about [-1.3, 1.3]) worse ...
+NOISE_SE = 2.0    # ... or down to this many standard errors of the paired per-seed differences, if larger
+# Held if, on every task, the primary matched arm beats or equals within noise every mismatched arm on the
+# task's test metric (accuracy; per-attribute accuracy; -RMSE).
+
+TASK_NAMES = {"binary": "binary", "multiclass": "multi-class", "multilabel": "multi-label", "regression": "regression"}
+METRIC = {"binary": "accuracy", "multiclass": "accuracy", "multilabel": "per-attribute accuracy",
+          "regression": "RMSE"}
+# Pairings tried against the library's rule for each task (conf/loss/<name>.yaml swapped in).
+ATTEMPTS = {"binary": ["cross_entropy", "mse", "multilabel_logistic"],
+            "multiclass": ["bce", "mae", "multilabel_logistic", "mse"],
+            "multilabel": ["cross_entropy", "bce", "mse"],
+            "regression": ["bce", "cross_entropy", "multilabel_logistic"]}
+
+
+# ----------------------------------------------------------------------------------------------
+# Mismatched losses (registered only while their arm trains) and the decision rules
+# ----------------------------------------------------------------------------------------------
+
+
+def _digit_value_mse(z, y):
+    """One identity output regressing the class index as a number: (z_0 - y)^2."""
+    from nnbasics.losses import mse
+
+    return mse(z[:, :1], y.float().reshape(-1, 1))
+
+
+def _softmax_labelset_ce(z, t):
+    """Softmax over the K attributes + cross-entropy against the label set spread evenly
+    (t / sum t; uniform when a sample has no attribute): the mutually exclusive output layer."""
+    from nnbasics.losses import log_softmax
+
+    t = t.reshape(z.shape).to(z.dtype)
+    k = t.sum(1, keepdim=True)
+    q = (t / k.clamp_min(1)).where(k > 0, 1.0 / t.shape[1])
+    return -(q * log_softmax(z)).sum(1).mean()
+
+
+def _sigmoid_mse(z, t):
+    """A sigmoid output (values in (0, 1)) with MSE against a real-valued target."""
+    from nnbasics.activations import sigmoid
+    from nnbasics.losses import mse
+
+    return mse(sigmoid(z), t)
+
+
+def _forced_losses():
+    from nnbasics import losses
+
+    return {"l1_mse_binary": (losses.mse, "binary"),
+            "l1_sigmoid_per_class": (losses.multilabel_logistic, "multiclass"),
+            "l1_digit_value": (_digit_value_mse, "multiclass"),
+            "l1_softmax_labelset": (_softmax_labelset_ce, "multilabel"),
+            "l1_sigmoid_mse": (_sigmoid_mse, "regression")}
+
+
+@contextlib.contextmanager
+def _registered(name: str | None):
+    """Register the mismatched loss ``name`` (a key of ``_forced_losses``) for one task while the
+    block runs, so ``validate`` and ``build_loss`` accept it; remove it afterwards."""
+    if name is None:
+        yield
+        return
+    from nnbasics import losses
+
+    fn, task = _forced_losses()[name]
+    losses.LOSSES[name], losses.LOSS_TASKS[name] = fn, {task}
+    try:
+        yield
+    finally:
+        losses.LOSSES.pop(name, None)
+        losses.LOSS_TASKS.pop(name, None)
+
+
+def _predict(z, rule: str):
+    """The prediction of an output layer from the raw scores ``z``."""
+    import torch
+
+    from nnbasics.losses import softmax
+
+    if rule == "logit>0":        # sigmoid(z) > 1/2
+        return (z > 0).float()
+    if rule == "value>0.5":      # identity output on a 0/1 target
+        return (z[:, :1] > 0.5).float()
+    if rule == "argmax":
+        return z.argmax(1)
+    if rule == "round_value":    # nearest class index
+        return z[:, 0].round().clamp(0, 9).long()
+    if rule == "top1":           # softmax: exactly one attribute
+        return torch.zeros_like(z).scatter_(1, z.argmax(1, keepdim=True), 1.0)
+    if rule == "p>1/K":          # softmax: every attribute above the uniform level
+        return (softmax(z) > 1.0 / z.shape[1]).float()
+    if rule == "identity":
+        return z
+    if rule == "sigmoid":
+        return torch.sigmoid(z)
+    raise ValueError(rule)
+
+
+def _metrics(z, y, task: str, rule: str) -> dict:
+    """The task's metrics; ``score`` is the one compared (higher is better)."""
+    p = _predict(z, rule)
+    if task == "binary":
+        acc = float((p.reshape(-1) == y.reshape(-1)).float().mean())
+        return {"score": acc, "acc": acc}
+    if task == "multiclass":
+        acc = float((p == y).float().mean())
+        return {"score": acc, "acc": acc}
+    if task == "multilabel":
+        hit = (p == y).float()
+        tp, fp, fn = (p * y).sum(0), (p * (1 - y)).sum(0), ((1 - p) * y).sum(0)
+        f1 = float((2 * tp / (2 * tp + fp + fn).clamp_min(1)).mean())
+        return {"score": float(hit.mean()), "acc": float(hit.mean()), "exact": float(hit.min(1).values.mean()),
+                "f1": f1}
+    rmse = float(((p - y.reshape(p.shape)) ** 2).mean().sqrt())
+    return {"score": -rmse, "rmse": rmse}
+
+
+# ----------------------------------------------------------------------------------------------
+# Arms
+# ----------------------------------------------------------------------------------------------
+
+
+def _arms() -> dict[str, list[dict]]:
+    """Per task: the arms (label, kind, overrides, forced loss, decision rule); the first is the
+    primary matched pairing."""
+    def arm(label, kind, over, rule, forced=None, shares=None):
+        return {"label": label, "kind": kind, "over": over, "rule": rule, "forced": forced, "shares": shares}
+
+    forced = "mismatch (refused by the library; forced)"
+    return {
+        "binary": [arm("sigmoid + BCE", "matched", ["loss=bce"], "logit>0"),
+                   arm("identity + MSE on 0/1, cut at 0.5", forced, ["loss=mse", "loss.name=l1_mse_binary"],
+                       "value>0.5", "l1_mse_binary")],
+        "multiclass": [arm("softmax + cross-entropy", "matched", ["loss=cross_entropy"], "argmax"),
+                       arm("identity + MSE on one-hot", "mismatch (allowed by the library)", ["loss=mse"], "argmax"),
+                       arm("sigmoid per class + BCE (one-vs-rest)", forced,
+                           ["loss=mse", "loss.name=l1_sigmoid_per_class"], "argmax", "l1_sigmoid_per_class"),
+                       arm("one identity output = digit value + MSE", forced,
+                           ["loss=mse", "loss.name=l1_digit_value"], "round_value", "l1_digit_value")],
+        "multilabel": [arm("sigmoid per attribute + logistic", "matched", ["loss=multilabel_logistic"], "logit>0"),
+                       arm("per-attribute hinge", "matched (secondary)", ["loss=multilabel_hinge"], "logit>0"),
+                       arm("softmax + CE, top-1 attribute", forced, ["loss=mse", "loss.name=l1_softmax_labelset"],
+                           "top1", "l1_softmax_labelset"),
+                       arm("softmax + CE, attributes with p > 1/K", forced,
+                           ["loss=mse", "loss.name=l1_softmax_labelset"], "p>1/K", "l1_softmax_labelset",
+                           shares="softmax + CE, top-1 attribute")],
+        "regression": [arm("identity + MSE", "matched", ["loss=mse"], "identity"),
+                       arm("identity + MAE", "matched (secondary)", ["loss=mae"], "identity"),
+                       arm("sigmoid output + MSE", forced, ["loss=mse", "loss.name=l1_sigmoid_mse"], "sigmoid",
+                           "l1_sigmoid_mse")],
+    }
+
+
+def _data(ctx: Context) -> dict[str, list[str]]:
+    image = ctx.pick(smoke=["data=spiral", "data.n_samples=300", "data.val_size=60", "data.test_size=60"],
+                     default=["data=mnist", "data.train_size=10000"])
+    cls_budget = ctx.pick(smoke=["epochs=4", "batch_size=40"], default=["epochs=5", "batch_size=100"])
+    curve = ["data=curve", "data.noise=0.1"] + ctx.pick(
+        smoke=["data.n_samples=300", "data.val_size=60", "data.test_size=60", "epochs=10", "batch_size=40"],
+        default=["epochs=200", "batch_size=100", "eval_every=50"])
+    return {"binary": image + ["data.target=parity"] + cls_budget,
+            "multiclass": image + ["data.target=label"] + cls_budget,
+            "multilabel": image + ["data.target=attributes"] + cls_budget,
+            "regression": curve}
+
+
+class _Scorer:
+    """Scores a run's final model (its checkpoint) with a decision rule on the validation and
+    test splits. The task's data is loaded once, from the config of the first run it sees."""
+
+    def __init__(self):
+        self.cfg = self.bundle = self.test = None
+
+    def __call__(self, result: dict, rule: str) -> dict:
+        from pathlib import Path
+
+        import torch
+        from omegaconf import OmegaConf
+
+        from nnbasics import data as data_mod
+        from nnbasics.models import build_model
+
+        run_dir = Path(result["run_dir"])
+        run_cfg = OmegaConf.load(run_dir / "config.yaml")
+        if self.bundle is None:
+            self.cfg = run_cfg
+            self.bundle = data_mod.load_data(run_cfg.data, device="cpu")
+            self.test = self.bundle.load_test()
+        if result.get("status") != "completed" or not (run_dir / "checkpoint.pt").exists():
+            return {"val": {"score": float("nan")}, "test": {"score": float("nan")}, "z_test": None}
+        model = build_model(run_cfg, tuple(self.bundle.train.x.shape[1:]), self.bundle.out_features)
+        state = torch.load(run_dir / "checkpoint.pt", map_location="cpu", weights_only=True)
+        model.load_state_dict(state["model"])
+        model.eval()
+        with torch.inference_mode():
+            zv, zt = model(self.bundle.val.x), model(self.test.x)
+        task = self.bundle.task
+        return {"val": _metrics(zv, self.bundle.val.y, task, rule), "test": _metrics(zt, self.test.y, task, rule),
+                "z_test": zt}
+
+
+def _attempt(cfg, loss_name: str) -> str:
+    """What the library says to ``cfg`` with ``conf/loss/<loss_name>.yaml`` swapped in."""
+    import warnings
+
+    from omegaconf import OmegaConf
+
+    from nnbasics.errors import ConfigError
+    from nnbasics.validate import validate
+
+    c = cfg.copy()
+    OmegaConf.set_struct(c, False)
+    c.loss = OmegaConf.load(CONF_DIR / "loss" / f"{loss_name}.yaml")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            validate(c)
+    except ConfigError as e:
+        return f"refused: {e.allowed}"
+    return "accepted"
+
+
+def _paired(a: list[float], b: list[float]) -> tuple[float, float]:
+    """Mean and standard error of a - b per seed; a non-finite mismatched score counts as a loss
+    for it (+inf), a non-finite matched score as a loss for the matched arm (-inf)."""
+    d = []
+    for x, y in zip(a, b):
+        if not math.isfinite(x):
+            d.append(-math.inf)
+        elif not math.isfinite(y):
+            d.append(math.inf)
+        else:
+            d.append(x - y)
+    if any(math.isinf(v) for v in d):
+        return (-math.inf if any(v == -math.inf for v in d) else math.inf), 0.0
+    m, s = mean_std(d)
+    return m, (s / math.sqrt(len(d)) if len(d) > 1 else 0.0)
+
+
+# ----------------------------------------------------------------------------------------------
+# The run
+# ----------------------------------------------------------------------------------------------
+
+
+def run(ctx: Context) -> Outcome:
+    grid = ctx.pick(smoke=[0.01], default=[0.0003, 0.001, 0.003])
+    if ctx.threads:  # the work outside ctx.train (fits, scoring) on the same threads as the runs
+        import torch
+
+        torch.set_num_threads(int(ctx.threads))
+    common = ["model=mlp", "model.width=100", "model.depth=2", "activation=relu", "init=he_normal",
+              "optimizer=adam", "scheduler=constant", "regularization=none", "preprocess=none", "checkpoint=true"]
+    first, rest = ctx.seeds[0], ctx.seeds[1:]
+    arms, data = _arms(), _data(ctx)
+    results: dict[str, dict[str, dict]] = {}
+    attempts: dict[str, list[tuple[str, str]]] = {}
+    curves = {}
+    for task, task_arms in arms.items():
+        base = data[task] + common
+        score = _Scorer()
+        results[task] = {}
+        for a in task_arms:
+            if ctx.smoke and a["kind"] in ("matched (secondary)", "mismatch (allowed by the library)"):
+                continue  # ordinary library pairings like the primary one: left out of the seconds-long smoke run
+            if a["shares"]:  # the same trained model read with another decision rule
+                src = results[task][a["shares"]]
+                runs = src["runs"]
+                scores = [score(r, a["rule"]) for r in runs]
+                results[task][a["label"]] = {**a, "runs": runs, "scores": scores, "lr": src["lr"],
+                                             "sweep": None}
+                continue
+            with _registered(a["forced"]):
+                tried = {}
+                for lr in grid:
+                    r = ctx.train(base + a["over"] + [f"optimizer.lr={lr}"], seed=first,
+                                  name=f"{task} {a['label']} lr {lr}")
+                    tried[lr] = (r, score(r, a["rule"]))
+                val = {lr: s["val"]["score"] for lr, (r, s) in tried.items()}
+                lr = max(grid, key=lambda v: val[v] if math.isfinite(val[v]) else -math.inf)
+                runs = [tried[lr][0]] + ctx.train_seeds(base + a["over"] + [f"optimizer.lr={lr}"],
+                                                        name=f"{task} {a['label']} lr {lr}", seeds=rest)
+            scores = [tried[lr][1]] + [score(r, a["rule"]) for r in runs[1:]]
+            results[task][a["label"]] = {**a, "runs": runs, "scores": scores, "lr": lr, "sweep": val}
+        if score.bundle.task != task:
+            raise RuntimeError(f"L1: data {data[task]} gives task {score.bundle.task}, expected {task}")
+        attempts[task] = [(name, _attempt(score.cfg, name)) for name in ATTEMPTS[task]]
+        if task == "regression":
+            curves = {"x": score.test.x[:, 0], "y": score.test.y[:, 0],
+                      **{lab: _predict(d["scores"][0]["z_test"], d["rule"])[:, 0]
+                         for lab, d in results[task].items() if d["scores"][0]["z_test"] is not None}}
+
+    # --- table, verdict ---------------------------------------------------------------------------
+    rows, numbers, checks = [], {}, []
+    for task, by_label in results.items():
+        labels = list(by_label)
+        primary = by_label[labels[0]]
+        p_test = [s["test"]["score"] for s in primary["scores"]]
+        tol = RMSE_TOL if task == "regression" else ACC_TOL
+        for lab, d in by_label.items():
+            key = "rmse" if task == "regression" else "acc"
+            val = [s["val"].get(key, float("nan")) for s in d["scores"]]
+            te = [s["test"].get(key, float("nan")) for s in d["scores"]]
+            extra = ""
+            if task == "multilabel":
+                extra = (f"exact {fmt(*mean_std([s['test'].get('exact', float('nan')) for s in d['scores']]))}, "
+                         f"F1 {fmt(*mean_std([s['test'].get('f1', float('nan')) for s in d['scores']]))}")
+            diff_txt = "-"
+            if lab != labels[0]:
+                m, se = _paired(p_test, [s["test"]["score"] for s in d["scores"]])
+                if d["kind"].startswith("mismatch"):
+                    ok = m >= -max(tol, NOISE_SE * se)
+                    checks.append((task, lab, m, se, ok))
+                diff_txt = "n/a" if not math.isfinite(m) else f"{m:+.4f} ± {se:.4f}"
+            numbers[f"{task}/{lab}/test"] = mean_std(te)[0]
+            rows.append([TASK_NAMES[task], lab, d["kind"], f"{d['lr']:g}", fmt(*mean_std(val), digits=4),
+                         fmt(*mean_std(te), digits=4), diff_txt, extra or "-"])
+    table = md_table(["task", "output + loss", "pairing", "lr (val)", "val metric", "test metric",
+                      "matched - this (test, paired; + = matched better)", "other test metrics"], rows)
+    table += ("\n\nMetrics: binary and multi-class accuracy; multi-label per-attribute accuracy (even, > 4, prime), "
+              "with exact-match accuracy and macro F1 beside it; regression RMSE (lower is better; the difference "
+              "column is then RMSE(this) - RMSE(matched)). Reference: no published numbers; the seed material "
+              "states the rule.\n\n**The library's answer to mismatched pairings** (`validate`, before any work):\n\n")
+    table += md_table(["task", "loss tried", "library"],
+                      [[TASK_NAMES[t], n, ans] for t, lst in attempts.items() for n, ans in lst])
+    refused = sum(1 for lst in attempts.values() for _, ans in lst if ans.startswith("refused"))
+    n_attempts = sum(len(lst) for lst in attempts.values())
+    held = all(ok for *_, ok in checks)
+    bad = [f"{TASK_NAMES[t]}: {lab} ({m:+.4f})" for t, lab, m, se, ok in checks if not ok]
+    worst = {}
+    for t, lab, m, se, ok in checks:
+        if t not in worst or m < worst[t][1]:
+            worst[t] = (lab, m)
+    text = ("the primary matched pairing beats or equals within noise every mismatched one on every task "
+            if held else "a mismatched pairing beat the matched one beyond noise: " + "; ".join(bad) + ". ")
+    accepted = [f"{n} on {TASK_NAMES[t]}" for t, lst in attempts.items() for n, a in lst if a == "accepted"]
+    text += ("(held if matched - mismatched >= -max(" + f"{ACC_TOL} acc / {RMSE_TOL} RMSE, {NOISE_SE} SE) on test); "
+             "closest mismatch per task (matched minus it, score units): " +
+             "; ".join(f"{TASK_NAMES[t]} {lab} {m:+.4f}" for t, (lab, m) in worst.items()) +
+             f". The library refused {refused} of {n_attempts} mismatched pairings with a ConfigError "
+             f"(accepted: {', '.join(accepted) or 'none'}).")
+
+    # --- figures ---------------------------------------------------------------------------------
+    fig = new_figure(13, 7)
+    for i, (task, by_label) in enumerate(results.items()):
+        ax = fig.add_subplot(2, 2, i + 1)
+        key = "rmse" if task == "regression" else "acc"
+        labels = list(by_label)
+        for j, (lab, d) in enumerate(by_label.items()):
+            y = len(labels) - 1 - j
+            vals = [s["test"].get(key, float("nan")) for s in d["scores"]]
+            m, s = mean_std(vals)
+            color = "tab:green" if d["kind"].startswith("matched") else "tab:red"
+            ax.errorbar([m], [y], xerr=[s if math.isfinite(s) else 0], fmt="o", color=color, ms=7, capsize=3)
+            ax.scatter(vals, [y] * len(vals), color="k", s=8, zorder=3)
+        ax.set_yticks(range(len(labels)), labels[::-1], fontsize=7)
+        ax.set_ylim(-0.6, len(labels) - 0.4)
+        ax.grid(axis="x", alpha=0.3)
+        ax.set_xlabel(f"test {METRIC[task]}" + (" (lower is better)" if task == "regression" else ""))
+        ax.set_title(f"L1: {TASK_NAMES[task]} (green matched, red mismatched)", fontsize=9)
+    fig.tight_layout()
+    figures = [ctx.save_figure(fig, "output_layers")]
+    if curves:
+        fig2 = new_figure(6.5, 4)
+        ax = fig2.add_subplot(1, 1, 1)
+        order = curves["x"].argsort()
+        ax.scatter(curves["x"], curves["y"], s=6, color="gray", alpha=0.5, label="test targets (sin + noise)")
+        for lab in results["regression"]:
+            if lab in curves:
+                ax.plot(curves["x"][order], curves[lab][order], lw=1.5, label=lab)
+        ax.set_xlabel("x")
+        ax.set_ylabel("y")
+        ax.set_title(f"L1: regression fits (seed {first})")
+        ax.legend(fontsize=7)
+        fig2.tight_layout()
+        figures.append(ctx.save_figure(fig2, "regression_fits"))
+
+    def test_mean(d, task):
+        return mean_std([s["test"].get("rmse" if task == "regression" else "acc") for s in d["scores"]])[0]
+
+    summary = "; ".join(f"{TASK_NAMES[t]} matched {test_mean(next(iter(b.values())), t):.3f} vs closest mismatch "
+                        f"{test_mean(b[worst[t][0]], t):.3f}" for t, b in results.items() if t in worst)
+    summary += f"; refused {refused}/{n_attempts} mismatches"
+    numbers.update({"refused": refused, "attempts": n_attempts})
+    return Outcome(table, held, text, figures, numbers, summary=summary)
