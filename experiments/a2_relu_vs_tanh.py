@@ -1,0 +1,184 @@
+"""A2: ReLU trains several times faster than tanh (Krizhevsky, Sutskever and Hinton 2012, Fig. 1:
+a four-layer CNN on CIFAR-10 with ReLUs reaches 25 % training error six times faster, in epochs,
+than the same network with tanh units; learning rates chosen per network, no regularization).
+
+Default budget (2-core CPU): CIFAR-10 (the JPEG image-folder copy at
+``$NNBASICS_DATA/cifar10-jpeg`` when it exists), a 5,000-image training subset, 2,000 validation
+images carved from the training split; inputs normalized per channel (the library's constants), no
+augmentation, no regularization, SGD with momentum 0.9, batch 100, constant learning rate.
+
+- CNN (four weight layers, like the paper's): conv 3x3 8 ch -> act -> pool, conv 3x3 16 ch -> act
+  -> pool, fc 1024 -> 64 -> act, fc 64 -> 10 (``model=cnn model.width=8 model.hidden=64``).
+- MLP: 3072 -> 256 -> 256 -> 10.
+
+Each activation gets its matching init: ReLU He normal, tanh Glorot normal (gain 1, as published
+for tanh). The learning rate is tuned per activation and per model, honestly and on validation:
+a grid of three rates, one short run each (``TUNE_EPOCHS`` epochs, first seed), the rate with the
+best validation accuracy at the end of the short run wins. Then every seed trains at that rate for
+at most ``EPOCHS`` epochs; the test split is read once per run, at its end (reported, never used).
+
+Measure: the first epoch whose training accuracy is above 75 % (25 % training error), with
+``first_at`` on the history's ``train/acc``: the *running* accuracy of the mini-batches of that
+epoch, in training mode, as the weights change during the epoch (not a separate evaluation pass;
+Krizhevsky's curve is a training-error curve too). On a 5,000-image subset the net gets there by
+fitting (memorizing) the training images, which is what the figure measures: speed of training,
+not generalization. A run that never gets there counts as "> EPOCHS" (censored): a censored tanh
+run makes the ratio a lower bound, a censored ReLU run an upper bound.
+
+Smoke: only the MLP, on the 2-D spiral (the CNN needs images; the toy sets are 2-D). Full: the CNN
+with 32 / 64 channels and hidden 128 and the MLP with 1024 units on all 45,000 training images,
+up to 40 epochs.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from pathlib import Path
+
+from nnbasics.experiment import Context, Outcome, first_at, fmt, mean_std, md_table, new_figure
+
+ID = "A2"
+TITLE = "ReLU vs tanh: epochs to 25 % training error on CIFAR-10"
+CLAIM = "ReLU trains several times faster than tanh"
+REFERENCE = ("Krizhevsky et al. 2012, Fig. 1: a four-layer CNN on CIFAR-10 reaches 25 % training error six times "
+             "faster (in epochs) with ReLU than with tanh (about 6 vs 36 epochs; learning rates chosen per network "
+             "to train as fast as possible; no regularization)")
+
+RATIO_HELD = 2.0       # held if (epochs to 25 % error, tanh) / (ReLU) >= 2 on the CNN ("several times")
+TARGET_ACC = 0.75      # 25 % training error: running training accuracy above 0.75
+REFERENCE_RATIO = 6.0  # Krizhevsky et al. 2012, Fig. 1
+ACTIVATIONS = {"ReLU": ["activation=relu", "init=he_normal"],
+               "tanh": ["activation=tanh", "init=xavier_normal", "init.gain=1.0"]}
+
+
+def _image_folder() -> list[str]:
+    """``data.image_folder=$NNBASICS_DATA/cifar10-jpeg`` when that copy exists (else the library's
+    own CIFAR-10 lookup: the pickled batches under the data root)."""
+    root = os.environ.get("NNBASICS_DATA")
+    folder = Path(root).expanduser() / "cifar10-jpeg" if root else None
+    return [f"data.image_folder={folder.resolve()}"] if folder is not None and (folder / "train").is_dir() else []
+
+
+def _epochs_to(run: dict) -> float:
+    """The first epoch with running training accuracy above TARGET_ACC (inf: never, or diverged first)."""
+    return first_at(run.get("history") or [], "train/acc", above=TARGET_ACC)
+
+
+def _ratio(relu: list[float], tanh: list[float], cap: int) -> tuple[float, str]:
+    """mean(tanh epochs) / mean(ReLU epochs), a censored run counted at the cap; the kind of bound
+    the censoring makes it: '' (exact), '>=' (tanh censored), '<=' (ReLU censored), '?' (both)."""
+    r = [min(v, cap) for v in relu]
+    t = [min(v, cap) for v in tanh]
+    ratio = mean_std(t)[0] / mean_std(r)[0] if r and t and mean_std(r)[0] > 0 else math.nan
+    cr, ct = any(math.isinf(v) for v in relu), any(math.isinf(v) for v in tanh)
+    return ratio, {(False, False): "", (False, True): ">=", (True, False): "<=", (True, True): "?"}[(cr, ct)]
+
+
+def _epochs_text(values: list[float], cap: int) -> str:
+    done = [v for v in values if math.isfinite(v)]
+    censored = len(values) - len(done)
+    text = fmt(*mean_std(done), digits=1) if done else f"> {cap}"
+    if censored and done:
+        text += f" ({censored}/{len(values)} never, > {cap})"
+    return text + f" [{', '.join('>' + str(cap) if math.isinf(v) else f'{v:g}' for v in values)}]"
+
+
+def run(ctx: Context) -> Outcome:
+    epochs = ctx.pick(smoke=8, default=20, full=40)
+    tune_epochs = ctx.pick(smoke=2, default=4, full=5)
+    data = ctx.pick(
+        smoke=["data=spiral", "data.train_size=300", "batch_size=20"],
+        default=["data=cifar10", *_image_folder(), "data.train_size=5000", "data.val_size=2000", "batch_size=100"],
+        full=["data=cifar10", *_image_folder(), "data.val_size=5000", "batch_size=128"],
+    )
+    models = ctx.pick(
+        smoke={"MLP": (["model=mlp", "model.width=32", "model.depth=2"], [0.03, 0.1])},
+        default={"CNN": (["model=cnn", "model.width=8", "model.depth=2", "model.hidden=64"], [0.01, 0.03, 0.1]),
+                 "MLP": (["model=mlp", "model.width=256", "model.depth=2"], [0.003, 0.01, 0.03])},
+        full={"CNN": (["model=cnn", "model.width=32", "model.depth=2", "model.hidden=128"], [0.01, 0.03, 0.1]),
+              "MLP": (["model=mlp", "model.width=1024", "model.depth=2"], [0.003, 0.01, 0.03])},
+    )
+    base = data + ["optimizer=momentum", "optimizer.momentum=0.9", "scheduler=constant", "regularization=none",
+                   "preprocess=none", "eval_every=1000"]
+    first, rest = ctx.seeds[0], ctx.seeds[1:]
+
+    sweep, chosen, results, to25 = {}, {}, {}, {}
+    for model, (over, grid) in models.items():
+        for act, act_over in ACTIVATIONS.items():
+            key = (model, act)
+            tried = {lr: ctx.train(base + over + act_over + [f"optimizer.lr={lr}", f"epochs={tune_epochs}"],
+                                   seed=first, name=f"tune {model} {act} lr {lr}") for lr in grid}
+            sweep[key] = {lr: r["val/acc"] for lr, r in tried.items()}
+            lr = max(grid, key=lambda v: sweep[key][v] if math.isfinite(sweep[key][v]) else -1.0)
+            chosen[key] = lr
+            results[key] = ctx.train_seeds(base + over + act_over + [f"optimizer.lr={lr}", f"epochs={epochs}"],
+                                           name=f"{model} {act} lr {lr}")
+            to25[key] = [_epochs_to(r) for r in results[key]]
+
+    rows, numbers, ratios = [], {}, {}
+    for model in models:
+        ratio, bound = _ratio(to25[(model, "ReLU")], to25[(model, "tanh")], epochs)
+        ratios[model] = (ratio, bound)
+        numbers[f"{model}/ratio_tanh_over_relu"] = ratio
+        for act in ACTIVATIONS:
+            key = (model, act)
+            runs = results[key]
+            done = [v for v in to25[key] if math.isfinite(v)]
+            numbers[f"{model}/{act}/epochs_to_25pct"] = mean_std(done)[0] if done else math.inf
+            numbers[f"{model}/{act}/never_reached"] = len(to25[key]) - len(done)
+            numbers[f"{model}/{act}/lr"] = chosen[key]
+            numbers[f"{model}/{act}/test_acc"] = mean_std([r.get("test/acc", math.nan) for r in runs])[0]
+            ratio_cell = (f"{bound} {ratio:.2f}".strip() if math.isfinite(ratio) else "n/a") if act == "tanh" else ""
+            ref = {"ReLU": "~6 (CNN)", "tanh": "~36 (CNN); ratio 6"}[act] if model == "CNN" else "-"
+            rows.append([model, act, f"{chosen[key]:g}",
+                         ", ".join(f"{lr:g}: {v:.3f}" for lr, v in sweep[key].items()),
+                         _epochs_text(to25[key], epochs), ratio_cell,
+                         fmt(*mean_std([r.get("train/acc", math.nan) for r in runs]), percent=True),
+                         fmt(*mean_std([r.get("val/acc", math.nan) for r in runs]), percent=True),
+                         fmt(*mean_std([r.get("test/acc", math.nan) for r in runs]), percent=True), ref])
+
+    fig = new_figure(5.5 * len(models), 4.2)
+    for i, model in enumerate(models):
+        ax = fig.add_subplot(1, len(models), i + 1)
+        for j, act in enumerate(ACTIVATIONS):
+            for k, r in enumerate(results[(model, act)]):
+                h = r["history"]
+                ax.plot([row["epoch"] for row in h], [1 - row["train/acc"] for row in h], color=f"C{j}",
+                        ls="-" if act == "ReLU" else "--", alpha=0.85,
+                        label=f"{act} (lr {chosen[(model, act)]:g})" if k == 0 else None)
+        ax.axhline(1 - TARGET_ACC, color="gray", lw=0.8, ls=":", label="25 % training error")
+        ratio, bound = ratios[model]
+        ax.set_title(f"A2 {model}: tanh/ReLU epochs {bound} {ratio:.2f}".replace("  ", " "))
+        ax.set_xlabel("epoch")
+        ax.set_ylabel("training error (running, every seed)")
+        ax.set_ylim(0, 1)
+        ax.legend()
+    fig.tight_layout()
+    figures = [ctx.save_figure(fig, "training_error")]
+
+    table = md_table(["model", "activation", "lr (val)", "val acc per lr (short run, first seed)",
+                      f"epochs to 25 % train error (cap {epochs})", "ratio tanh/ReLU", "final train acc (eval)",
+                      "val acc", "test acc", "reference epochs"], rows)
+    table += ("\n\nTraining error is 1 - the running mini-batch accuracy of each epoch (training mode), as in the "
+              f"reference's training-error curve. Learning rate picked per model and activation by validation accuracy "
+              f"after {tune_epochs} epochs (first seed); the ratio is mean(tanh epochs) / mean(ReLU epochs), a run "
+              f"that never reached 25 % counted at the cap {epochs} (so the ratio is then a bound). "
+              f"Reference ratio {REFERENCE_RATIO:g} (CNN).")
+
+    deciding = "CNN" if "CNN" in models else next(iter(models))
+    ratio, bound = ratios[deciding]
+    if not math.isfinite(ratio) or bound == "?":
+        held = None
+    elif bound == "":
+        held = ratio >= RATIO_HELD
+    elif bound == ">=":  # tanh never got there: the true ratio is at least this
+        held = True if ratio >= RATIO_HELD else None
+    else:  # ReLU never got there in some seed: the true ratio is at most this
+        held = False if ratio < RATIO_HELD else None
+    others = "; ".join(f"{m} ratio {b} {r:.2f}".replace("  ", " ") for m, (r, b) in ratios.items() if m != deciding)
+    text = (f"{deciding}: epochs to 25 % training error ReLU {_epochs_text(to25[(deciding, 'ReLU')], epochs)}, "
+            f"tanh {_epochs_text(to25[(deciding, 'tanh')], epochs)}; ratio tanh/ReLU {bound} {ratio:.2f} "
+            f"(held if >= {RATIO_HELD:g}; reference {REFERENCE_RATIO:g})" + (f"; {others}" if others else ""))
+    summary = "; ".join(f"{m} tanh/ReLU {b} {r:.2f}".replace("  ", " ") for m, (r, b) in ratios.items())
+    return Outcome(table, held, text.replace("  ", " "), figures, numbers, summary=summary + " (ref 6)")

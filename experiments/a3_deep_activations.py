@@ -1,0 +1,222 @@
+"""A3: in a deep net the sigmoid saturates and its gradient vanishes on the way down; ReLU,
+Leaky ReLU, ELU, SELU and Maxout keep it alive (Glorot and Bengio 2010, "Understanding the
+difficulty of training deep feedforward neural networks").
+
+A 10-hidden-layer MLP, one per activation, each with the initialization that goes with it:
+sigmoid and tanh with Glorot's "standard" init W ~ U(-1/sqrt(n), 1/sqrt(n)) (``init=torch_default``,
+the init of the paper's Fig. 2 and 5), ReLU, Leaky ReLU (0.01), ELU and Maxout (2 pieces) with He
+normal and the activation's own gain (``init=he_normal init.gain=auto``: sqrt(2), sqrt(2/(1+a^2)),
+sqrt(2), 1), SELU with LeCun normal (Klambauer et al. 2017). Plain cross-entropy, momentum SGD
+(0.9), batch 100, constant learning rate, no regularization, same seeds and batches for all arms.
+The learning rate is tuned per activation on validation accuracy: one short run of ``TUNE_EPOCHS``
+per rate in ``LR_GRID`` (first seed); every seed then trains at the winner.
+
+Measured, per activation and seed, by a probe of one forward and backward pass over the same
+1,000 training images (``probe``), once at initialization (the model ``train`` builds: same seed,
+same init) and once after training (the checkpoint):
+
+- ``||dL/dW_l||`` per weight layer: the gradient that reaches each layer. The vanishing ratio is
+  ||dL/dW_1|| / ||dL/dW_10||, first hidden layer over last hidden layer. Backprop through a
+  sigmoid layer multiplies by W^T diag(s'(z)) with s' <= 1/4, so with a weight scale near
+  1/sqrt(n) each layer shrinks the gradient ~4-7x (Glorot and Bengio, section 4.2.2).
+- the saturated fraction of each hidden layer's outputs (within 0.01 of an asymptote:
+  ``nnbasics.monitor``'s definition; sigmoid and tanh), the dead fraction for the ReLU family
+  (units never positive over the 1,000 images) and the std of every hidden layer's output.
+
+The TensorBoard runs carry the per-layer gradient norms during training (``monitor=basic``).
+
+Default: MNIST, 10,000 training and 5,000 validation images, 10 x 256 units, 4 epochs, LR grid
+{0.003, 0.01, 0.03, 0.1}. Full: all 55,000 training images, Fashion-MNIST as well, 10 x 1000,
+10 epochs. Smoke: 200 spiral points, 10 x 8, 2 epochs, one learning rate (0.1).
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import torch
+from omegaconf import OmegaConf
+from torch import nn
+
+from nnbasics.experiment import Context, Outcome, fmt, mean_std, md_table, new_figure
+from nnbasics.monitor import RELU_FAMILY, SATURATING, SATURATION_MARGIN, find_layers
+
+ID = "A3"
+TITLE = "Deep MLP (10 hidden layers): sigmoid vs tanh vs the ReLU family"
+CLAIM = "sigmoid saturates and kills gradients in deep nets; ReLU, Leaky ReLU, ELU, SELU, Maxout compared"
+REFERENCE = ("Glorot and Bengio 2010 (5 x 1000 hidden, standard init U(-1/sqrt(n), 1/sqrt(n))): with sigmoid the top "
+             "hidden layer is driven to saturation (0) early and escapes only slowly (Fig. 2); the back-propagated "
+             "gradients shrink toward the lower layers (Fig. 7); Table 1, MNIST test error %: sigmoid 2.21, tanh 1.76, "
+             "softsign 1.64 (normalized init: tanh 1.64)")
+
+VANISH = 0.1        # sigmoid at init: ||dL/dW_1|| / ||dL/dW_10|| must be below this (the gradient vanishes downwards)
+ALIVE = 0.1         # ... while every ReLU-family arm keeps that ratio at or above this
+TRAIN_GAP = 0.05    # sigmoid's mean val acc must be the lowest of all arms and this far below every ReLU-family arm
+SATURATED = 0.10    # after training, some sigmoid hidden layer has at least this fraction of outputs within 0.01
+                    # of 0 or 1 (the saturation Glorot and Bengio saw)
+TUNE_EPOCHS = 1
+PROBE_N = 1000
+
+ARMS = {
+    "sigmoid": ["activation=sigmoid", "init=torch_default"],
+    "tanh": ["activation=tanh", "init=torch_default"],
+    "ReLU": ["activation=relu", "init=he_normal"],
+    "Leaky ReLU": ["activation=leaky_relu", "init=he_normal"],
+    "ELU": ["activation=elu", "init=he_normal"],
+    "SELU": ["activation=selu", "init=lecun_normal"],
+    "Maxout": ["activation=maxout", "activation.pieces=2", "init=he_normal"],
+}
+RELU_ARMS = ("ReLU", "Leaky ReLU", "ELU", "SELU", "Maxout")
+COLORS = {"sigmoid": "C3", "tanh": "C1", "ReLU": "C0", "Leaky ReLU": "C9", "ELU": "C2", "SELU": "C4", "Maxout": "C5"}
+
+
+def probe(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> dict:
+    """One forward and backward pass of the cross-entropy over (x, y) in training mode (no dropout
+    or normalization here, so the mode changes nothing). Returns per weight layer the gradient
+    norm ``grad`` ||dL/dW||_F, and per hidden activation the output std ``std``, the ``saturated``
+    fraction (sigmoid, tanh: within SATURATION_MARGIN of an asymptote) and the ``dead`` fraction
+    (ReLU family: units whose output is never positive over the batch)."""
+    weights, acts = find_layers(model)
+    outs: dict[str, torch.Tensor] = {}
+    hooks = [a.module.register_forward_hook(lambda m, i, o, name=a.name: outs.__setitem__(name, o.detach()))
+             for a in acts]
+    try:
+        model.train()
+        model.zero_grad(set_to_none=True)
+        nn.functional.cross_entropy(model(x), y).backward()
+    finally:
+        for h in hooks:
+            h.remove()
+    grad = [float(w.module.weight.grad.norm()) for w in weights]
+    model.zero_grad(set_to_none=True)
+    std, sat, dead = [], [], []
+    for a in acts:
+        o = outs[a.name].float()
+        std.append(float(o.std()))
+        if a.kind in SATURATING:
+            lo, hi = SATURATING[a.kind]
+            sat.append(float(((o <= lo + SATURATION_MARGIN) | (o >= hi - SATURATION_MARGIN)).float().mean()))
+        else:
+            sat.append(math.nan)
+        dead.append(float((~(o > 0).any(dim=0)).float().mean()) if a.kind in RELU_FAMILY else math.nan)
+    return {"grad": grad, "std": std, "saturated": sat, "dead": dead}
+
+
+def grad_ratio(probed: dict, depth: int) -> float:
+    """||dL/dW_1|| / ||dL/dW_depth||: first over last hidden layer (nan when the last gets none)."""
+    last = probed["grad"][depth - 1]
+    return probed["grad"][0] / last if last > 0 else math.nan
+
+
+def run(ctx: Context) -> Outcome:
+    from nnbasics.data import load_data
+    from nnbasics.models import build_model
+
+    depth = 10
+    base = ctx.pick(
+        smoke=["data=spiral", "data.train_size=200", "model.width=8", "epochs=2", "batch_size=20"],
+        default=["data=mnist", "data.train_size=10000", "data.val_size=5000", "model.width=256", "epochs=4",
+                 "batch_size=100"],
+        full=["data=mnist", "model.width=1000", "epochs=10", "batch_size=100"],
+    ) + ["model=mlp", f"model.depth={depth}", "model.norm=none", "optimizer=momentum", "optimizer.momentum=0.9",
+         "scheduler=constant", "regularization=none", "eval_every=1", "checkpoint=true", "monitor=basic",
+         "monitor.every=200", "monitor.figures=false"]
+    grid = ctx.pick(smoke=[0.1], default=[0.003, 0.01, 0.03, 0.1])
+    datasets = ctx.pick(smoke=["spiral"], default=["mnist"], full=["mnist", "fashion_mnist"])
+
+    rows, numbers, checks = [], {}, {}
+    fig = new_figure(15, 4.5 * len(datasets))
+    for d_i, dataset in enumerate(datasets):
+        data_over = [] if ctx.smoke else [f"data={dataset}"]
+        bundle = load_data(ctx.compose(base + data_over).data, device="cpu")
+        x, y = bundle.train.x[:PROBE_N], bundle.train.y[:PROBE_N]
+        stats: dict[str, dict] = {}
+        for arm, over in ARMS.items():
+            overrides = base + data_over + over
+            tune = {lr: ctx.train(overrides + [f"optimizer.lr={lr}", f"epochs={TUNE_EPOCHS}"], seed=ctx.seeds[0],
+                                  name=f"{dataset}/{arm}/tune lr={lr}")["val/acc"] for lr in grid if len(grid) > 1}
+            finite = {lr: a for lr, a in tune.items() if math.isfinite(a)}
+            lr = max(finite, key=finite.get) if finite else grid[0]  # a grid of one: nothing to tune
+            runs = ctx.train_seeds(overrides + [f"optimizer.lr={lr}"], name=f"{dataset}/{arm}")
+            at_init, at_end = [], []
+            for seed, r in zip(ctx.seeds, runs):
+                trained, _ = ctx.model_of(r)
+                cfg = OmegaConf.load(Path(r["run_dir"]) / "config.yaml")  # the run's own config
+                torch.manual_seed(seed)  # as train() does right before build_model: the same initial weights
+                at_init.append(probe(build_model(cfg, tuple(x.shape[1:]), bundle.out_features), x, y))
+                at_end.append(probe(trained, x, y))
+            ratio0 = [grad_ratio(p, depth) for p in at_init]
+            ratio1 = [grad_ratio(p, depth) for p in at_end]
+            sat_end = [max((s for s in p["saturated"] if math.isfinite(s)), default=math.nan) for p in at_end]
+            dead_end = [max((s for s in p["dead"] if math.isfinite(s)), default=math.nan) for p in at_end]
+            val = [r["val/acc"] for r in runs]
+            stats[arm] = {"lr": lr, "tune": tune, "runs": runs, "init": at_init, "end": at_end, "ratio0": ratio0,
+                          "ratio1": ratio1, "sat_end": sat_end, "dead_end": dead_end, "val": val}
+            numbers[f"{dataset}/{arm}"] = {"lr": lr, "val_acc": mean_std(val)[0],
+                                           "test_acc": mean_std([r["test/acc"] for r in runs])[0],
+                                           "train_loss": mean_std([r["train/loss"] for r in runs])[0],
+                                           "grad_ratio_init": mean_std(ratio0)[0], "grad_ratio_end": mean_std(ratio1)[0],
+                                           "max_saturated_end": mean_std(sat_end)[0],
+                                           "max_dead_end": mean_std(dead_end)[0]}
+            rows.append([dataset, arm, f"{lr:g}", ", ".join(f"{k:g}: {v:.3f}" for k, v in tune.items()) or "not tuned",
+                         fmt(*mean_std([r["train/loss"] for r in runs])), fmt(*mean_std(val), percent=True),
+                         fmt(*mean_std([r["test/acc"] for r in runs]), percent=True),
+                         f"{mean_std(ratio0)[0]:.2e}", f"{mean_std(ratio1)[0]:.2e}",
+                         fmt(*mean_std(sat_end)) if all(map(math.isfinite, sat_end)) else "-",
+                         fmt(*mean_std(dead_end)) if all(map(math.isfinite, dead_end)) else "-"])
+
+        # the verdict's checks on this data set (all must hold)
+        sig = stats["sigmoid"]
+        r_sig = mean_std(sig["ratio0"])[0]
+        r_alive = {a: mean_std(stats[a]["ratio0"])[0] for a in RELU_ARMS}
+        v = {a: mean_std(s["val"])[0] for a, s in stats.items()}
+        worst_relu = min(RELU_ARMS, key=lambda a: v[a])
+        sat = mean_std(sig["sat_end"])[0]
+        checks[f"{dataset}: sigmoid's gradient ratio layer 1 / layer {depth} at init {r_sig:.2e} (< {VANISH})"] = r_sig < VANISH
+        checks[f"{dataset}: ReLU-family ratios >= {ALIVE} (lowest {min(r_alive, key=r_alive.get)} "
+               f"{min(r_alive.values()):.2e})"] = min(r_alive.values()) >= ALIVE
+        checks[f"{dataset}: sigmoid val acc {v['sigmoid']:.3f} lowest and >= {TRAIN_GAP} below every ReLU-family arm "
+               f"(worst {worst_relu} {v[worst_relu]:.3f})"] = (
+            v["sigmoid"] == min(v.values()) and v[worst_relu] - v["sigmoid"] >= TRAIN_GAP)
+        checks[f"{dataset}: most saturated sigmoid layer after training {sat:.2f} (>= {SATURATED})"] = sat >= SATURATED
+
+        # figures: gradient norm per layer at init and after training; validation accuracy per epoch
+        for col, (key, title) in enumerate((("init", "at initialization"), ("end", "after training"))):
+            ax = fig.add_subplot(len(datasets), 3, 3 * d_i + col + 1)
+            for arm, s in stats.items():
+                g = [mean_std([p["grad"][k] for p in s[key]])[0] for k in range(depth + 1)]
+                ax.semilogy(range(1, depth + 2), g, "o-", ms=3, color=COLORS[arm], label=arm)
+            ax.set_xlabel("weight layer (1 = input side, %d = output)" % (depth + 1))
+            ax.set_ylabel("||dL/dW|| (mean over seeds)")
+            ax.set_title(f"A3 {dataset}: gradient per layer, {title}")
+            if col == 0:
+                ax.legend(fontsize=7)
+        ax = fig.add_subplot(len(datasets), 3, 3 * d_i + 3)
+        for arm, s in stats.items():
+            h = [e for e in s["runs"][0]["history"] if "val/acc" in e]
+            ax.plot([e["epoch"] for e in h], [e["val/acc"] for e in h], "o-", ms=3, color=COLORS[arm],
+                    label=f"{arm} (lr {s['lr']:g})")
+        ax.set_xlabel("epoch")
+        ax.set_ylabel("val accuracy (first seed)")
+        ax.set_title(f"A3 {dataset}: validation accuracy")
+        ax.legend(fontsize=7)
+    fig.tight_layout()
+    figures = [ctx.save_figure(fig, "gradients_and_accuracy")]
+
+    table = (md_table(["data", "activation", "lr (val)", "val acc per lr (tuning run, first seed)", "final train loss",
+                       "val acc", "test acc", f"grad ratio layer 1 / {depth}, init", f"grad ratio, after training",
+                       "most saturated layer (after)", "most dead layer (after)"], rows)
+             + f"\n\nGrad ratio: ||dL/dW_1|| / ||dL/dW_{depth}|| (first over last hidden layer) on {PROBE_N} training "
+               "images; saturated: fraction of a layer's outputs within 0.01 of an asymptote; dead: fraction of a "
+               "layer's units never positive over those images. Reference (Glorot and Bengio 2010, 5 x 1000, MNIST "
+               "test error %): sigmoid 2.21, tanh 1.76 (normalized init 1.64); figures: sigmoid's top layer "
+               "saturates, gradients shrink toward the input.")
+    held = all(checks.values())
+    text = "; ".join(f"{k} ({'ok' if ok else 'FAILED'})" for k, ok in checks.items())
+    flat = {f"{k}/{m}": val for k, d in numbers.items() for m, val in d.items()}
+    first = datasets[0]
+    summary = (f"{first}: grad ratio at init sigmoid {numbers[f'{first}/sigmoid']['grad_ratio_init']:.1e}, ReLU "
+               f"{numbers[f'{first}/ReLU']['grad_ratio_init']:.1e}; val acc sigmoid "
+               f"{numbers[f'{first}/sigmoid']['val_acc']:.3f}, ReLU {numbers[f'{first}/ReLU']['val_acc']:.3f}")
+    return Outcome(table, held, text, figures, flat, summary=summary)

@@ -1,0 +1,163 @@
+"""O5: the learning rate must follow the batch size (Goyal et al. 2017, the linear scaling rule).
+
+784-128-128-10 ReLU MLP (He init) on MNIST, momentum SGD (0.9) as in Goyal et al., batch 8, 32,
+128, 512, 2048 at equal epochs (so a larger batch makes proportionally fewer updates). The base
+LR is tuned at the base batch 128 over {0.01, 0.03, 0.1, 0.3} by validation accuracy (mean over seeds).
+Two arms from there: *fixed* keeps that LR at every batch; *linear* scales it as
+lr = base_lr * B / 128 (``optimizer.lr_scaling=linear optimizer.base_batch_size=128``). Both
+arms use the same schedule, linear warm-up over the first epoch (Goyal's gradual warm-up,
+``scheduler.warmup_steps`` = one epoch of updates at each batch) then cosine decay, so the LR
+rule is the only difference and at the base batch the arms are one and the same run. Same seeds,
+same data order. A seed that diverges counts as accuracy 0 in the verdict (shown as diverged in
+the table).
+
+Default budget: 20,000 training images (a subset: batch 8 makes 2,500 updates per epoch on a
+2-core CPU), 5,000 validation, 4 epochs. Smoke: spiral, batches 8 / 32 / 128 around base 32.
+Full: all 55,000 training images, 10 epochs, batches up to 8192.
+"""
+
+from __future__ import annotations
+
+import math
+
+from nnbasics.experiment import Context, Outcome, fmt, fmt_values, mean_std, md_table, new_figure
+
+ID = "O5"
+TITLE = "Learning rate vs batch size: fixed LR vs the linear scaling rule"
+CLAIM = "the learning rate must follow the batch size (linear scaling with warm-up keeps accuracy as the batch grows)"
+REFERENCE = ("Goyal et al. 2017, \"Accurate, Large Minibatch SGD\": lr = 0.1 x kn/256 with 5 epochs of gradual "
+             "warm-up keeps ResNet-50's ImageNet error at 23.6 % from batch 256 to 8k (23.7 % at 8k); it breaks "
+             "beyond that (24.4 % at 16k, 27 % at 32k, Fig. 1)")
+
+TOL = 0.01        # "near the base": scaled-arm val acc within 1 point of the base batch's
+MARGIN = 0.02     # "LR must follow": at that batch the scaled arm beats the fixed arm by at least 2 points
+LARGE = 4         # ... at some batch at least LARGE x the base batch
+
+
+def n_train(cfg) -> int:
+    """The training split's size for a composed config (toy sets: n_samples - val - test; image
+    sets: 60,000 - val; then capped at data.train_size)."""
+    d = cfg.data
+    if d.name in ("mnist", "fashion_mnist"):
+        n = 60000 - int(d.val_size)
+    elif d.name == "cifar10":
+        n = 50000 - int(d.val_size)
+    else:
+        n = int(d.n_samples) - int(d.val_size) - int(d.test_size)
+    return min(n, int(d.train_size)) if d.get("train_size") else n
+
+
+def accs(runs: list[dict]) -> list[float]:
+    """Final val accuracies, a diverged run counting as 0 (for the verdict)."""
+    return [r["val/acc"] if r.get("status") == "completed" and math.isfinite(r["val/acc"]) else 0.0 for r in runs]
+
+
+def run(ctx: Context) -> Outcome:
+    base_batch = ctx.pick(smoke=32, default=128)
+    batches = ctx.pick(smoke=[8, 32, 128], default=[8, 32, 128, 512, 2048], full=[8, 32, 128, 512, 2048, 8192])
+    grid = ctx.pick(smoke=[0.03, 0.1, 0.3], default=[0.01, 0.03, 0.1, 0.3])
+    epochs = ctx.pick(smoke=3, default=4, full=10)
+    base = ctx.pick(
+        smoke=["data=spiral", "model.width=32"],
+        default=["data=mnist", "data.train_size=20000", "model.width=128"],
+        full=["data=mnist", "model.width=128"],
+    ) + ["model.depth=2", "activation=relu", "init=he_normal", "optimizer=momentum", "optimizer.momentum=0.9",
+         "scheduler=cosine", "regularization=none", f"epochs={epochs}", "eval_every=1",
+         f"optimizer.base_batch_size={base_batch}"]
+    n = n_train(ctx.compose(base))
+
+    def overrides(batch: int, lr: float, scaling: str) -> list[str]:
+        warmup = math.ceil(n / batch)  # one epoch of updates
+        return base + [f"batch_size={batch}", f"optimizer.lr={lr:g}", f"optimizer.lr_scaling={scaling}",
+                       f"scheduler.warmup_steps={warmup}"]
+
+    # 1. the base LR: tuned at the base batch on validation accuracy
+    tuning = {lr: ctx.train_seeds(overrides(base_batch, lr, "none"), name=f"tune_B{base_batch}_lr{lr:g}") for lr in grid}
+    base_lr = max(grid, key=lambda lr: mean_std(accs(tuning[lr]))[0])
+    # 2. both arms over the batches (at the base batch they are the same run)
+    results: dict[str, dict[int, list[dict]]] = {"fixed": {}, "linear": {}}
+    for b in batches:
+        for arm in results:
+            if b == base_batch:
+                results[arm][b] = tuning[base_lr]
+            else:
+                results[arm][b] = ctx.train_seeds(overrides(b, base_lr, "none" if arm == "fixed" else "linear"),
+                                                  name=f"B{b}_{arm}")
+
+    base_acc = mean_std(accs(results["fixed"][base_batch]))[0]
+    mean = {arm: {b: mean_std(accs(results[arm][b]))[0] for b in batches} for arm in results}
+    lr_of = {"fixed": {b: base_lr for b in batches}, "linear": {b: base_lr * b / base_batch for b in batches}}
+    near = {b: mean["linear"][b] >= base_acc - TOL for b in batches}
+    # where the rule breaks: the largest batch up to which (from the base upward) scaled stays near the base
+    holds_to = base_batch
+    for b in sorted(x for x in batches if x > base_batch):
+        if not near[b]:
+            break
+        holds_to = b
+    breaks_at = next((b for b in sorted(batches) if b > holds_to), None)
+    holds_down_to = base_batch
+    for b in sorted((x for x in batches if x < base_batch), reverse=True):
+        if not near[b]:
+            break
+        holds_down_to = b
+
+    rows = []
+    for b in batches:
+        row = [b, math.ceil(n / b) * epochs]
+        for arm in ("fixed", "linear"):
+            vals = [r["val/acc"] if r.get("status") == "completed" else float("nan") for r in results[arm][b]]
+            row += [f"{lr_of[arm][b]:.4g}", fmt_values(vals, percent=True)]
+        gain = mean["linear"][b] - mean["fixed"][b]
+        row += [f"{gain * 100:+.1f}", "yes" if near[b] else "no"]
+        rows.append(row)
+    table = (f"Base LR {base_lr:g} (tuned at batch {base_batch} over {', '.join(f'{g:g}' for g in grid)} by val acc: "
+             + ", ".join(f"{g:g} -> {fmt(*mean_std(accs(tuning[g])), percent=True)}" for g in grid) + "). "
+             + f"{n} training images, {epochs} epochs at every batch.\n\n"
+             + md_table(["batch", "updates", "fixed lr", "fixed val acc", "linear lr", "linear val acc",
+                         "linear - fixed (points)", f"linear within {TOL * 100:g} pt of base"], rows)
+             + "\n\nReference (Goyal et al. 2017, ResNet-50 on ImageNet, linear rule + 5-epoch warm-up): top-1 error "
+               "23.6 % at 256, 23.7 % at 8k, 24.4 % at 16k, ~27 % at 32k; the rule holds up to 8k and breaks beyond.")
+
+    fig = new_figure(11, 4)
+    ax = fig.add_subplot(1, 2, 1)
+    for arm, marker in (("fixed", "s--"), ("linear", "o-")):
+        ms = [mean_std(accs(results[arm][b])) for b in batches]
+        ax.errorbar(batches, [m * 100 for m, _ in ms], yerr=[s * 100 for _, s in ms], fmt=marker, capsize=3,
+                    label=f"{arm} LR")
+    ax.axhspan((base_acc - TOL) * 100, base_acc * 100, color="gray", alpha=0.2, label=f"base - {TOL * 100:g} pt")
+    ax.set_xscale("log", base=2)
+    ax.set_xlabel("batch size (equal epochs)")
+    ax.set_ylabel("final val accuracy (%) (diverged = 0)")
+    lo = min(min(mean[a].values()) for a in mean)
+    ax.set_ylim(max(0.0, lo * 100 - 2), 100)
+    ax.legend()
+    ax.set_title(f"O5: base lr {base_lr:g} at batch {base_batch}")
+    ax2 = fig.add_subplot(1, 2, 2)
+    top = max(batches)
+    for arm, style in (("fixed", "s--"), ("linear", "o-")):
+        h = [r for r in results[arm][top][0]["history"] if "val/acc" in r]
+        ax2.plot([r["epoch"] for r in h], [r["val/acc"] * 100 for r in h], style, ms=3,
+                 label=f"{arm} (lr {lr_of[arm][top]:.3g})")
+    ax2.set_xlabel("epoch")
+    ax2.set_ylabel("val accuracy (%) (seed 0)")
+    ax2.set_title(f"batch {top}")
+    ax2.legend()
+    fig.tight_layout()
+    figures = [ctx.save_figure(fig, "accuracy_vs_batch")]
+
+    large = [b for b in batches if b >= LARGE * base_batch]
+    wins = {b: near[b] and mean["linear"][b] - mean["fixed"][b] >= MARGIN for b in large}
+    held = any(wins.values())
+    text = (f"base batch {base_batch}: val acc {base_acc * 100:.2f} % (lr {base_lr:g}); "
+            + "; ".join(f"batch {b}: linear {mean['linear'][b] * 100:.2f} % vs fixed {mean['fixed'][b] * 100:.2f} % "
+                        f"({'ok' if wins[b] else 'no'})" for b in large)
+            + f"; held if at some batch >= {LARGE} x {base_batch} the linear arm is within {TOL * 100:g} pt of the base "
+              f"and beats the fixed arm by >= {MARGIN * 100:g} pt. The linear rule holds up to batch {holds_to}"
+            + (f" and breaks at {breaks_at}" if breaks_at else " (the largest tried)")
+            + f"; downwards it holds to batch {holds_down_to}.")
+    numbers = {"base_lr": base_lr, "base_acc": base_acc, "holds_to": holds_to, "holds_down_to": holds_down_to}
+    numbers.update({f"{arm}/B{b}": mean[arm][b] for arm in mean for b in batches})
+    summary = (f"base {base_acc * 100:.1f} % at {base_batch}; at {top}: linear {mean['linear'][top] * 100:.1f} % vs "
+               f"fixed {mean['fixed'][top] * 100:.1f} %; rule holds to {holds_to}"
+               + (f", breaks at {breaks_at}" if breaks_at else ""))
+    return Outcome(table, held, text, figures, numbers, summary=summary)

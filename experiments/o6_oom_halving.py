@@ -1,0 +1,406 @@
+"""O6: start the batch at 512 and halve on out-of-memory (``batch_size=auto``).
+
+``batch_size=auto`` (nnbasics.batching.find_batch_size, called by train.py) probes one forward
+and backward pass at 512 samples, halves on out-of-memory, logs every attempt and the size used,
+and records it as ``batch_size`` in metrics.json. This experiment gives it a model that really
+does not fit at 512 on the device and checks that the run halves until a step fits and then
+trains to a sane accuracy, the same run as a fixed batch of the size found.
+
+The device is made small for real, never simulated. The training runs in a child process (the
+same Python, ``python experiments/o6_oom_halving.py <spec.json>``) that imports everything, loads
+the data once (handed to every run: a device that already holds its data) and makes one tiny
+warm-up run (one-time allocations: lazy imports, thread pools, BLAS buffers). Every later run is
+a ``fork()`` of that process image, so measurements and capped runs start from the same state.
+
+- CPU: two uncapped forks measure what a real training run (fixed batch, two updates, final
+  evaluation) adds to the process's virtual size at batch T and 2T (VmPeak of the fork minus its
+  VmSize at the fork). Each capped run is then a fork whose address space is limited with
+  ``resource.setrlimit(RLIMIT_AS)`` to the process size + the midpoint of the two needs: a step
+  of T fits, one of 2T = 512 does not, and the failure is torch's own allocator error
+  ("DefaultCPUAllocator: can't allocate memory ... Error code 12"). RLIMIT_AS counts virtual
+  memory (importing torch alone maps ~3 GB), hence measured, never a constant. glibc is told to
+  serve large blocks by mmap (MALLOC_MMAP_THRESHOLD_) from one arena (MALLOC_ARENA_MAX=1), so the
+  virtual size follows the tensors that are alive rather than heap fragmentation. The child runs
+  torch on one thread (a fork of a process whose OpenMP pool is running can hang).
+- CUDA: no fork; the same measurement with ``torch.cuda.max_memory_reserved`` and the cap as
+  ``torch.cuda.set_per_process_memory_fraction`` (not yet run on a GPU).
+
+Under the cap, per seed: one run with ``batch_size=auto`` and one with the batch fixed at the size
+it found (same seed: the probe leaves no trace, so the two should agree bit for bit); then one
+run with the batch fixed at 512, which must fail with out-of-memory (the model really does not
+fit at 512). Model: a 16-layer MLP with batch norm (memory per sample grows with width x depth,
+while an evaluation pass in chunks of 4096 needs only ~2 x width per sample, so the training step
+and not the evaluation is what the cap bites), SGD lr 0.2, cosine decay, T = 256 (one halving).
+Default: MNIST, 5,000 training and 2,000 validation images, width 512, 2 epochs. Smoke: spiral,
+width 256, 2 epochs, first seed only.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import re
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from nnbasics.experiment import Context, Outcome, fmt, mean_std, md_table, new_figure
+
+ID = "O6"
+TITLE = "batch_size=auto: start at 512, halve on out-of-memory"
+CLAIM = "start the batch at 512 and halve on out-of-memory until a training step fits; the run logs the size used"
+REFERENCE = ("seed material (\"start at 512, halve on OOM\"); Accelerate's `find_executable_batch_size` is the "
+             "nearest library pattern (start high, halve on an OOM exception, retry). No published numbers: the "
+             "reference is the behaviour")
+
+START = 512          # the size train.py's batch_size=auto starts from (find_batch_size(start=512))
+SANE_ACC = {"smoke": 0.40, "default": 0.80}  # val accuracy a completed run must reach (spiral: 3 classes, chance 0.33)
+EQUAL_TOL = 0.005    # auto and fixed-at-the-found-size runs agree when their val accuracies differ by at most this
+FIT_AT = 256         # T: the cap is set between the measured needs of a run at T and at 2T = START (one halving)
+MIN_GAP_MB = 4.0     # the measured need at 2T must exceed the need at T by this much, or the cap cannot separate them
+MALLOC_ENV = {"MALLOC_ARENA_MAX": "1", "MALLOC_MMAP_THRESHOLD_": "65536"}
+CHILD_TIMEOUT_S = 1800
+
+ATTEMPT_OOM = re.compile(r"batch_size=auto: (\d+) ran out of memory")
+ATTEMPT_OK = re.compile(r"batch_size=auto: using (\d+)")
+MB = 2 ** 20
+
+
+def run(ctx: Context) -> Outcome:
+    seeds = ctx.seeds[:1] if ctx.smoke else list(ctx.seeds)
+    base = ctx.pick(
+        smoke=["data=spiral", "model.width=256", "epochs=2"],
+        default=["data=mnist", "data.train_size=5000", "data.val_size=2000", "model.width=512", "epochs=2"],
+        full=["data=mnist", "model.width=512", "epochs=2"],
+    ) + ["model=mlp", "model.depth=16", "model.norm=batch", "activation=relu", "init=he_normal", "optimizer=sgd",
+         "optimizer.lr=0.2", "scheduler=cosine", "regularization=none", "batch_size=auto", "eval_every=1"]
+    cfg = ctx.compose(base)
+    child_dir = ctx.out_dir / "child"
+    child_dir.mkdir(parents=True, exist_ok=True)
+    from omegaconf import OmegaConf
+
+    (child_dir / "config.yaml").write_text(OmegaConf.to_yaml(cfg, resolve=True))
+    spec = {"config": str(child_dir / "config.yaml"), "runs_dir": str(ctx.out_dir / "runs"), "fit_at": FIT_AT,
+            "seeds": seeds, "start": START, "result": str(child_dir / "result.json")}
+    (child_dir / "spec.json").write_text(json.dumps(spec, indent=2))
+
+    t0 = time.perf_counter()
+    log_path = child_dir / "child.log"
+    with open(log_path, "w") as logf:
+        proc = subprocess.run([sys.executable, str(Path(__file__).resolve()), str(child_dir / "spec.json")],
+                              stdout=logf, stderr=subprocess.STDOUT, env={**os.environ, **MALLOC_ENV},
+                              timeout=CHILD_TIMEOUT_S)
+    elapsed = time.perf_counter() - t0
+    if proc.returncode != 0 or not Path(spec["result"]).exists():
+        tail = log_path.read_text()[-3000:]
+        raise RuntimeError(f"the capped child process failed (exit {proc.returncode}); its log ends:\n{tail}")
+    res = json.loads(Path(spec["result"]).read_text())
+    ctx.runs += len(res["runs"]) + len(res["measure"]) + 1
+    ctx.train_time_s += elapsed
+    ctx.log(f"child: {elapsed:.1f} s; cap {res['cap_bytes'] / MB:.0f} MB ({res['cap_kind']}), "
+            f"headroom {res['headroom_bytes'] / MB:.1f} MB over {res['base_bytes'] / MB:.0f} MB")
+
+    if res.get("unsupported"):
+        return Outcome(f"Not run: {res['unsupported']}", None, f"inconclusive: {res['unsupported']}", [], {})
+
+    sane = SANE_ACC["smoke" if ctx.smoke else "default"]
+    need = {int(b): v / MB for b, v in res["measure"].items()}
+    rows, numbers, ok_all = [], {}, True
+    checks: dict[str, bool] = {}
+    for s in seeds:
+        auto, fixed = res["runs"][f"auto/{s}"], res["runs"].get(f"fixed/{s}")
+        attempts = attempts_of(auto["log"])
+        used = auto.get("batch_size")
+        halving = bool(attempts) and attempts[0] == START and all(
+            b == a // 2 for a, b in zip(attempts, attempts[1:])) and attempts[-1] == used
+        completed = auto["status"] == "completed"
+        acc = auto.get("val/acc", float("nan"))
+        same = fixed is not None and fixed["status"] == "completed" and abs(fixed["val/acc"] - acc) <= EQUAL_TOL
+        exact = fixed is not None and fixed.get("val/acc") == acc and fixed.get("train/loss") == auto.get("train/loss")
+        ooms = [e for e in auto.get("errors", []) if e["is_oom"]]
+        checks[f"seed {s}: starts at {START} and halves ({' -> '.join(map(str, attempts)) or 'no attempts logged'})"] = halving
+        checks[f"seed {s}: every failed attempt was a real out-of-memory ({len(ooms)}/{max(0, len(attempts) - 1)})"] = (
+            len(ooms) == len(attempts) - 1 and len(attempts) > 1)
+        checks[f"seed {s}: ends below {START} and completes ({auto['status']}, batch {used})"] = (
+            completed and used is not None and used < START)
+        checks[f"seed {s}: val acc {acc:.3f} >= {sane}"] = completed and acc >= sane
+        checks[f"seed {s}: fixed batch {used} gives the same val acc within {EQUAL_TOL} "
+               f"({fixed.get('val/acc', float('nan')) if fixed else float('nan'):.4f})"] = same
+        rows.append([s, " -> ".join(f"{a} {'fits' if a == used else 'OOM'}" for a in attempts), used, auto["status"],
+                     fmt(acc, percent=True), fmt(auto.get("test/acc", float("nan")), percent=True),
+                     fmt(fixed.get("val/acc", float("nan")), percent=True) if fixed else "n/a",
+                     "bit for bit" if exact else ("within tol" if same else "differs")])
+        numbers[f"seed{s}/batch_size"] = used
+        numbers[f"seed{s}/val_acc"] = acc
+        if fixed and "val/acc" in fixed:
+            numbers[f"seed{s}/fixed_val_acc"] = fixed["val/acc"]
+    big = res["runs"].get("fixed512")
+    big_oom = big is not None and big["status"] == "out of memory"
+    checks[f"fixed batch {START} under the same cap runs out of memory ({big['status'] if big else 'not run'})"] = big_oom
+    held = all(checks.values())
+
+    accs = [res["runs"][f"auto/{s}"].get("val/acc", float("nan")) for s in seeds]
+    first_err = next((e["message"] for s in seeds for e in res["runs"][f"auto/{s}"].get("errors", [])), "")
+    table = (md_table(["seed", "attempts (batch_size=auto)", "size used", "status", "val acc", "test acc",
+                       "val acc, fixed batch at that size", "auto vs fixed"], rows)
+             + "\n\n" + md_table(["memory", "value"], [
+                 ["cap kind", res["cap_kind"]],
+                 ["process size when the cap was set", f"{res['base_bytes'] / MB:.0f} MB"],
+                 *[[f"measured need of a run at batch {b}", f"{v:.1f} MB"] for b, v in sorted(need.items())],
+                 ["headroom under the cap (midpoint)", f"{res['headroom_bytes'] / MB:.1f} MB"],
+                 [f"fixed batch {START} under the cap", (big or {}).get("status", "not run")],
+             ])
+             + (f"\n\nThe real error of a failed attempt: `{first_err[:300]}`" if first_err else "")
+             + f"\n\nval acc over seeds (auto): {fmt(*mean_std(accs), percent=True)}. Reference: none published; "
+               "the claim is the behaviour (start at 512, halve on OOM, log the size, complete).")
+    fig = figure(res, need, seeds)
+    figures = [ctx.save_figure(fig, "memory_and_attempts")]
+    text = "; ".join(f"{k} ({'ok' if v else 'FAILED'})" for k, v in checks.items())
+    numbers.update({f"need_mb_at_{b}": v for b, v in need.items()})
+    numbers["headroom_mb"] = res["headroom_bytes"] / MB
+    used_sizes = sorted({res["runs"][f"auto/{s}"].get("batch_size") for s in seeds}, key=lambda v: v or 0)
+    summary = (f"attempts {' -> '.join(map(str, attempts_of(res['runs'][f'auto/{seeds[0]}']['log'])))}; used "
+               f"{'/'.join(map(str, used_sizes))}; val acc {fmt(*mean_std(accs), percent=True)}; fixed {START}: "
+               f"{(big or {}).get('status', 'not run')}")
+    return Outcome(table, held, text, figures, numbers, summary=summary)
+
+
+def attempts_of(lines: list[str]) -> list[int]:
+    """The batch sizes find_batch_size tried, in order, from its log lines."""
+    out = []
+    for line in lines:
+        m = ATTEMPT_OOM.search(line) or ATTEMPT_OK.search(line)
+        if m:
+            out.append(int(m.group(1)))
+    return out
+
+
+def figure(res: dict, need: dict, seeds: list[int]):
+    fig = new_figure(11, 4)
+    ax = fig.add_subplot(1, 2, 1)
+    (b1, n1), (b2, n2) = sorted(need.items())
+    slope = (n2 - n1) / (b2 - b1)
+    xs = [8, 16, 32, 64, 128, 256, 512]
+    ax.plot(xs, [n1 + slope * (x - b1) for x in xs], ":", color="gray", label="need, extrapolated linearly")
+    ax.plot([b1, b2], [n1, n2], "o", color="black", label="need, measured (fixed-batch run)")
+    ax.axhline(res["headroom_bytes"] / MB, color="tab:red", label="cap (headroom over the process)")
+    auto = res["runs"][f"auto/{seeds[0]}"]
+    used = auto.get("batch_size")
+    for a in attempts_of(auto["log"]):
+        ax.plot([a], [n1 + slope * (a - b1)], "x" if a != used else "s", ms=10,
+                color="tab:red" if a != used else "tab:green")
+    ax.set_xscale("log", base=2)
+    ax.set_xlabel("batch size (x: attempt ran out of memory, square: used)")
+    ax.set_ylabel("memory over the process at the cap (MB)")
+    ax.legend(fontsize=8)
+    ax.set_title("O6: the cap and the attempts (seed %d)" % seeds[0])
+    ax2 = fig.add_subplot(1, 2, 2)
+    for key, style in ((f"auto/{seeds[0]}", "-"), (f"fixed/{seeds[0]}", "--")):
+        r = res["runs"].get(key)
+        if r and r.get("curve"):
+            ax2.plot([c[0] for c in r["curve"]], [c[2] for c in r["curve"]], style,
+                     label=f"{key.split('/')[0]} (batch {r.get('batch_size')})")
+    ax2.set_xlabel("update")
+    ax2.set_ylabel("mini-batch loss")
+    ax2.legend()
+    ax2.set_title("training under the cap: auto vs fixed")
+    fig.tight_layout()
+    return fig
+
+
+# ----------------------------------------------------------------------------------------------
+# The child process: measure, cap, train (python experiments/o6_oom_halving.py <spec.json>)
+# ----------------------------------------------------------------------------------------------
+
+
+def _status() -> dict[str, int]:
+    """VmSize, VmPeak, VmRSS and VmHWM of this process in bytes (Linux /proc)."""
+    out = {}
+    with open("/proc/self/status") as f:
+        for line in f:
+            key, _, value = line.partition(":")
+            if key in ("VmSize", "VmPeak", "VmRSS", "VmHWM"):
+                out[key] = int(value.split()[0]) * 1024
+    return out
+
+
+def _in_fork(fn, limit: int | None = None) -> dict:
+    """``fn()`` in a forked copy of this process, its address space capped at ``limit`` bytes
+    (RLIMIT_AS) when given. Returns fn's dict plus ``vm_need_bytes``: the copy's peak virtual
+    size over its size at the fork (Linux starts a forked process's VmPeak at its VmSize). Every
+    call starts from the same process image, so a measurement and a capped run see the same state."""
+    import resource
+    import tempfile
+    import traceback
+
+    fd, path = tempfile.mkstemp(prefix="o6-", suffix=".json")
+    os.close(fd)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    pid = os.fork()
+    if pid == 0:  # the copy: never returns
+        code = 0
+        try:
+            start = _status()["VmSize"]
+            if limit is not None:
+                resource.setrlimit(resource.RLIMIT_AS, (limit, resource.getrlimit(resource.RLIMIT_AS)[1]))
+            out = fn()
+            out["vm_need_bytes"] = _status()["VmPeak"] - start
+            Path(path).write_text(json.dumps(out, default=str))
+        except BaseException:  # noqa: BLE001 - report, then leave without running the parent's code
+            traceback.print_exc()
+            code = 1
+        finally:
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os._exit(code)
+    _, status = os.waitpid(pid, 0)
+    try:
+        text = Path(path).read_text()
+    finally:
+        os.unlink(path)
+    if status != 0 or not text:
+        how = f"signal {os.WTERMSIG(status)}" if os.WIFSIGNALED(status) else f"exit {os.WEXITSTATUS(status)}"
+        return {"status": f"crashed ({how})"}
+    return json.loads(text)
+
+
+def _child(spec_path: str) -> None:
+    import logging
+
+    import torch
+
+    spec = json.loads(Path(spec_path).read_text())
+    result: dict = {"cap_kind": "none", "base_bytes": 0, "headroom_bytes": 0, "cap_bytes": 0, "measure": {}, "runs": {}}
+
+    def write() -> None:
+        Path(spec["result"]).write_text(json.dumps(result, indent=1, default=str))
+
+    from omegaconf import OmegaConf
+    from torch.utils.tensorboard import SummaryWriter  # noqa: F401  (imported before the cap, as train() needs it)
+
+    import nnbasics.batching as batching
+    import nnbasics.data as data_mod
+    from nnbasics.train import resolve_device, train
+
+    cfg = OmegaConf.load(spec["config"])
+    device = resolve_device(cfg.device)
+    cuda = device.type == "cuda"
+    if not cuda:
+        if not sys.platform.startswith("linux"):
+            result["unsupported"] = f"RLIMIT_AS is not enforced on {sys.platform}; run O6 on Linux or on a CUDA device"
+            return write()
+        # one thread: a forked copy of a process whose OpenMP pool has started can hang in it
+        torch.set_num_threads(1)
+        OmegaConf.update(cfg, "threads", 1)
+    runs_dir, fit_at = Path(spec["runs_dir"]), int(spec["fit_at"])
+
+    # the data once, before any cap; every run gets the same tensors (test split included)
+    bundle = data_mod.load_data(cfg.data, device=device)
+    test = bundle.load_test()
+    bundle.load_test = lambda: test
+    data_mod.load_data = lambda *a, **k: bundle
+
+    lines: list[str] = []
+    errors: list[dict] = []
+
+    class Capture(logging.Handler):
+        def emit(self, record):
+            lines.append(record.getMessage())
+
+    logger = logging.getLogger("nnbasics")
+    logger.setLevel(logging.INFO)
+    logger.addHandler(Capture())
+    real_is_oom = batching.is_out_of_memory
+
+    def recording_is_oom(err):  # observes the errors find_batch_size sees; the answer is the library's own
+        verdict = real_is_oom(err)
+        errors.append({"type": type(err).__name__, "message": str(err)[:500], "is_oom": verdict})
+        return verdict
+
+    batching.is_out_of_memory = recording_is_oom
+
+    def one(name: str, **over) -> dict:
+        c = cfg.copy()
+        for k, v in over.items():
+            OmegaConf.update(c, k, v)
+        lines.clear()
+        errors.clear()
+        run_dir = runs_dir / name.replace("/", "_")
+        t = time.perf_counter()
+        try:
+            out = {k: v for k, v in train(c, run_dir=run_dir).items() if k != "history"}
+            out["curve"] = json.loads((run_dir / "history.json").read_text()).get("curve", [])
+        except Exception as e:  # noqa: BLE001 - nnbasics.train.OutOfMemory (a MemoryError) or any other failure
+            cause = e.__cause__ or e
+            oom = isinstance(e, MemoryError) or real_is_oom(e)
+            out = {"status": "out of memory" if oom else f"error ({type(e).__name__})", "error": str(e)[:500],
+                   "cause": f"{type(cause).__name__}: {cause}"[:500]}
+        out.update(log=list(lines), errors=list(errors), wall_s=time.perf_counter() - t)
+        print(f"{name}: {out['status']} batch {out.get('batch_size')} val/acc {out.get('val/acc')} "
+              f"({out['wall_s']:.1f} s)", flush=True)
+        return out
+
+    if cuda:  # no fork after CUDA is up: runs in this process, measured by the caching allocator
+        def measured(name, **over):
+            torch.cuda.synchronize(device)
+            torch.cuda.empty_cache()
+            torch.cuda.reset_peak_memory_stats(device)
+            start = torch.cuda.memory_reserved(device)
+            out = one(name, **over)
+            torch.cuda.synchronize(device)
+            out["vm_need_bytes"] = torch.cuda.max_memory_reserved(device) - start
+            return out
+
+        def capped(name, **over):
+            torch.cuda.empty_cache()
+            return one(name, **over)
+    else:
+        def measured(name, **over):
+            return _in_fork(lambda: one(name, **over))
+
+        def capped(name, **over):
+            return _in_fork(lambda: one(name, **over), limit=result["cap_bytes"])
+
+    # one-time allocations (lazy imports inside train, BLAS buffers) before anything is measured
+    one("warmup", batch_size=8, steps=1, eval_test=False)
+    for b in (fit_at, 2 * fit_at):
+        r = measured(f"measure_{b}", batch_size=b, steps=2, eval_test=False)
+        if r["status"] != "completed":
+            raise RuntimeError(f"the uncapped measurement run at batch {b} did not complete: {r}")
+        result["measure"][b] = r["vm_need_bytes"]
+    lo, hi = result["measure"][fit_at], result["measure"][2 * fit_at]
+    if hi - lo < MIN_GAP_MB * MB:
+        raise RuntimeError(f"a run at batch {2 * fit_at} needs only {(hi - lo) / MB:.1f} MB more than at {fit_at} "
+                           f"(< {MIN_GAP_MB} MB): the model's training step is too small to separate them")
+    result["headroom_bytes"] = (lo + hi) // 2
+    if cuda:
+        torch.cuda.empty_cache()
+        result["base_bytes"] = torch.cuda.memory_reserved(device)
+        result["cap_bytes"] = result["base_bytes"] + result["headroom_bytes"]
+        total = torch.cuda.get_device_properties(device).total_memory
+        torch.cuda.set_per_process_memory_fraction(min(1.0, result["cap_bytes"] / total), device)
+        result["cap_kind"] = "torch.cuda.set_per_process_memory_fraction"
+    else:
+        result["base_bytes"] = _status()["VmSize"]
+        result["cap_bytes"] = result["base_bytes"] + result["headroom_bytes"]
+        result["cap_kind"] = "RLIMIT_AS (address space)"
+    print(f"cap {result['cap_bytes'] / MB:.1f} MB = {result['base_bytes'] / MB:.1f} + "
+          f"{result['headroom_bytes'] / MB:.1f} MB ({result['cap_kind']}); need {lo / MB:.1f} MB at {fit_at}, "
+          f"{hi / MB:.1f} MB at {2 * fit_at}", flush=True)
+    write()
+
+    for s in spec["seeds"]:
+        auto = capped(f"auto/{s}", seed=s, batch_size="auto")
+        result["runs"][f"auto/{s}"] = auto
+        if auto["status"] == "completed":
+            result["runs"][f"fixed/{s}"] = capped(f"fixed/{s}", seed=s, batch_size=int(auto["batch_size"]))
+        write()
+    result["runs"]["fixed512"] = capped("fixed512", seed=spec["seeds"][0], batch_size=int(spec["start"]))
+    write()
+
+
+if __name__ == "__main__":
+    _child(sys.argv[1])
