@@ -22,9 +22,13 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import data_root, header  # noqa: E402
 
-RECIPE = ["data=mnist", "model.width=256", "model.depth=2", "activation=relu", "init=he_normal", "optimizer=adam",
-          "optimizer.lr=2e-3", "scheduler=cosine", "batch_size=256", "epochs=8", "monitor=off", "checkpoint=false",
-          "progress=false", "device=auto"]
+# Chosen on the validation split only (5,000 images carved from training; eval_test=false), seeds
+# 0-2: without batch norm 784-256-256 Adam 2e-3 needed ~8 epochs (5 epochs: 97.96 % val); with
+# batch norm (lr 3e-3, batch 128) 3 epochs gave 97.88 / 98.00 / 98.12 % and 4 epochs 98.12 /
+# 98.04 / 98.12 %, so 4 epochs.
+RECIPE = ["data=mnist", "model.width=256", "model.depth=2", "model.norm=batch", "activation=relu", "init=he_normal",
+          "optimizer=adam", "optimizer.lr=3e-3", "scheduler=cosine", "batch_size=128", "epochs=4", "monitor=off",
+          "checkpoint=false", "progress=false", "device=auto"]
 
 
 def main() -> None:
