@@ -1,6 +1,7 @@
 """batch_size=auto against a real CPU out-of-memory: a forked child of this process caps its own
-address space (RLIMIT_AS) just above what a step of 64 samples needs (measured, not guessed), so
-512, 256 and 128 fail inside torch's allocator with its own error and 64 fits.
+address space (RLIMIT_AS) at what a step of ~96 samples needs (measured, not guessed), so 512
+and 256 fail inside torch's allocator with its own error and the search halves down to a size
+that fits (64, or 128 when free heap left by earlier tests lets it fit).
 
 The simulated errors of test_batching.py pin the message strings; this checks that the message
 torch really raises when memory runs out is one ``is_out_of_memory`` recognises."""
@@ -61,7 +62,9 @@ def capped_search() -> dict:
     import resource
 
     try:  # big blocks by mmap, returned on free: the address space follows the live tensors
-        ctypes.CDLL(None).mallopt(-3, 64 * 1024)  # M_MMAP_THRESHOLD
+        libc = ctypes.CDLL(None)
+        libc.mallopt(-3, 64 * 1024)  # M_MMAP_THRESHOLD
+        libc.malloc_trim(0)  # hand back the free heap earlier tests in this worker left behind
     except (OSError, AttributeError):
         pass
     torch.manual_seed(0)
@@ -107,8 +110,13 @@ def test_find_batch_size_halves_on_a_real_cpu_out_of_memory():
     assert "can't allocate memory" in out["error"] or out["error"].startswith("MemoryError"), out["error"]
     assert out["is_oom"] is True, f"is_out_of_memory does not recognise torch's real CPU error: {out['error']}"
     assert out["python_is_oom"] is True
-    assert out["size"] == 64, out["messages"]
-    assert [m.split()[1] for m in out["messages"][:3]] == ["512", "256", "128"]
-    assert all("ran out of memory, halving" in m for m in out["messages"][:3])
-    assert "using 64" in out["messages"][3] and len(out["messages"]) == 4
+    # The cap sits at what a step of ~96 samples needs, measured; free heap that earlier tests in
+    # the same process left inside the address space can let one more halving's size fit, so the
+    # contract is checked rather than one size: 512 failed, every attempt halves the one before,
+    # every failure was logged as one, and the search stops at the first size that fits.
+    sizes = [int(m.split()[1]) for m in out["messages"][:-1]]
+    assert sizes[0] == 512 and all(b == a // 2 for a, b in zip(sizes, sizes[1:])), out["messages"]
+    assert all("ran out of memory, halving" in m for m in out["messages"][:-1])
+    assert out["size"] == sizes[-1] // 2 and 32 <= out["size"] <= 128, out["messages"]
+    assert f"using {out['size']}" in out["messages"][-1]
     assert out["grads_clean"]
