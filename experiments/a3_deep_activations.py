@@ -116,9 +116,8 @@ def run(ctx: Context) -> Outcome:
     depth = 10
     base = ctx.pick(
         smoke=["data=spiral", "data.train_size=200", "model.width=8", "epochs=2", "batch_size=20"],
-        default=["data=mnist", "data.train_size=10000", "data.val_size=5000", "model.width=256", "epochs=4",
-                 "batch_size=100"],
-        full=["data=mnist", "model.width=1000", "epochs=10", "batch_size=100"],
+        default=["data.train_size=10000", "data.val_size=5000", "model.width=256", "epochs=4", "batch_size=100"],
+        full=["model.width=1000", "epochs=10", "batch_size=100"],
     ) + ["model=mlp", f"model.depth={depth}", "model.norm=none", "optimizer=momentum", "optimizer.momentum=0.9",
          "scheduler=constant", "regularization=none", "eval_every=1", "checkpoint=true", "monitor=basic",
          "monitor.every=200", "monitor.figures=false"]
@@ -128,7 +127,7 @@ def run(ctx: Context) -> Outcome:
     rows, numbers, checks = [], {}, {}
     fig = new_figure(15, 4.5 * len(datasets))
     for d_i, dataset in enumerate(datasets):
-        data_over = [] if ctx.smoke else [f"data={dataset}"]
+        data_over = [] if ctx.smoke else [f"data={dataset}"]  # the data group first, then base's data.* values
         bundle = load_data(ctx.compose(base + data_over).data, device="cpu")
         x, y = bundle.train.x[:PROBE_N], bundle.train.y[:PROBE_N]
         stats: dict[str, dict] = {}
