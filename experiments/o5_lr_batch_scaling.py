@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import math
 
+from nnbasics.data import load_data
 from nnbasics.experiment import Context, Outcome, fmt, fmt_values, mean_std, md_table, new_figure
 
 ID = "O5"
@@ -32,19 +33,6 @@ REFERENCE = ("Goyal et al. 2017, \"Accurate, Large Minibatch SGD\": lr = 0.1 x k
 TOL = 0.01        # "near the base": scaled-arm val acc within 1 point of the base batch's
 MARGIN = 0.02     # "LR must follow": at that batch the scaled arm beats the fixed arm by at least 2 points
 LARGE = 4         # ... at some batch at least LARGE x the base batch
-
-
-def n_train(cfg) -> int:
-    """The training split's size for a composed config (toy sets: n_samples - val - test; image
-    sets: 60,000 - val; then capped at data.train_size)."""
-    d = cfg.data
-    if d.name in ("mnist", "fashion_mnist"):
-        n = 60000 - int(d.val_size)
-    elif d.name == "cifar10":
-        n = 50000 - int(d.val_size)
-    else:
-        n = int(d.n_samples) - int(d.val_size) - int(d.test_size)
-    return min(n, int(d.train_size)) if d.get("train_size") else n
 
 
 def accs(runs: list[dict]) -> list[float]:
@@ -64,7 +52,7 @@ def run(ctx: Context) -> Outcome:
     ) + ["model.depth=2", "activation=relu", "init=he_normal", "optimizer=momentum", "optimizer.momentum=0.9",
          "scheduler=cosine", "regularization=none", f"epochs={epochs}", "eval_every=1",
          f"optimizer.base_batch_size={base_batch}"]
-    n = n_train(ctx.compose(base))
+    n = len(load_data(ctx.compose(base).data).train.y)  # training images, for one epoch of warm-up
 
     def overrides(batch: int, lr: float, scaling: str) -> list[str]:
         warmup = math.ceil(n / batch)  # one epoch of updates
