@@ -33,8 +33,6 @@ up to 40 epochs.
 from __future__ import annotations
 
 import math
-import os
-from pathlib import Path
 
 from nnbasics.experiment import Context, Outcome, first_at, fmt, mean_std, md_table, new_figure
 
@@ -50,14 +48,6 @@ TARGET_ACC = 0.75      # 25 % training error: running training accuracy above 0.
 REFERENCE_RATIO = 6.0  # Krizhevsky et al. 2012, Fig. 1
 ACTIVATIONS = {"ReLU": ["activation=relu", "init=he_normal"],
                "tanh": ["activation=tanh", "init=xavier_normal", "init.gain=1.0"]}
-
-
-def _image_folder() -> list[str]:
-    """``data.image_folder=$NNBASICS_DATA/cifar10-jpeg`` when that copy exists (else the library's
-    own CIFAR-10 lookup: the pickled batches under the data root)."""
-    root = os.environ.get("NNBASICS_DATA")
-    folder = Path(root).expanduser() / "cifar10-jpeg" if root else None
-    return [f"data.image_folder={folder.resolve()}"] if folder is not None and (folder / "train").is_dir() else []
 
 
 def _epochs_to(run: dict) -> float:
@@ -89,8 +79,8 @@ def run(ctx: Context) -> Outcome:
     tune_epochs = ctx.pick(smoke=2, default=4, full=5)
     data = ctx.pick(
         smoke=["data=spiral", "data.train_size=300", "batch_size=20"],
-        default=["data=cifar10", *_image_folder(), "data.train_size=5000", "data.val_size=2000", "batch_size=100"],
-        full=["data=cifar10", *_image_folder(), "data.val_size=5000", "batch_size=128"],
+        default=["data=cifar10", "data.train_size=5000", "data.val_size=2000", "batch_size=100"],
+        full=["data=cifar10", "data.val_size=5000", "batch_size=128"],
     )
     models = ctx.pick(
         smoke={"MLP": (["model=mlp", "model.width=32", "model.depth=2"], [0.03, 0.1])},

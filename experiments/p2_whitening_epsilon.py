@@ -186,20 +186,9 @@ def _image_data(ctx: Context, seed: int):
 N_HELD = 1000
 
 
-def _cifar_overrides() -> list[str]:
-    import os
-    from pathlib import Path
-
-    from nnbasics.data import resolve_root
-
-    root = resolve_root(os.environ.get("NNBASICS_DATA"))
-    folder = Path(root) / "cifar10-jpeg"
-    return ["data=cifar10"] + ([f"data.image_folder={folder}"] if folder.is_dir() else [])
-
-
 def _train_base(ctx: Context, seed: int) -> list[str]:
     data = ctx.pick(smoke=["data=spiral", "data.train_size=200", "epochs=3", "batch_size=50"],
-                    default=_cifar_overrides() + ["data.train_size=5000", "epochs=6", "batch_size=100"])
+                    default=["data=cifar10", "data.train_size=5000", "epochs=6", "batch_size=100"])
     return data + [f"data.split_seed={seed}", "model=mlp", "model.width=100", "model.depth=2", "activation=relu",
                    "init=he_normal", "optimizer=adam", "scheduler=constant", "regularization=none"]
 

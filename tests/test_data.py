@@ -287,6 +287,20 @@ def test_image_folder_is_decoded_once_and_cached(tmp_path, monkeypatch):
     assert torch.equal(again.train.x, bundle.train.x)
 
 
+def test_cifar10_image_folder_under_the_root_is_found_without_configuring_it(tmp_path):
+    from PIL import Image
+
+    for split in ("train", "test"):
+        d = tmp_path / "root" / "cifar10-jpeg" / split / "cat"
+        d.mkdir(parents=True)
+        for i in range(2):
+            Image.new("RGB", (32, 32), (i * 90, 5, 10)).save(d / f"{i}.png")
+    cfg = {"name": "cifar10", "root": str(tmp_path / "root"), "image_folder": None, "download": False,
+           "val_size": 1, "split_seed": 0, "target": "label"}
+    bundle = data.load_data(cfg)
+    assert len(bundle.train) + len(bundle.val) == 2 and len(bundle.load_test()) == 2
+
+
 def test_half_written_image_cache_is_never_used(tmp_path):
     from PIL import Image
 

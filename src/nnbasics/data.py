@@ -343,8 +343,13 @@ def cache_dir(root: Path) -> Path:
 
 
 def _load_cifar10(cfg: Mapping, root: Path, train: bool) -> tuple[Tensor, Tensor]:
-    if cfg.get("image_folder"):
-        return load_image_folder(cfg["image_folder"], "train" if train else "test", cache_dir(root))
+    """``data.image_folder`` when set; else torchvision's pickled batches under the root; else an
+    image-folder copy at ``<root>/cifar10-jpeg`` (the layout of ../shared/data); else download."""
+    folder = cfg.get("image_folder")
+    if not folder and not (root / "cifar-10-batches-py").is_dir() and (root / "cifar10-jpeg" / "train").is_dir():
+        folder = root / "cifar10-jpeg"
+    if folder:
+        return load_image_folder(folder, "train" if train else "test", cache_dir(root))
     import torchvision
 
     if not (root / "cifar-10-batches-py").is_dir():
