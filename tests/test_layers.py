@@ -230,6 +230,23 @@ def test_batch_norm_matches_torch_for_vectors_and_images():
     _compare(L.BatchNorm(4), nn.BatchNorm2d(4), torch.randn(8, 4, 5, 5) * 2 - 1)
 
 
+def test_batch_norm_backward_is_the_closed_form_gradient():
+    """The hand-written backward against autograd's numerical check (float64), for vectors and
+    images; a second derivative raises instead of being silently wrong."""
+    from nnbasics.layers import _BatchNormTraining
+
+    g = _g(7)
+    for shape in [(12, 5), (6, 3, 4, 4)]:
+        x = (torch.randn(shape, generator=g, dtype=torch.float64) * 3 + 1).requires_grad_(True)
+        w = (torch.rand(shape[1], generator=g, dtype=torch.float64) + 0.5).requires_grad_(True)
+        b = torch.randn(shape[1], generator=g, dtype=torch.float64).requires_grad_(True)
+        assert torch.autograd.gradcheck(lambda x, w, b: _BatchNormTraining.apply(x, w, b, 1e-5)[0], (x, w, b))
+    y = _BatchNormTraining.apply(x, w, b, 1e-5)[0]
+    (gx,) = torch.autograd.grad((y * y).sum(), x, create_graph=True)
+    with pytest.raises(RuntimeError, match="once_differentiable|double backward|differentiable"):
+        gx.sum().backward()
+
+
 def test_layer_norm_matches_torch():
     torch.manual_seed(0)
     ours, ref = L.LayerNorm(10), nn.LayerNorm(10)

@@ -687,12 +687,14 @@ class Population:
                 if step >= self.total_steps:
                     break
                 factors = self._factors(step)
+                # index_select: the rows of x_all[idx], ~6x faster than advanced indexing on CPU
                 if len(idxs) == 1:
-                    x = x_all[idxs[0]].unsqueeze(0).expand(K, len(idxs[0]), *x_all.shape[1:])
-                    y = y_all[idxs[0]].unsqueeze(0).expand(K, *y_all[idxs[0]].shape)
+                    xb, yb = x_all.index_select(0, idxs[0]), y_all.index_select(0, idxs[0])
+                    x, y = xb.unsqueeze(0).expand(K, *xb.shape), yb.unsqueeze(0).expand(K, *yb.shape)
                 else:
                     idx = torch.stack(idxs)[stream_of]
-                    x, y = x_all[idx], y_all[idx]
+                    x = x_all.index_select(0, idx.reshape(-1)).view(*idx.shape, *x_all.shape[1:])
+                    y = y_all.index_select(0, idx.reshape(-1)).view(*idx.shape, *y_all.shape[1:])
                 out = self.net(x)
                 losses = self.loss_vec(out, y)
                 objective = losses.sum()
