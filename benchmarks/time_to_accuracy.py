@@ -22,15 +22,13 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import data_root, header  # noqa: E402
 
-# Chosen on the validation split only (5,000 images carved from training; eval_test=false), seeds
-# 0-2, by the rule "the fastest recipe whose mean val acc is >= 98.0 %". Without batch norm
-# 784-256-256 Adam 2e-3 needed ~8 epochs (5 epochs: 97.96 % val). With batch norm:
-#   batch 128, lr 3e-3, 4 epochs: 98.12 / 98.04 / 98.12 % (train() ~12 s of steps, 2 threads)
-#   batch 256, lr 5e-3, 4 epochs: 98.08 / 98.22 / 97.98 % (~9 s)
-#   batch 512, lr 1e-2, 5 epochs: 98.14 / 98.12 / 97.94 % (~8 s)  <- chosen
-RECIPE = ["data=mnist", "model.width=256", "model.depth=2", "model.norm=batch", "activation=relu", "init=he_normal",
-          "optimizer=adam", "optimizer.lr=1e-2", "scheduler=cosine", "batch_size=512", "epochs=5", "monitor=off",
-          "checkpoint=false", "progress=false", "device=auto"]
+# Chosen on the validation split only (5,000 images carved from training; eval_test=false),
+# seeds 0-2, by the rule "the fastest recipe (median process wall, candidates timed alternately)
+# whose val acc is >= 98.0 % for every seed" (every seed, because the benchmark asks every run to
+# reach 98.0 %). All candidates and their numbers: benchmarks/RESULTS.md, section (3).
+RECIPE = ["data=mnist", "preprocess=pca", "preprocess.k=64", "model.width=256", "model.depth=2", "model.norm=batch",
+          "activation=relu", "init=he_normal", "optimizer=adam", "optimizer.lr=1e-2", "scheduler=cosine",
+          "batch_size=512", "epochs=5", "monitor=off", "checkpoint=false", "progress=false", "device=auto"]
 
 
 def main() -> None:

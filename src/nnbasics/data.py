@@ -453,8 +453,9 @@ def load_data(cfg: Mapping, device: torch.device | str = "cpu") -> DataBundle:
 
     task, out = task_of(target, 10)
     classes = CIFAR10_CLASSES if name == "cifar10" else tuple(str(i) for i in range(10))
-    return DataBundle(name, task, tuple(x_all.shape[1:]), out, Split(x_all[tr], y_all[tr]),
-                      Split(x_all[va], y_all[va]), load_test, classes)
+    return DataBundle(name, task, tuple(x_all.shape[1:]), out,
+                      Split(x_all.index_select(0, tr), y_all.index_select(0, tr)),
+                      Split(x_all.index_select(0, va), y_all.index_select(0, va)), load_test, classes)
 
 
 # ----------------------------------------------------------------------------------------------
