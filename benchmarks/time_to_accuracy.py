@@ -26,7 +26,7 @@ from common import data_root, header  # noqa: E402
 # seeds 0-2, by the rule "the fastest recipe (median process wall, candidates timed alternately)
 # whose val acc is >= 98.0 % for every seed" (every seed, because the benchmark asks every run to
 # reach 98.0 %). All candidates and their numbers: benchmarks/RESULTS.md, section (3).
-RECIPE = ["data=mnist", "preprocess=pca", "preprocess.k=64", "model.width=256", "model.depth=2", "model.norm=batch",
+RECIPE = ["data=mnist", "preprocess=pca", "preprocess.k=100", "model.width=256", "model.depth=2", "model.norm=batch",
           "activation=relu", "init=he_normal", "optimizer=adam", "optimizer.lr=1e-2", "scheduler=cosine",
           "batch_size=512", "epochs=5", "monitor=off", "checkpoint=false", "progress=false", "device=auto"]
 

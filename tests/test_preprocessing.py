@@ -129,6 +129,42 @@ def test_pca_keeps_the_top_k_directions():
     torch.testing.assert_close(full.transform(x) @ full.components.T + full.mean, x)
 
 
+@pytest.mark.parametrize("name", ["pca", "whiten", "zca"])
+def test_fit_size_fits_on_a_fixed_random_subset(name):
+    from nnbasics.preprocessing import fit_subset
+
+    x = correlated(400, 5, 3)
+    extra = {"k": 3} if name != "zca" else {}
+    sub = build_preprocessor({"name": name, "fit_size": 100, **extra}).fit(x)
+    rows = fit_subset(x, 100)
+    assert rows.shape == (100, 5) and len({tuple(r.tolist()) for r in rows}) == 100  # without replacement
+    assert torch.equal(rows, fit_subset(x, 100))  # the same subset every time
+    on_rows = build_preprocessor({"name": name, **extra}).fit(rows)
+    for key, value in on_rows.state_dict().items():
+        torch.testing.assert_close(sub.state_dict()[key], value, rtol=0, atol=0)
+    assert not torch.allclose(sub.mean, x.mean(0).to(sub.mean.dtype))  # not the whole split's mean
+    whole = build_preprocessor({"name": name, "fit_size": 400, **extra}).fit(x)
+    torch.testing.assert_close(whole.mean, build_preprocessor({"name": name, **extra}).fit(x).mean, rtol=0, atol=0)
+
+
+@pytest.mark.slow
+def test_pca_on_10000_mnist_images_keeps_the_variance_of_the_full_fit():
+    """The claim in fit_subset's docstring, on the real training split."""
+    from conftest import SHARED_DATA
+    from nnbasics.data import idx_present, load_data
+
+    if not idx_present("mnist", SHARED_DATA):
+        pytest.skip(f"no MNIST under {SHARED_DATA}")
+    x = load_data({"name": "mnist", "root": str(SHARED_DATA), "download": False, "val_size": 5000}).train.x
+    full = build_preprocessor({"name": "pca", "k": 100}).fit(x)
+    sub = build_preprocessor({"name": "pca", "k": 100, "fit_size": 10000}).fit(x)
+    u, v = full.components.double(), sub.components.double()
+    assert (u.T @ v).pow(2).sum() / 100 > 0.98  # subspace overlap (1 = the same subspace)
+    xc = x.reshape(len(x), -1).double() - full.mean.double()
+    kept_full, kept_sub = ((xc @ w).pow(2).sum() / xc.pow(2).sum() for w in (u, v))
+    assert kept_full - 0.002 < kept_sub <= kept_full
+
+
 def test_pca_flattens_images():
     x = correlated(200, 12, 0, dtype=torch.float32).reshape(200, 3, 2, 2)
     z = build_preprocessor({"name": "pca", "k": 4}).fit(x).transform(x)
@@ -211,6 +247,9 @@ BAD = [
     (["preprocess=zca", "preprocess.eps=-1"], "preprocess.eps"),
     (["preprocess=mean", "preprocess.mode=pixel"], "preprocess.mode"),
     (["preprocess=zca", "+preprocess.k=3"], "preprocess.k"),
+    (["preprocess=pca", "preprocess.k=2", "preprocess.fit_size=1"], "preprocess.fit_size"),
+    (["preprocess=zca", "preprocess.fit_size=2.5"], "preprocess.fit_size"),
+    (["preprocess=standardize", "+preprocess.fit_size=100"], "preprocess.fit_size"),
     (["preprocess=none", "preprocess.name=sphere"], "preprocess.name"),
 ]
 
