@@ -22,13 +22,15 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import data_root, header  # noqa: E402
 
-# Chosen on the validation split only (5,000 images carved from training; eval_test=false),
-# seeds 0-2, by the rule "the fastest recipe (median process wall, candidates timed alternately)
-# whose val acc is >= 98.0 % for every seed" (every seed, because the benchmark asks every run to
-# reach 98.0 %). All candidates and their numbers: benchmarks/RESULTS.md, section (3).
-RECIPE = ["data=mnist", "preprocess=pca", "preprocess.k=100", "model.width=256", "model.depth=2", "model.norm=batch",
-          "activation=relu", "init=he_normal", "optimizer=adam", "optimizer.lr=1e-2", "scheduler=cosine",
-          "batch_size=512", "epochs=5", "monitor=off", "checkpoint=false", "progress=false", "device=auto"]
+# Chosen on the validation split only (5,000 images carved from training; eval_test=false), seeds
+# 0-4, by the rule "the fastest recipe (median process wall, candidates timed alternately) whose
+# mean val acc is >= 98.2 %": 98.0 % plus one standard error of an accuracy near 98 % measured on
+# 5,000 images (0.2 points), so that test accuracy, a different sample, clears 98.0 % too.
+# The candidates, their numbers and how the rule came about: benchmarks/RESULTS.md, section (3).
+RECIPE = ["data=mnist", "preprocess=pca", "preprocess.k=64", "preprocess.fit_size=10000", "model.width=256",
+          "model.depth=2", "model.norm=batch", "activation=relu", "init=he_normal", "optimizer=adam",
+          "optimizer.lr=1e-2", "scheduler=cosine", "batch_size=512", "epochs=5", "monitor=off", "checkpoint=false",
+          "progress=false", "device=auto"]
 
 
 def main() -> None:
