@@ -73,9 +73,19 @@ def test_the_plugin_is_discovered_and_its_config_composes():
 
 
 def test_population_sweep_looks_like_the_basic_launchers_sweep(tmp_path, monkeypatch):
+    from hydra._internal.config_loader_impl import ConfigLoaderImpl
+
+    composes = []
+    real = ConfigLoaderImpl.load_configuration
+    monkeypatch.setattr(ConfigLoaderImpl, "load_configuration",
+                        lambda self, *a, **k: (composes.append(1), real(self, *a, **k))[1])
     args = SWEEP + ["optimizer.lr=0.01,0.05", "seed=0,1"]
     basic = multirun(tmp_path, "basic", args, monkeypatch)
+    n_basic = len(composes)
     pop = multirun(tmp_path, "pop", args + ["hydra/launcher=population"], monkeypatch)
+    # the sweeper's check and the basic launcher each compose every job; the population
+    # launcher takes the check's config instead of composing the job again
+    assert n_basic - (len(composes) - n_basic) == 4
     assert tree(pop) == tree(basic)  # .hydra/, config.yaml, metrics.json, history.json, tb/, train.log, summary
     for job in sorted(p.name for p in basic.iterdir() if p.is_dir()):
         b, p = basic / job, pop / job
