@@ -2,7 +2,8 @@
 
 For every batch of jobs the sweeper hands over:
 
-1. compose each job's config (as the basic launcher does) and the task config it would receive;
+1. take each job's config (composed once, when the sweeper checks the batch: `_compose_once`)
+   and the task config it would receive;
 2. group the task configs with ``nnbasics.population.group_configs``: configs equal in all but
    per-member hyperparameters (seed, init, optimizer hyperparameters, regularization,
    scheduler, dropout rates) form a population;
