@@ -29,8 +29,10 @@ Under the cap, per seed: one run with ``batch_size=auto`` and one with the batch
 it found (same seed: the probe leaves no trace, so the two should agree bit for bit); then one
 run with the batch fixed at 512, which must fail with out-of-memory (the model really does not
 fit at 512). Model: a 16-layer MLP with batch norm (memory per sample grows with width x depth,
-while an evaluation pass in chunks of 4096 needs only ~2 x width per sample, so the training step
-and not the evaluation is what the cap bites), SGD lr 0.2, cosine decay, T = 256 (one halving).
+while an evaluation pass in chunks of 1024 (train.evaluate) holds a few width-wide tensors of one
+chunk, so the training step and not the evaluation is what the cap bites; with evaluation chunks
+of 4096 and batch norm's lean closed-form backward, the evaluation's peak hid the step's and the
+needs at 256 and 512 differed by only 3 MB), SGD lr 0.2, cosine decay, T = 256 (one halving).
 Default: MNIST, 5,000 training and 2,000 validation images, width 512, 2 epochs. Smoke: spiral,
 width 256, 2 epochs, first seed only.
 """

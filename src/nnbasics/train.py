@@ -127,8 +127,10 @@ def write_hparams(writer, hparams: dict, metrics: dict, step: int = 0) -> None:
 
 
 @torch.inference_mode()
-def evaluate(model: torch.nn.Module, split: data_mod.Split, loss_fn, task: str, chunk: int = 4096) -> dict[str, float]:
-    """Mean loss and accuracy of ``model`` (in eval mode) over a whole split."""
+def evaluate(model: torch.nn.Module, split: data_mod.Split, loss_fn, task: str, chunk: int = 1024) -> dict[str, float]:
+    """Mean loss and accuracy of ``model`` (in eval mode) over a whole split, in chunks of
+    ``chunk`` samples (small enough that evaluation never needs more memory than a training step
+    of a few hundred samples: experiments/o6_oom_halving.py relies on it)."""
     was_training = model.training
     model.eval()
     total_loss = torch.zeros((), device=split.x.device)
@@ -288,11 +290,11 @@ def train(cfg: Mapping, run_dir: str | os.PathLike | None = None) -> dict:
                     group["lr"] = group["initial_lr"] * factor
                 # index_select: the same rows as x[idx], ~6x faster than advanced indexing on CPU
                 x, y = train_split.x.index_select(0, idx), train_split.y.index_select(0, idx)
-                out = model(x)
+                optimizer.zero_grad(set_to_none=True)  # before the forward: the last step's gradients
+                out = model(x)                          # are not held through this step's activations
                 loss = loss_fn(out, y)
                 reg = penalty(model, cfg.regularization)
                 objective = loss if reg is None else loss + reg
-                optimizer.zero_grad(set_to_none=True)
                 objective.backward()
                 monitor.before_step(step)
                 optimizer.step()
