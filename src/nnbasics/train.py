@@ -129,8 +129,8 @@ def write_hparams(writer, hparams: dict, metrics: dict, step: int = 0) -> None:
 @torch.inference_mode()
 def evaluate(model: torch.nn.Module, split: data_mod.Split, loss_fn, task: str, chunk: int = 1024) -> dict[str, float]:
     """Mean loss and accuracy of ``model`` (in eval mode) over a whole split, in chunks of
-    ``chunk`` samples (small enough that evaluation never needs more memory than a training step
-    of a few hundred samples: experiments/o6_oom_halving.py relies on it)."""
+    ``chunk`` samples (small enough that, for the MLPs here, evaluation needs less memory than a
+    training step of a few hundred samples: experiments/o6_oom_halving.py relies on it)."""
     was_training = model.training
     model.eval()
     total_loss = torch.zeros((), device=split.x.device)
