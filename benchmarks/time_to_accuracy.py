@@ -35,6 +35,15 @@ CHOSEN = ["preprocess=pca", "preprocess.k=64", "preprocess.fit_size=10000", "opt
 RECIPE = COMMON + CHOSEN
 
 
+def timed_run(overrides: list[str], run_dir: Path) -> tuple[float, dict]:
+    """One fresh `nnbasics-train` process: its wall time from start to exit and its metrics.json."""
+    exe = Path(sys.executable).parent / "nnbasics-train"
+    t0 = time.perf_counter()
+    subprocess.run([str(exe), *overrides, f"hydra.run.dir={run_dir}"], check=True,
+                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    return time.perf_counter() - t0, json.loads((run_dir / "metrics.json").read_text())
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--repeats", type=int, default=5)
@@ -43,16 +52,11 @@ def main() -> None:
     data_root()
     header("time from process start to MNIST test accuracy >= 98.0% (MLP)")
     print("# recipe: " + " ".join(RECIPE + args.overrides))
-    exe = Path(sys.executable).parent / "nnbasics-train"
     walls, inner, accs = [], [], []
     with tempfile.TemporaryDirectory() as tmp:
         for r in range(args.repeats):
-            run_dir = Path(tmp) / f"run{r}"
-            t0 = time.perf_counter()
-            subprocess.run([str(exe), *RECIPE, *args.overrides, f"seed={r}", f"hydra.run.dir={run_dir}"],
-                           check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-            walls.append(time.perf_counter() - t0)
-            m = json.loads((run_dir / "metrics.json").read_text())
+            wall, m = timed_run([*RECIPE, *args.overrides, f"seed={r}"], Path(tmp) / f"run{r}")
+            walls.append(wall)
             inner.append(m["wall_time_s"])
             accs.append(m["test/acc"])
             print(f"run {r} (seed {r}): process wall {walls[-1]:.1f} s, of which train() {inner[-1]:.1f} s; "

@@ -16,17 +16,14 @@ The chosen recipe is `time_to_accuracy.CHOSEN`; `time_to_accuracy.py` then measu
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
-import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import data_root, header  # noqa: E402
-from time_to_accuracy import COMMON  # noqa: E402
+from time_to_accuracy import COMMON, timed_run  # noqa: E402
 
 THRESHOLD = 0.982  # 98.0 % + one standard error, sqrt(0.98 x 0.02 / 5000) = 0.2 points
 
@@ -51,18 +48,14 @@ def main() -> None:
     args = ap.parse_args()
     data_root()
     header("time-to-98% candidates, validation only (eval_test=false)")
-    exe = Path(sys.executable).parent / "nnbasics-train"
     walls = [[] for _ in CANDIDATES]
     vals = [[] for _ in CANDIDATES]
     with tempfile.TemporaryDirectory() as tmp:
         for seed in range(args.seeds):
             for i, cand in enumerate(CANDIDATES):
-                run_dir = Path(tmp) / f"c{i}-s{seed}"
-                t0 = time.perf_counter()
-                subprocess.run([str(exe), *COMMON, *cand, "eval_test=false", f"seed={seed}", f"hydra.run.dir={run_dir}"],
-                               check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-                walls[i].append(time.perf_counter() - t0)
-                vals[i].append(json.loads((run_dir / "metrics.json").read_text())["val/acc"])
+                wall, m = timed_run([*COMMON, *cand, "eval_test=false", f"seed={seed}"], Path(tmp) / f"c{i}-s{seed}")
+                walls[i].append(wall)
+                vals[i].append(m["val/acc"])
             print(f"round {seed + 1}/{args.seeds} done", flush=True)
     admitted = []
     print(f"\n{'candidate':70s} {'val acc per seed (%)':>30s} {'mean':>6s} {'wall':>6s}  rule")
