@@ -55,7 +55,9 @@ def test_members_differ_in_dropout_init_decay_schedule_and_still_equal_solo():
     ]
     cfgs = cfgs_of(variants)
     assert len({group_key(c) for c in cfgs}) == 1
-    for cfg, member in zip(cfgs, train_population(cfgs)):
+    members = train_population(cfgs)  # trained in seed order inside, returned in the given order
+    assert [m["population_member"] for m in members] == list(range(len(cfgs)))
+    for cfg, member in zip(cfgs, members):
         assert_same_run(train(cfg), member)
 
 
@@ -95,6 +97,55 @@ def test_batched_optimizer_matches_torch_in_lockstep_with_per_member_hyperparame
                 opt.step()
         for k in range(K):
             torch.testing.assert_close(stacked[k].detach(), solo[k].detach(), rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("family", ["adam", "adamw"])
+def test_fused_adam_equals_the_explicit_formulas_with_per_member_hyperparameters(family):
+    """Members 0, 1 and 4 share their hyperparameters (one fused call: a slice and a single
+    member), 2 and 3 differ in weight decay and beta2; the LR factor is sometimes a K-vector."""
+    K = 5
+    rows = [dict(lr=lr, weight_decay=wd, beta1=0.9, beta2=b2, eps=1e-8) for lr, wd, b2 in
+            [(1e-3, 0.0, 0.999), (1e-3, 0.0, 0.999), (3e-3, 1e-2, 0.999), (1e-3, 0.0, 0.99), (1e-3, 0.0, 0.999)]]
+    torch.manual_seed(0)
+    start = [torch.randn(K, 6, 7), torch.randn(K, 6)]
+    runs = {}
+    for fused in (False, True):
+        params = [t.clone().requires_grad_(True) for t in start]
+        opt = BatchedOptimizer(params, [rows, rows], family, fused=fused)
+        assert opt.fused == fused
+        gen = torch.Generator().manual_seed(1)
+        for step in range(30):
+            for p in params:
+                p.grad = torch.randn(p.shape, generator=gen)
+            opt.step(torch.linspace(1.0, 0.5, K) / (1 + step) if step % 2 else 0.7)
+        runs[fused] = (params, opt.state)
+    for a, b in zip(runs[False][0], runs[True][0]):
+        torch.testing.assert_close(b.detach(), a.detach(), rtol=1e-5, atol=1e-7)
+    for sa, sb in zip(runs[False][1], runs[True][1]):
+        for key in ("exp_avg", "exp_avg_sq"):
+            torch.testing.assert_close(sb[key], sa[key], rtol=1e-5, atol=1e-6)
+    assert BatchedOptimizer([start[0].clone().requires_grad_(True)], [rows], family).fused  # default on CPU
+    with pytest.raises(ValueError, match="adam"):
+        BatchedOptimizer([start[0].clone().requires_grad_(True)], [rows], "sgd", fused=True)
+
+
+@pytest.mark.parametrize("extra", [[], ["model.dropout.input_p=0.2", "model.dropout.p=0.3"]])
+def test_members_sharing_an_input_get_what_they_get_from_their_own_copies(extra):
+    """BatchedMLP.forward with G x B inputs (G groups of consecutive members, one input each)
+    equals the K x B form with each member's input copied, in evaluation and training (same
+    dropout masks from the same RNG states); G must divide K."""
+    pop = Population(cfgs_of([[f"seed={s}"] + extra for s in range(4)]))
+    net, K = pop.net, pop.K
+    xa, xb = pop.train_split.x[:9], pop.train_split.x[9:18]
+    for train_mode in (False, True):
+        for grouped, copies in ((xa.unsqueeze(0), torch.stack([xa] * K)),
+                                (torch.stack([xa, xb]), torch.stack([xa, xa, xb, xb]))):
+            net.rng = list(pop.rng_after_init)
+            out_grouped = net(grouped, train=train_mode)
+            net.rng = list(pop.rng_after_init)
+            torch.testing.assert_close(out_grouped, net(copies, train=train_mode), rtol=1e-5, atol=1e-6)
+    with pytest.raises(ValueError, match="dividing"):
+        net(torch.stack([xa, xa, xa]))
 
 
 def test_grouping_puts_per_member_differences_together_and_the_rest_apart():
