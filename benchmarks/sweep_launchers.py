@@ -6,6 +6,10 @@ to exit, run alternately (basic, population, basic, population, ...).
 
 Also checks that the two sweeps agree: the largest difference in val/acc and test/acc between
 a population job and the basic launcher's job with the same overrides.
+
+And times a third command, the population sweep with `steps=1` (everything but the training:
+start-up, Hydra's composes, data, set-up, final evaluation, 16 run directories): basic wall /
+that wall is the most this sweep could gain from a faster population step (Amdahl's bound).
 """
 
 from __future__ import annotations
@@ -54,7 +58,7 @@ def main() -> None:
     data_root()
     header(f"16-config sweep (4 lr x 4 seeds), 784-64-10 MLP, MNIST ({args.train_size or 55000} training "
            f"images), {args.epochs} epochs")
-    walls: dict[str, list[float]] = {"basic": [], "population": []}
+    walls: dict[str, list[float]] = {"basic": [], "population": [], "population, 1 update": []}
     diff = 0.0
     with tempfile.TemporaryDirectory() as tmp:
         for r in range(args.repeats):
@@ -64,12 +68,18 @@ def main() -> None:
             print(f"repeat {r} basic launcher      {walls['basic'][-1]:7.1f} s", flush=True)
             walls["population"].append(run(p, extra + ["hydra/launcher=population"], args.epochs))
             print(f"repeat {r} population launcher {walls['population'][-1]:7.1f} s", flush=True)
+            walls["population, 1 update"].append(run(Path(tmp) / f"one{r}", extra + ["hydra/launcher=population",
+                                                                                  "steps=1"], args.epochs))
+            print(f"repeat {r} population, 1 update {walls['population, 1 update'][-1]:7.1f} s", flush=True)
             mb, mp = metrics(b), metrics(p)
             assert len(mb) == len(mp) == 16, (len(mb), len(mp))
             assert all(m.get("population_size") == 16 for m in mp.values()), "not trained as one population"
             diff = max([diff] + [abs(mb[k][m] - mp[k][m]) for k in mb for m in ("val/acc", "test/acc")])
     mb_, mp_ = statistics.median(walls["basic"]), statistics.median(walls["population"])
+    m1 = statistics.median(walls["population, 1 update"])
     print(f"\nmedian wall: basic {mb_:.1f} s, population {mp_:.1f} s, speed-up {mb_ / mp_:.1f}x")
+    print(f"population with 1 update (all but the training) {m1:.1f} s: the speed-up could reach at most "
+          f"{mb_ / m1:.1f}x with a population step that took no time")
     print(f"largest |difference| in val/acc or test/acc between the two launchers' jobs: {diff:.2e}")
 
 

@@ -99,36 +99,6 @@ def test_batched_optimizer_matches_torch_in_lockstep_with_per_member_hyperparame
             torch.testing.assert_close(stacked[k].detach(), solo[k].detach(), rtol=1e-5, atol=1e-6)
 
 
-@pytest.mark.parametrize("family", ["adam", "adamw"])
-def test_fused_adam_equals_the_explicit_formulas_with_per_member_hyperparameters(family):
-    """Members 0, 1 and 4 share their hyperparameters (one fused call: a slice and a single
-    member), 2 and 3 differ in weight decay and beta2; the LR factor is sometimes a K-vector."""
-    K = 5
-    rows = [dict(lr=lr, weight_decay=wd, beta1=0.9, beta2=b2, eps=1e-8) for lr, wd, b2 in
-            [(1e-3, 0.0, 0.999), (1e-3, 0.0, 0.999), (3e-3, 1e-2, 0.999), (1e-3, 0.0, 0.99), (1e-3, 0.0, 0.999)]]
-    torch.manual_seed(0)
-    start = [torch.randn(K, 6, 7), torch.randn(K, 6)]
-    runs = {}
-    for fused in (False, True):
-        params = [t.clone().requires_grad_(True) for t in start]
-        opt = BatchedOptimizer(params, [rows, rows], family, fused=fused)
-        assert opt.fused == fused
-        gen = torch.Generator().manual_seed(1)
-        for step in range(30):
-            for p in params:
-                p.grad = torch.randn(p.shape, generator=gen)
-            opt.step(torch.linspace(1.0, 0.5, K) / (1 + step) if step % 2 else 0.7)
-        runs[fused] = (params, opt.state)
-    for a, b in zip(runs[False][0], runs[True][0]):
-        torch.testing.assert_close(b.detach(), a.detach(), rtol=1e-5, atol=1e-7)
-    for sa, sb in zip(runs[False][1], runs[True][1]):
-        for key in ("exp_avg", "exp_avg_sq"):
-            torch.testing.assert_close(sb[key], sa[key], rtol=1e-5, atol=1e-6)
-    assert BatchedOptimizer([start[0].clone().requires_grad_(True)], [rows], family).fused  # default on CPU
-    with pytest.raises(ValueError, match="adam"):
-        BatchedOptimizer([start[0].clone().requires_grad_(True)], [rows], "sgd", fused=True)
-
-
 @pytest.mark.parametrize("extra", [[], ["model.dropout.input_p=0.2", "model.dropout.p=0.3"]])
 def test_members_sharing_an_input_get_what_they_get_from_their_own_copies(extra):
     """BatchedMLP.forward with G x B inputs (G groups of consecutive members, one input each)

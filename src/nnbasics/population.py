@@ -14,7 +14,9 @@ stream of batched kernels:
 - **One data stream per seed.** Members draw their batch order from ``torch.Generator()
   .manual_seed(seed)`` through ``data.minibatches``, as ``train`` does; members with the same
   seed share a stream (one ``randperm`` per epoch), so a population of configs over one seed
-  reads one data stream.
+  reads one data stream. Inside, members are ordered by seed, so the members of a stream are
+  consecutive and, with equal-sized streams, each batch is read once per stream and the first
+  layer is one matrix product per stream (``BatchedMLP._linear``), not one per member.
 - **Per-member optimizer state and hyperparameters.** Each member's optimizer is built by the
   library (``optim.build_optimizer`` over ``regularization.param_groups``), and its resolved
   per-group hyperparameters (lr after any batch-size scaling, momentum, betas, eps, weight
@@ -245,9 +247,9 @@ class BatchedMLP:
     """K MLPs with stacked weights: ``weights[i]`` is K x out x in, ``biases[i]`` K x out.
 
     ``forward(x)``: x is K x B x ... (each member its own inputs) or G x B x ... (G groups of
-    consecutive members sharing an input: data streams, evaluation), flattened to features; each
-    linear layer is one ``baddbmm`` for all members (``_linear``); activations are applied once to the K x B x H
-    tensor; a member's random layers (dropout, input noise: its own modules, with its own p) run
+    consecutive members sharing an input: data streams, evaluation), flattened to features;
+    each linear layer is one ``baddbmm`` for all members (``_linear``); activations are applied
+    once to the K x B x H tensor; a member's random layers (dropout, input noise: its own modules, with its own p) run
     on its slice with the global RNG set to the member's own stream (``rng[k]``, saved after
     each use), so the member draws exactly the random numbers its solo run draws.
     """
@@ -364,24 +366,11 @@ def _group_hparams(group: Mapping, family: str, name: str) -> dict[str, Any]:
 
 class BatchedOptimizer:
     """SGD (momentum, dampening, Nesterov), Adam and AdamW on stacked parameters, with a
-    K-vector for every hyperparameter (torch.optim's update formulas, step for step).
+    K-vector for every hyperparameter (torch.optim's update formulas, step for step)."""
 
-    ``fused``: Adam and AdamW run torch's fused kernel (``torch.optim.adam.adam(fused=True)``,
-    the kernel behind ``torch.optim.Adam(fused=True)``) once per set of members with equal
-    hyperparameters, on their slices of the stacked tensors: one pass over memory instead of
-    the explicit formulas' nine (3x faster here on 16 x 51k parameters). Equal to the explicit
-    update within float rounding (test). None: fused where torch has the kernel (CPU, CUDA)."""
-
-    def __init__(self, params: Sequence[Tensor], hparams: Sequence[Sequence[dict]], family: str,
-                 fused: bool | None = None):
+    def __init__(self, params: Sequence[Tensor], hparams: Sequence[Sequence[dict]], family: str):
         # hparams[i][k]: the hyperparameters of member k for stacked parameter i
-        self.params, self.family, self.rows = list(params), family, [list(r) for r in hparams]
-        if fused is None:
-            fused = family != "sgd" and all(p.device.type in ("cpu", "cuda") and p.is_floating_point()
-                                            for p in self.params)
-        if fused and family == "sgd":
-            raise ValueError("fused=True is for adam and adamw")
-        self.fused = fused
+        self.params, self.family = list(params), family
         self.state: list[dict[str, Tensor]] = [{} for _ in self.params]
         self.step_count = 0
         self.hp: list[dict[str, Any]] = []
@@ -408,9 +397,6 @@ class BatchedOptimizer:
         """One update; the member's LR is its initial LR times ``factors`` (scalar or K-vector)."""
         self.step_count += 1
         t = self.step_count
-        if self.fused:
-            self._fused_step(factors)
-            return
         for p, hp, st in zip(self.params, self.hp, self.state):
             if p.grad is None:
                 continue
@@ -453,36 +439,6 @@ class BatchedOptimizer:
                 # step: fresh allocations cost more than the arithmetic)
                 denom = v.sqrt().div_(bc2 ** 0.5).add_(eps)
                 p.sub_(torch.div(m, denom, out=denom).mul_(lr / bc1))
-
-    def _fused_step(self, factors: Tensor | float) -> None:
-        """Adam/AdamW through torch's fused kernel: members with equal (lr x factor, weight decay,
-        betas, eps) form one call; consecutive members are one slice (a view) of each tensor."""
-        from torch.optim.adam import adam
-
-        K = len(self.rows[0])
-        f = factors.tolist() if isinstance(factors, Tensor) else [float(factors)] * K
-        calls: dict[tuple, tuple[list[Tensor], ...]] = {}
-        for p, rows, st in zip(self.params, self.rows, self.state):
-            if p.grad is None:
-                continue
-            if not st:
-                st["exp_avg"], st["exp_avg_sq"] = torch.zeros_like(p), torch.zeros_like(p)
-            start = 0
-            for k in range(1, K + 1):
-                key = None if k == K else self._fused_key(rows[k], f[k])
-                if key != self._fused_key(rows[start], f[start]):
-                    lists = calls.setdefault(self._fused_key(rows[start], f[start]), ([], [], [], []))
-                    for out, t in zip(lists, (p, p.grad, st["exp_avg"], st["exp_avg_sq"])):
-                        out.append(t[start:k])
-                    start = k
-        for (lr, wd, b1, b2, eps), (ps, gs, ms, vs) in calls.items():
-            steps = [torch.tensor(float(self.step_count - 1), device=t.device) for t in ps]  # adam adds 1
-            adam(ps, gs, ms, vs, [], steps, fused=True, foreach=False, decoupled_weight_decay=self.family == "adamw",
-                 amsgrad=False, beta1=b1, beta2=b2, lr=lr, weight_decay=wd, eps=eps, maximize=False)
-
-    @staticmethod
-    def _fused_key(row: dict, factor: float) -> tuple[float, ...]:
-        return (row["lr"] * factor, row["weight_decay"], row["beta1"], row["beta2"], row["eps"])
 
     def member_state(self, i: int, k: int) -> dict[str, Tensor]:
         """The optimizer state of stacked parameter i for member k, in torch.optim's format."""
