@@ -301,19 +301,21 @@ class BatchedMLP:
         return torch.stack(outs)
 
     def _linear(self, i: int, h: Tensor) -> Tensor:
-        """Linear layer i of every member. h is K x B x in: one ``baddbmm``. h is G x B x in with
-        G < K (G groups of K/G consecutive members, each group reading one input): one ``baddbmm``
-        over the groups with each group's weights viewed as one (K/G * out) x in matrix, so the
-        input is never copied per member; the result is rearranged to K x B x out."""
+        """Linear layer i of every member, computed transposed: y^T = W h^T + b, out x B for each
+        member, returned as its K x B x out view. h is K x B x in: one ``baddbmm`` over members.
+        h is G x B x in with G < K (G groups of K/G consecutive members reading one input each):
+        one ``baddbmm`` over the groups, each group's weights one (K/G * out) x in matrix, so the
+        input is never copied per member, and the G x (K/G * out) x B result is K x out x B
+        without a copy. Transposed because then autograd's weight gradient, dY^T h, comes out in
+        W's own layout (the other way round it is a transposed tensor that must be copied into
+        W.grad's layout, which cost as much as a matrix product here), and the next layer's h^T
+        is contiguous again."""
         W, b = self.weights[i], self.biases[i]
-        G = h.shape[0]
-        if G == self.K:
-            Wt = W.transpose(1, 2)
-            return torch.bmm(h, Wt) if b is None else torch.baddbmm(b.unsqueeze(1), h, Wt)
-        n, out = self.K // G, W.shape[1]
-        Wt = W.reshape(G, n * out, W.shape[2]).transpose(1, 2)
-        y = torch.bmm(h, Wt) if b is None else torch.baddbmm(b.reshape(G, 1, n * out), h, Wt)
-        return y.view(G, -1, n, out).transpose(1, 2).reshape(self.K, -1, out)
+        G, n, out = h.shape[0], self.K // h.shape[0], W.shape[1]
+        Wg = W.reshape(G, n * out, W.shape[2])
+        hT = h.transpose(1, 2)
+        yT = torch.bmm(Wg, hT) if b is None else torch.baddbmm(b.reshape(G, n * out, 1), Wg, hT)
+        return yT.view(self.K, out, -1).transpose(1, 2)
 
     def forward(self, x: Tensor, train: bool = True) -> Tensor:
         """x is G x B x ... with G dividing K, and member k reads ``x[k // (K // G)]``: G = K,
