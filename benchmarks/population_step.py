@@ -4,7 +4,7 @@ streams, batch 128, Adam), timed in one process in alternating blocks, next to i
 - ``shared``: what ``Population.run`` does, each stream's batch read once (4 x 128 x 784) and the
   first layer one matrix product per stream (``BatchedMLP._linear``);
 - ``gathered``: each member's batch copied (16 x 128 x 784), the first layer one ``baddbmm``
-  over members (the path for streams of unequal size);
+  over members (what ``run`` does when the streams differ in size);
 - ``matmuls``: only the step's matrix products (first-layer forward and weight gradient,
   second-layer forward and both gradients) on tensors of the same shapes: what a step that
   did nothing else would cost.
@@ -63,18 +63,20 @@ def main() -> None:
         losses.sum().backward()
         pop.opt.step(1.0)
 
-    w1, w2 = pop.net.weights
-    h = torch.randn(K, BATCH, w1.shape[1])
-    xs = torch.randn(STREAMS, BATCH, w1.shape[2])
-    g1, g2 = torch.randn(STREAMS, BATCH, K // STREAMS * w1.shape[1]), torch.randn(K, BATCH, w2.shape[1])
+    # the products of BatchedMLP._linear (computed transposed: y^T = W h^T) and their gradients
+    w1, w2 = (w.detach() for w in pop.net.weights)
+    w1s = w1.reshape(STREAMS, -1, w1.shape[2])                       # 4 x 256 x 784
+    xT = torch.randn(STREAMS, BATCH, w1.shape[2]).transpose(1, 2)    # 4 x 784 x 128 (a view)
+    x = xT.transpose(1, 2)
+    hT, h = torch.randn(K, w1.shape[1], BATCH), torch.randn(K, BATCH, w1.shape[1])
+    g1T, g2T = torch.randn(STREAMS, w1s.shape[1], BATCH), torch.randn(K, w2.shape[1], BATCH)
 
     def matmuls() -> None:
-        w1s = w1.detach().reshape(STREAMS, -1, w1.shape[2])
-        torch.bmm(xs, w1s.transpose(1, 2))                  # first layer, forward
-        torch.bmm(g1.transpose(1, 2), xs)                   # its weight gradient
-        torch.bmm(h, w2.detach().transpose(1, 2))           # second layer, forward
-        torch.bmm(g2.transpose(1, 2), h)                    # its weight gradient
-        torch.bmm(g2, w2.detach())                          # its input gradient
+        torch.bmm(w1s, xT)                                  # first layer, forward
+        torch.bmm(g1T, x)                                   # its weight gradient
+        torch.bmm(w2, hT)                                   # second layer, forward
+        torch.bmm(g2T, h)                                   # its weight gradient
+        torch.bmm(w2.transpose(1, 2), g2T)                  # its input gradient
 
     variants = {"shared": lambda: step(True), "gathered": lambda: step(False), "matmuls": matmuls}
     for f in variants.values():

@@ -375,6 +375,7 @@ class BatchedOptimizer:
         self.params, self.family = list(params), family
         self.state: list[dict[str, Tensor]] = [{} for _ in self.params]
         self.step_count = 0
+        self._scratch: list[Tensor | None] = [None] * len(self.params)  # Adam's denominator, reused
         self.hp: list[dict[str, Any]] = []
         for p, per_member in zip(self.params, hparams):
             shape = (-1,) + (1,) * (p.dim() - 1)
@@ -399,7 +400,7 @@ class BatchedOptimizer:
         """One update; the member's LR is its initial LR times ``factors`` (scalar or K-vector)."""
         self.step_count += 1
         t = self.step_count
-        for p, hp, st in zip(self.params, self.hp, self.state):
+        for i, (p, hp, st) in enumerate(zip(self.params, self.hp, self.state)):
             if p.grad is None:
                 continue
             g = p.grad
@@ -437,9 +438,12 @@ class BatchedOptimizer:
                 else:
                     v.mul_(b2).addcmul_(g, g, value=1 - b2)
                 bc1, bc2 = 1 - b1 ** t, 1 - b2 ** t
-                # the same operations in the same order, into one buffer (K x 51k parameters per
-                # step: fresh allocations cost more than the arithmetic)
-                denom = v.sqrt().div_(bc2 ** 0.5).add_(eps)
+                # the same operations in the same order, into one buffer kept from step to step
+                # (K x 51k parameters: a fresh allocation each step, page faults included, cost
+                # more than the arithmetic)
+                if self._scratch[i] is None:
+                    self._scratch[i] = torch.empty_like(v)
+                denom = torch.sqrt(v, out=self._scratch[i]).div_(bc2 ** 0.5).add_(eps)
                 p.sub_(torch.div(m, denom, out=denom).mul_(lr / bc1))
 
     def member_state(self, i: int, k: int) -> dict[str, Tensor]:
