@@ -249,9 +249,10 @@ class BatchedMLP:
     ``forward(x)``: x is K x B x ... (each member its own inputs) or G x B x ... (G groups of
     consecutive members sharing an input: data streams, evaluation), flattened to features;
     each linear layer is one ``baddbmm`` for all members (``_linear``); activations are applied
-    once to the K x B x H tensor; a member's random layers (dropout, input noise: its own modules, with its own p) run
-    on its slice with the global RNG set to the member's own stream (``rng[k]``, saved after
-    each use), so the member draws exactly the random numbers its solo run draws.
+    once to the K x B x H tensor; a member's random layers (dropout, input noise: its own
+    modules, with its own p) run on its slice with the global RNG set to the member's own
+    stream (``rng[k]``, saved after each use), so the member draws exactly the random numbers
+    its solo run draws.
     """
 
     def __init__(self, models: Sequence[nn.Module], depth: int):
