@@ -155,7 +155,11 @@ def read_idx(path: Path) -> Tensor:
     big-endian int32 sizes, then the values in row-major order. Reads what torchvision's
     ``read_image_file`` / ``read_label_file`` read (tests/test_data.py checks it), without
     importing torchvision (0.5 s, and torch._dynamo with it: 2 s in all on a 2-core CPU)."""
-    blob = bytearray(Path(path).read_bytes())
+    return _parse_idx(bytearray(Path(path).read_bytes()), path)
+
+
+def _parse_idx(blob: bytearray, path: Path) -> Tensor:
+    """The tensor in an IDX file's bytes; DataError when the size is not what the header declares."""
     dims = _idx_dims(blob, path)
     expected = _idx_size(dims)
     if len(blob) != expected:
@@ -164,16 +168,28 @@ def read_idx(path: Path) -> Tensor:
     return torch.frombuffer(blob, dtype=torch.uint8, offset=4 + 4 * len(dims)).view(dims)
 
 
-def verify_idx(name: str, root: Path, checksum: bool = True, files: tuple[str, ...] | None = None) -> None:
-    """Raise DataError unless the IDX files of ``name`` (all four, or those named in ``files``)
-    are whole and sound: each file's size must match what its header declares (a truncated file
-    is caught), and a file of the canonical size must have the canonical md5 (a corrupted file
-    is caught). Never a silent wrong result. Smaller hand-made IDX files (as in the tests) pass
-    the header check only."""
+def _corrupted(path: Path, md5: str, name: str) -> DataError:
+    return DataError(f"{path} does not have the canonical md5 {md5}: the file is corrupted. "
+                     f"Delete it and run `nnbasics-data fetch {name}`.")
+
+
+def _read_verified_idx(name: str, path: Path) -> Tensor:
+    """``read_idx`` with ``verify_idx``'s checks on the same bytes, read once: the size the header
+    declares, and the canonical md5 for a file of the canonical size."""
+    blob = bytearray(path.read_bytes())
+    size, md5 = IDX_FILES[name][path.name]
+    if len(blob) == size and hashlib.md5(blob).hexdigest() != md5:
+        raise _corrupted(path, md5, name)
+    return _parse_idx(blob, path)
+
+
+def verify_idx(name: str, root: Path, checksum: bool = True) -> None:
+    """Raise DataError unless the four IDX files of ``name`` are whole and sound: each file's
+    size must match what its header declares (a truncated file is caught), and a file of the
+    canonical size must have the canonical md5 (a corrupted file is caught). Never a silent
+    wrong result. Smaller hand-made IDX files (as in the tests) pass the header check only."""
     raw = root / IDX_FOLDER[name] / "raw"
     for fname, (size, md5) in IDX_FILES[name].items():
-        if files is not None and fname not in files:
-            continue
         path = raw / fname
         if not path.exists():
             raise FileNotFoundError(path)
@@ -182,8 +198,7 @@ def verify_idx(name: str, root: Path, checksum: bool = True, files: tuple[str, .
             raise DataError(f"{path} is {actual} bytes but its header declares {expected}: the file is "
                             f"truncated or damaged. Delete it and run `nnbasics-data fetch {name}`.")
         if checksum and actual == size and _md5(path) != md5:
-            raise DataError(f"{path} does not have the canonical md5 {md5}: the file is corrupted. "
-                            f"Delete it and run `nnbasics-data fetch {name}`.")
+            raise _corrupted(path, md5, name)
 
 
 def idx_present(name: str, root: Path) -> bool:
@@ -309,8 +324,8 @@ def _load_idx_set(name: str, root: Path, train: bool, download: bool) -> tuple[T
         fetch(name, root)
     raw, prefix = root / IDX_FOLDER[name] / "raw", "train" if train else "t10k"
     files = (f"{prefix}-images-idx3-ubyte", f"{prefix}-labels-idx1-ubyte")
-    verify_idx(name, root, files=files)  # the two files read now (the test pair only when asked for)
-    images, labels = read_idx(raw / files[0]), read_idx(raw / files[1])
+    # the two files of this split only (the test pair when asked for), each read once
+    images, labels = _read_verified_idx(name, raw / files[0]), _read_verified_idx(name, raw / files[1])
     if images.dim() != 3 or labels.dim() != 1 or len(images) != len(labels):
         raise DataError(f"{raw}: {prefix} images {tuple(images.shape)} and labels {tuple(labels.shape)} do not "
                         f"match (expected N x H x W and N); delete the files and fetch again")

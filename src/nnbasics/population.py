@@ -703,9 +703,9 @@ class Population:
         replacement = self.cfgs[0].sampling == "replacement"
         streams = sorted(set(self.seeds))
         stream_of = torch.tensor([streams.index(s) for s in self.seeds], device=device)
-        # members in S equal groups of consecutive members, one stream each: read each batch once
-        shared_input = K % len(streams) == 0 and bool((stream_of == torch.arange(K, device=device)
-                                                           // (K // len(streams))).all())
+        # members are ordered by seed, so each stream's members are consecutive; with streams of
+        # equal size, member k reads stream k // (K / S): each batch is read once per stream
+        shared_input = len({self.seeds.count(s) for s in streams}) == 1
         generators = {s: torch.Generator().manual_seed(s) for s in streams}
         check_every = 1 if device.type == "cpu" else 25
         log_every = max(1, self.steps_per_epoch // 20)
