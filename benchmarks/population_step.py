@@ -43,20 +43,14 @@ def main() -> None:
     cfgs = [compose(SWEEP_MEMBER + [f"optimizer.lr={lr}", f"seed={s}"])
             for lr in (3e-4, 1e-3, 3e-3, 1e-2) for s in range(STREAMS)]
     pop = Population(cfgs)  # inside: ordered by seed, 4 groups of 4 consecutive members
-    K, x_all, y_all = pop.K, pop.train_split.x, pop.train_split.y
+    K, x_all = pop.K, pop.train_split.x
     header(f"population step: K={K} members, {STREAMS} streams, batch {BATCH}, 784-64-10 MLP, Adam")
     gen = torch.Generator().manual_seed(0)
     stream_of = torch.arange(K) // (K // STREAMS)
 
     def step(shared: bool) -> None:
         idxs = [torch.randint(0, len(x_all), (BATCH,), generator=gen) for _ in range(STREAMS)]
-        if shared:
-            idx = torch.cat(idxs)
-            x = x_all.index_select(0, idx).view(STREAMS, BATCH, -1)
-            y = y_all.index_select(0, idx).view(STREAMS, BATCH).repeat_interleave(K // STREAMS, dim=0)
-        else:
-            idx = torch.stack(idxs)[stream_of].reshape(-1)
-            x, y = x_all.index_select(0, idx).view(K, BATCH, -1), y_all.index_select(0, idx).view(K, BATCH)
+        x, y = pop.batch(idxs, shared, stream_of)  # what Population.run reads each step
         out = pop.net(x)
         losses = pop.loss_vec(out, y)
         pop.opt.zero_grad()

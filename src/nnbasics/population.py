@@ -698,6 +698,22 @@ class Population:
         n = max(1, len(split))
         return total_loss.cpu().double() / n, total_correct.cpu().double() / n
 
+    def batch(self, idxs: Sequence[Tensor], shared_input: bool, stream_of: Tensor) -> tuple[Tensor, Tensor]:
+        """One step's inputs and labels from each stream's batch indices ``idxs``. ``shared_input``
+        (streams of equal size, their members consecutive): inputs S x B x ..., one per stream
+        (``BatchedMLP.forward`` serves each to its members); else K x B x ..., member k a copy of
+        stream ``stream_of[k]``'s batch. Labels K x B x .... index_select: the rows of x[idx], ~6x
+        faster than advanced indexing on CPU."""
+        x_all, y_all = self.train_split.x, self.train_split.y
+        if shared_input:
+            idx = idxs[0] if len(idxs) == 1 else torch.cat(idxs)
+            x = x_all.index_select(0, idx).view(len(idxs), -1, *x_all.shape[1:])
+            y = y_all.index_select(0, idx).view(len(idxs), -1, *y_all.shape[1:])
+            return x, y.repeat_interleave(self.K // len(idxs), dim=0)
+        idx = torch.stack(idxs)[stream_of]
+        x = x_all.index_select(0, idx.reshape(-1)).view(*idx.shape, *x_all.shape[1:])
+        return x, y_all.index_select(0, idx.reshape(-1)).view(*idx.shape, *y_all.shape[1:])
+
     def run(self) -> list[MemberResult]:
         K, device = self.K, self.device
         replacement = self.cfgs[0].sampling == "replacement"
@@ -717,7 +733,6 @@ class Population:
         history: list[list[dict]] = [[] for _ in range(K)]
         curve: list[list[list[float]]] = [[] for _ in range(K)]
         init_lr0 = [float(self.hparams[0][k]["lr"]) for k in range(K)]
-        x_all, y_all = self.train_split.x, self.train_split.y
         step, t_loop = 0, time.perf_counter()
         log.info(f"population of {K} on {device}: {self.n_train} train / {len(self.val_split)} val, batch "
                  f"{self.batch_size}, {self.total_steps} updates, {len(streams)} data stream(s)")
@@ -731,16 +746,7 @@ class Population:
                 if step >= self.total_steps:
                     break
                 factors = self._factors(step)
-                # index_select: the rows of x_all[idx], ~6x faster than advanced indexing on CPU
-                if shared_input:
-                    idx = idxs[0] if len(idxs) == 1 else torch.cat(idxs)
-                    x = x_all.index_select(0, idx).view(len(idxs), -1, *x_all.shape[1:])
-                    y = y_all.index_select(0, idx).view(len(idxs), -1, *y_all.shape[1:])
-                    y = y.repeat_interleave(K // len(idxs), dim=0)
-                else:
-                    idx = torch.stack(idxs)[stream_of]
-                    x = x_all.index_select(0, idx.reshape(-1)).view(*idx.shape, *x_all.shape[1:])
-                    y = y_all.index_select(0, idx.reshape(-1)).view(*idx.shape, *y_all.shape[1:])
+                x, y = self.batch(idxs, shared_input, stream_of)
                 out = self.net(x)
                 losses = self.loss_vec(out, y)
                 objective = losses.sum()
