@@ -21,7 +21,7 @@ def data_root() -> str:
 
 def compose(overrides: list[str]):
     """The training config as `nnbasics-train <overrides>` composes it."""
-    import nnbasics.cli  # noqa: F401  (registers the resolver conf/train.yaml uses)
+    import nnbasics.cli.train  # noqa: F401  (registers the resolver conf/train.yaml uses)
     from hydra import compose as hydra_compose, initialize_config_dir
 
     with initialize_config_dir(config_dir=str(REPO / "conf"), version_base="1.3"):

@@ -86,7 +86,7 @@ def plain_epoch(x: torch.Tensor, y: torch.Tensor, xt: torch.Tensor, yt: torch.Te
 
 def nnbasics_epoch(seed: int) -> tuple[float, float]:
     from common import compose
-    from nnbasics.train import train
+    from nnbasics.engine.train import train
 
     cfg = compose(["data=mnist", "model.width=256", "model.depth=2", "optimizer=adam", "optimizer.lr=1e-3",
                    "scheduler=constant", "batch_size=128", "epochs=1", "monitor=off", "checkpoint=false",
@@ -103,7 +103,7 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     root = data_root()
     header("epoch time, 784-256-256-10 MLP on MNIST", args.threads)
-    from nnbasics import data as data_mod
+    from nnbasics.data import datasets as data_mod
 
     xtr, ytr = data_mod.load_raw({"name": "mnist", "root": root}, train=True)
     xte, yte = data_mod.load_raw({"name": "mnist", "root": root}, train=False)

@@ -6,7 +6,7 @@ Peak: the median over repeats of a large square torch.mm (2 n^3 FLOP). Training 
 784-1024-1024-10 MLP built by nnbasics (models.build_model, he_normal, ReLU), cross-entropy,
 nnbasics Adam, one forward + backward + update on a batch of random MNIST-shaped inputs;
 FLOP = 2 B sum(in*out) forward + 4 B sum(in*out) backward - 2 B 784*1024 (no input gradient of
-the first layer). Also the same step for a population of K such MLPs (nnbasics.population's
+the first layer). Also the same step for a population of K such MLPs (nnbasics.engine.population's
 batched matmuls). Peak and step are measured alternately.
 """
 
@@ -45,9 +45,9 @@ def main() -> None:
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     header("GFLOP/s of the training step of a 784-1024-1024-10 MLP vs torch.mm peak", args.threads)
-    from nnbasics.losses import build_loss
-    from nnbasics.models import build_model
-    from nnbasics.optim import build_optimizer
+    from nnbasics.nn.losses import build_loss
+    from nnbasics.nn.models import build_model
+    from nnbasics.optim.optimizers import build_optimizer
 
     dev = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     cfg = compose(["model.width=1024", "model.depth=2", "optimizer=adam", "device=auto"])
@@ -71,7 +71,7 @@ def main() -> None:
         pop = True
         K = args.population
         # K 784-1024-1024-10 members, stacked
-        from nnbasics.population import BatchedMLP, BatchedOptimizer
+        from nnbasics.engine.population import BatchedMLP, BatchedOptimizer
 
         models = []
         for k in range(K):

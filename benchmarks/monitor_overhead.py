@@ -30,7 +30,7 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 def compose(overrides: list[str]):
-    import nnbasics.cli  # noqa: F401  (registers the nnbasics_uid resolver)
+    import nnbasics.cli.train  # noqa: F401  (registers the nnbasics_uid resolver)
     from hydra import compose as hydra_compose, initialize_config_dir
 
     with initialize_config_dir(config_dir=str(REPO / "conf"), version_base="1.3"):
@@ -44,7 +44,7 @@ def timed_hooks(spent: dict[str, float]):
     """Wrap the Monitor's per-epoch hooks to add the seconds spent inside them to ``spent`` (a
     direct measure of the monitor's own cost, much less sensitive to a shared machine's load
     than the difference of two epoch times). Returns a function that undoes the wrapping."""
-    from nnbasics.monitor import Monitor
+    from nnbasics.engine.monitor import Monitor
 
     originals = {name: getattr(Monitor, name) for name in PER_EPOCH_HOOKS}
     spent.setdefault("_epoch_stamps", [])
@@ -68,7 +68,7 @@ def timed_hooks(spent: dict[str, float]):
 
 
 def run_once(level: str, epochs: int, extra: list[str], workdir: Path) -> dict:
-    from nnbasics.train import train
+    from nnbasics.engine.train import train
 
     cfg = compose([f"monitor={level}", f"epochs={epochs}", "progress=false", "eval_test=false", *extra])
     run_dir = Path(tempfile.mkdtemp(prefix=f"{level}-", dir=workdir))

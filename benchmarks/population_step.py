@@ -33,7 +33,7 @@ STREAMS, BATCH = 4, 128
 
 
 def main() -> None:
-    from nnbasics.population import Population
+    from nnbasics.engine.population import Population
 
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--blocks", type=int, default=20, help="blocks per variant (alternating)")

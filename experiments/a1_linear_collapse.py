@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import torch
 
-from nnbasics.experiment import Context, Outcome, fmt, mean_std, md_table, new_figure
+from nnbasics.suite.experiment import Context, Outcome, fmt, mean_std, md_table, new_figure
 
 ID = "A1"
 TITLE = "Linear models, deep linear nets and XOR"
@@ -74,7 +74,7 @@ def run(ctx: Context) -> Outcome:
     table = md_table(["data", "model", "val acc", "test acc", "reference"], rows)
     table += f"\n\nDeep linear net vs the product of its weight matrices: max relative output difference {collapse:.2e}."
 
-    from nnbasics.plots import decision_boundary
+    from nnbasics.viz.plots import decision_boundary
 
     figures = []
     for name, runs in (("xor_linear", lin), ("xor_tanh_mlp", mlp)):

@@ -34,7 +34,7 @@ from __future__ import annotations
 
 import math
 
-from nnbasics.experiment import Context, Outcome, first_at, fmt, mean_std, md_table, new_figure
+from nnbasics.suite.experiment import Context, Outcome, first_at, fmt, mean_std, md_table, new_figure
 
 ID = "A2"
 TITLE = "ReLU vs tanh: epochs to 25 % training error on CIFAR-10"

@@ -20,7 +20,7 @@ same init) and once after training (the checkpoint):
   sigmoid layer multiplies by W^T diag(s'(z)) with s' <= 1/4, so with a weight scale near
   1/sqrt(n) each layer shrinks the gradient ~4-7x (Glorot and Bengio, section 4.2.2).
 - the saturated fraction of each hidden layer's outputs (within 0.01 of an asymptote:
-  ``nnbasics.monitor``'s definition; sigmoid and tanh), the dead fraction for the ReLU family
+  ``nnbasics.engine.monitor``'s definition; sigmoid and tanh), the dead fraction for the ReLU family
   (units never positive over the 1,000 images) and the std of every hidden layer's output.
 
 The TensorBoard runs carry the per-layer gradient norms during training (``monitor=basic``).
@@ -39,8 +39,8 @@ import torch
 from omegaconf import OmegaConf
 from torch import nn
 
-from nnbasics.experiment import Context, Outcome, fmt, mean_std, md_table, new_figure
-from nnbasics.monitor import RELU_FAMILY, SATURATING, SATURATION_MARGIN, find_layers
+from nnbasics.suite.experiment import Context, Outcome, fmt, mean_std, md_table, new_figure
+from nnbasics.engine.monitor import RELU_FAMILY, SATURATING, SATURATION_MARGIN, find_layers
 
 ID = "A3"
 TITLE = "Deep MLP (10 hidden layers): sigmoid vs tanh vs the ReLU family"
@@ -110,8 +110,8 @@ def grad_ratio(probed: dict, depth: int) -> float:
 
 
 def run(ctx: Context) -> Outcome:
-    from nnbasics.data import load_data
-    from nnbasics.models import build_model
+    from nnbasics.data.datasets import load_data
+    from nnbasics.nn.models import build_model
 
     depth = 10
     base = ctx.pick(

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import math
 
-from nnbasics.experiment import Context, Outcome, mean_std, md_table, new_figure
+from nnbasics.suite.experiment import Context, Outcome, mean_std, md_table, new_figure
 
 ID = "A4"
 TITLE = "Dead ReLUs against the learning rate"
@@ -48,7 +48,7 @@ def _dead_fraction(model, x, batch: int = 2000) -> tuple[float, list[float]]:
 def run(ctx: Context) -> Outcome:
     import torch
 
-    from nnbasics.models import build_model
+    from nnbasics.nn.models import build_model
 
     lrs = ctx.pick(smoke=[0.01, 1.0], default=[0.01, 0.03, 0.1, 0.3, 1.0, 3.0])
     base = ctx.pick(

@@ -3,7 +3,7 @@ learning rate and weight decay (deep-learning-from-scratch ch06/hyperparameter_o
 
 6 x 100 ReLU MLP (He init), 500 MNIST images (400 train / 100 validation), SGD, batch 100, 50
 epochs, L2 weight decay. Stage 1: 100 trials of lr = 10^U(-6, -2), wd = 10^U(-8, -4). Stage 2:
-50 trials in the ranges narrowed by the library's ``nnbasics.search.narrow`` to the span of the
+50 trials in the ranges narrowed by the library's ``nnbasics.cli.search.narrow`` to the span of the
 top 10 % of stage 1 (by validation accuracy). Every trial runs with the search firewall
 (``search=true eval_test=false``: the test split cannot be read). The best trial of both stages
 by validation accuracy is then trained once per seed with the test split read at the end of each
@@ -16,7 +16,7 @@ import math
 import random
 import statistics
 
-from nnbasics.experiment import Context, Outcome, fmt, mean_std, md_table, new_figure
+from nnbasics.suite.experiment import Context, Outcome, fmt, mean_std, md_table, new_figure
 
 ID = "H1"
 TITLE = "Coarse-to-fine random search for lr and weight decay"
@@ -36,7 +36,7 @@ def _sample(rng: random.Random, ranges: dict) -> dict:
 
 
 def run(ctx: Context) -> Outcome:
-    from nnbasics.search import FIREWALL, Range, narrow
+    from nnbasics.cli.search import FIREWALL, Range, narrow
 
     n1, n2 = ctx.pick(smoke=(5, 3), default=(100, 50))
     base = ctx.pick(

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import torch
 
-from nnbasics.experiment import Context, Outcome, fmt, mean_std, md_table, new_figure
+from nnbasics.suite.experiment import Context, Outcome, fmt, mean_std, md_table, new_figure
 
 ID = "I1"
 TITLE = "Zero and constant initialization never break symmetry"

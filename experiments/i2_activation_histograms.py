@@ -2,8 +2,8 @@
 (deep-learning-from-scratch ch06/weight_init_activation_histogram.py).
 
 1000 inputs ~ N(0, 1) of width 100 through 5 layers of 100 units, no bias, weights ~ N(0, s^2)
-with s = 1, 0.01, sqrt(1/n), sqrt(2/n) (n = 100), drawn by the library's ``nnbasics.init.normal_``;
-sigmoid / tanh / ReLU from ``nnbasics.activations``. No training: one forward pass per seed.
+with s = 1, 0.01, sqrt(1/n), sqrt(2/n) (n = 100), drawn by the library's ``nnbasics.nn.init.normal_``;
+sigmoid / tanh / ReLU from ``nnbasics.nn.activations``. No training: one forward pass per seed.
 """
 
 from __future__ import annotations
@@ -12,9 +12,9 @@ import math
 
 import torch
 
-from nnbasics.activations import get_activation
-from nnbasics.experiment import Context, Outcome, mean_std, md_table, new_figure
-from nnbasics.init import normal_
+from nnbasics.nn.activations import get_activation
+from nnbasics.suite.experiment import Context, Outcome, mean_std, md_table, new_figure
+from nnbasics.nn.init import normal_
 
 ID = "I2"
 TITLE = "Activation histograms through 5 x 100 layers"

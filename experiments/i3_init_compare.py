@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import math
 
-from nnbasics.experiment import Context, Outcome, curve_at, fmt, mean_std, md_table, new_figure, smooth
+from nnbasics.suite.experiment import Context, Outcome, curve_at, fmt, mean_std, md_table, new_figure, smooth
 
 ID = "I3"
 TITLE = "Weight initialization with ReLU: std 0.01 vs Xavier vs He"

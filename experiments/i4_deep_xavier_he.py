@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import math
 
-from nnbasics.experiment import Context, Outcome, curve_at, fmt, mean_std, md_table, new_figure, smooth
+from nnbasics.suite.experiment import Context, Outcome, curve_at, fmt, mean_std, md_table, new_figure, smooth
 
 ID = "I4"
 TITLE = "30-layer ReLU MLP: Xavier vs He"

@@ -13,7 +13,7 @@ import math
 
 import numpy as np
 
-from nnbasics.experiment import Context, Outcome, mean_std, md_table, new_figure
+from nnbasics.suite.experiment import Context, Outcome, mean_std, md_table, new_figure
 
 ID = "I5"
 TITLE = "Batch norm vs the initial weight scale"

@@ -48,7 +48,7 @@ from __future__ import annotations
 import contextlib
 import math
 
-from nnbasics.experiment import CONF_DIR, Context, Outcome, fmt, mean_std, md_table, new_figure
+from nnbasics.suite.experiment import CONF_DIR, Context, Outcome, fmt, mean_std, md_table, new_figure
 
 ID = "L1"
 TITLE = "The output layer follows the task"
@@ -81,7 +81,7 @@ ATTEMPTS = {"binary": ["cross_entropy", "mse", "multilabel_logistic"],
 
 def _digit_value_mse(z, y):
     """One identity output regressing the class index as a number: (z_0 - y)^2."""
-    from nnbasics.losses import mse
+    from nnbasics.nn.losses import mse
 
     return mse(z[:, :1], y.float().reshape(-1, 1))
 
@@ -89,7 +89,7 @@ def _digit_value_mse(z, y):
 def _softmax_labelset_ce(z, t):
     """Softmax over the K attributes + cross-entropy against the label set spread evenly
     (t / sum t; uniform when a sample has no attribute): the mutually exclusive output layer."""
-    from nnbasics.losses import log_softmax
+    from nnbasics.nn.losses import log_softmax
 
     t = t.reshape(z.shape).to(z.dtype)
     k = t.sum(1, keepdim=True)
@@ -99,14 +99,14 @@ def _softmax_labelset_ce(z, t):
 
 def _sigmoid_mse(z, t):
     """A sigmoid output (values in (0, 1)) with MSE against a real-valued target."""
-    from nnbasics.activations import sigmoid
-    from nnbasics.losses import mse
+    from nnbasics.nn.activations import sigmoid
+    from nnbasics.nn.losses import mse
 
     return mse(sigmoid(z), t)
 
 
 def _forced_losses():
-    from nnbasics import losses
+    from nnbasics.nn import losses
 
     return {"l1_mse_binary": (losses.mse, "binary"),
             "l1_sigmoid_per_class": (losses.multilabel_logistic, "multiclass"),
@@ -122,7 +122,7 @@ def _registered(name: str | None):
     if name is None:
         yield
         return
-    from nnbasics import losses
+    from nnbasics.nn import losses
 
     fn, task = _forced_losses()[name]
     losses.LOSSES[name], losses.LOSS_TASKS[name] = fn, {task}
@@ -137,7 +137,7 @@ def _predict(z, rule: str):
     """The prediction of an output layer from the raw scores ``z``."""
     import torch
 
-    from nnbasics.losses import softmax
+    from nnbasics.nn.losses import softmax
 
     if rule == "logit>0":        # sigmoid(z) > 1/2
         return (z > 0).float()
@@ -239,8 +239,8 @@ class _Scorer:
         import torch
         from omegaconf import OmegaConf
 
-        from nnbasics import data as data_mod
-        from nnbasics.models import build_model
+        from nnbasics.data import datasets as data_mod
+        from nnbasics.nn.models import build_model
 
         run_dir = Path(result["run_dir"])
         run_cfg = OmegaConf.load(run_dir / "config.yaml")
@@ -268,7 +268,7 @@ def _attempt(cfg, loss_name: str) -> str:
     from omegaconf import OmegaConf
 
     from nnbasics.errors import ConfigError
-    from nnbasics.validate import validate
+    from nnbasics.engine.validate import validate
 
     c = cfg.copy()
     OmegaConf.set_struct(c, False)

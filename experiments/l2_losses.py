@@ -11,7 +11,7 @@ the test split is read once per run, at its end.
 
 from __future__ import annotations
 
-from nnbasics.experiment import Context, Outcome, fmt, mean_std, md_table, new_figure
+from nnbasics.suite.experiment import Context, Outcome, fmt, mean_std, md_table, new_figure
 
 ID = "L2"
 TITLE = "Cross-entropy vs hinge vs MSE for classification"

@@ -1,6 +1,6 @@
 """L3: hierarchical softmax makes huge label sets cheap.
 
-Two parts, both on synthetic data (nnbasics.hsoftmax):
+Two parts, both on synthetic data (nnbasics.nn.hsoftmax):
 
 1. Cost. The output layer alone, on features of size d and a batch of 256 targets drawn with
    Zipf frequencies: time of one training step (loss, backward, SGD update) of a flat softmax
@@ -28,8 +28,8 @@ import time
 import torch
 from torch import nn
 
-from nnbasics.experiment import Outcome
-from nnbasics.hsoftmax import (FlatSoftmax, HierarchicalSoftmax, balanced_tree, huffman_tree,
+from nnbasics.suite.experiment import Outcome
+from nnbasics.nn.hsoftmax import (FlatSoftmax, HierarchicalSoftmax, balanced_tree, huffman_tree,
                                similarity_tree, zipf_frequencies)
 
 ID = "L3"
@@ -148,7 +148,7 @@ def _ms(values) -> tuple[float, float]:
 
 
 def _figure(rows, acc, classes_acc):
-    from nnbasics.visualize import new_figure
+    from nnbasics.viz.visualize import new_figure
 
     fig = new_figure(11, 4.2)
     ax1, ax2 = fig.subplots(1, 2)

@@ -1,7 +1,7 @@
 """M1: a layer is one matrix product; batching and GPUs make it fast.
 
-The same MLP forward pass (784 -> width -> width -> 10, ReLU; nnbasics.models via the configs)
-computed four ways (nnbasics.neurons): a Python loop over neurons and inputs, a loop over neurons
+The same MLP forward pass (784 -> width -> width -> 10, ReLU; nnbasics.nn.models via the configs)
+computed four ways (nnbasics.nn.neurons): a Python loop over neurons and inputs, a loop over neurons
 with one dot product each, one matrix-vector product per layer and sample, and one matrix-matrix
 product per layer for the whole batch (and the same on CUDA when present). Time per sample and
 achieved GFLOP/s over widths and batch sizes; the loops are timed on a few samples of the batch
@@ -24,9 +24,9 @@ import time
 
 import torch
 
-from nnbasics import neurons
-from nnbasics.experiment import Outcome
-from nnbasics.models import build_model
+from nnbasics.nn import neurons
+from nnbasics.suite.experiment import Outcome
+from nnbasics.nn.models import build_model
 
 ID = "M1"
 TITLE = "The network is matrix multiplication"
@@ -72,7 +72,7 @@ def _train_step_cost(model, batch: int, device: torch.device, repeats: int) -> f
 
 
 def _figure(rows, widths, batches, methods):
-    from nnbasics.visualize import new_figure
+    from nnbasics.viz.visualize import new_figure
 
     fig = new_figure(11, 4.2)
     ax1, ax2 = fig.subplots(1, 2)

@@ -2,7 +2,7 @@
 (deep-learning-from-scratch ch06/optimizer_compare_naive.py).
 
 f(x, y) = x^2 / 20 + y^2 from (-7, 2), 30 updates of the library's own optimizers
-(nnbasics.optim) with the reference's learning rates. Deterministic: no seeds, no data.
+(nnbasics.optim.optimizers) with the reference's learning rates. Deterministic: no seeds, no data.
 """
 
 from __future__ import annotations
@@ -11,8 +11,8 @@ import math
 
 import torch
 
-from nnbasics.experiment import Context, Outcome, md_table, new_figure
-from nnbasics.optim import OPTIMIZERS
+from nnbasics.suite.experiment import Context, Outcome, md_table, new_figure
+from nnbasics.optim.optimizers import OPTIMIZERS
 
 ID = "O2"
 TITLE = "Optimizer trajectories on f(x, y) = x^2/20 + y^2"

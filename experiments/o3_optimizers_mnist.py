@@ -8,7 +8,7 @@ same initial weights and the same batches for every optimizer.
 
 from __future__ import annotations
 
-from nnbasics.experiment import Context, Outcome, curve_at, fmt, mean_std, md_table, new_figure, smooth
+from nnbasics.suite.experiment import Context, Outcome, curve_at, fmt, mean_std, md_table, new_figure, smooth
 
 ID = "O3"
 TITLE = "SGD vs Momentum vs AdaGrad vs Adam on MNIST"

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 
-from nnbasics.experiment import Context, Outcome, fmt, mean_std, md_table, new_figure
+from nnbasics.suite.experiment import Context, Outcome, fmt, mean_std, md_table, new_figure
 
 ID = "O4"
 TITLE = "Learning rate: too high, too low, and decay"

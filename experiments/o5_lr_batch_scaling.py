@@ -20,8 +20,8 @@ from __future__ import annotations
 
 import math
 
-from nnbasics.data import load_data
-from nnbasics.experiment import Context, Outcome, fmt, fmt_values, mean_std, md_table, new_figure
+from nnbasics.data.datasets import load_data
+from nnbasics.suite.experiment import Context, Outcome, fmt, fmt_values, mean_std, md_table, new_figure
 
 ID = "O5"
 TITLE = "Learning rate vs batch size: fixed LR vs the linear scaling rule"

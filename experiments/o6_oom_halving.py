@@ -1,6 +1,6 @@
 """O6: start the batch at 512 and halve on out-of-memory (``batch_size=auto``).
 
-``batch_size=auto`` (nnbasics.batching.find_batch_size, called by train.py) probes one forward
+``batch_size=auto`` (nnbasics.engine.batch_size.find_batch_size, called by train.py) probes one forward
 and backward pass at 512 samples, halves on out-of-memory, logs every attempt and the size used,
 and records it as ``batch_size`` in metrics.json. This experiment gives it a model that really
 does not fit at 512 on the device and checks that the run halves until a step fits and then
@@ -48,7 +48,7 @@ import sys
 import time
 from pathlib import Path
 
-from nnbasics.experiment import Context, Outcome, fmt, mean_std, md_table, new_figure
+from nnbasics.suite.experiment import Context, Outcome, fmt, mean_std, md_table, new_figure
 
 ID = "O6"
 TITLE = "batch_size=auto: start at 512, halve on out-of-memory"
@@ -283,9 +283,9 @@ def _child(spec_path: str) -> None:
     from omegaconf import OmegaConf
     from torch.utils.tensorboard import SummaryWriter  # noqa: F401  (imported before the cap, as train() needs it)
 
-    import nnbasics.batching as batching
-    import nnbasics.data as data_mod
-    from nnbasics.train import resolve_device, train
+    import nnbasics.engine.batch_size as batching
+    import nnbasics.data.datasets as data_mod
+    from nnbasics.engine.train import resolve_device, train
 
     cfg = OmegaConf.load(spec["config"])
     device = resolve_device(cfg.device)
@@ -335,7 +335,7 @@ def _child(spec_path: str) -> None:
         try:
             out = {k: v for k, v in train(c, run_dir=run_dir).items() if k != "history"}
             out["curve"] = json.loads((run_dir / "history.json").read_text()).get("curve", [])
-        except Exception as e:  # noqa: BLE001 - nnbasics.train.OutOfMemory (a MemoryError) or any other failure
+        except Exception as e:  # noqa: BLE001 - nnbasics.engine.train.OutOfMemory (a MemoryError) or any other failure
             cause = e.__cause__ or e
             oom = isinstance(e, MemoryError) or real_is_oom(e)
             out = {"status": "out of memory" if oom else f"error ({type(e).__name__})", "error": str(e)[:500],

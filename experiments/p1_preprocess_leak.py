@@ -25,7 +25,7 @@ from __future__ import annotations
 import contextlib
 import math
 
-from nnbasics.experiment import Context, Outcome, fmt, mean_std, md_table, new_figure
+from nnbasics.suite.experiment import Context, Outcome, fmt, mean_std, md_table, new_figure
 
 ID = "P1"
 TITLE = "Preprocessing fitted on train vs on all data (leak)"
@@ -57,7 +57,7 @@ class _Frozen:
 
 @contextlib.contextmanager
 def _leaky_preprocessor(pre):
-    import nnbasics.train as train_mod
+    import nnbasics.engine.train as train_mod
 
     original = train_mod.build_preprocessor
     train_mod.build_preprocessor = lambda cfg: _Frozen(pre)
@@ -70,8 +70,8 @@ def _leaky_preprocessor(pre):
 def run(ctx: Context) -> Outcome:
     import torch
 
-    from nnbasics import data as data_mod
-    from nnbasics.preprocessing import build_preprocessor
+    from nnbasics.data import datasets as data_mod
+    from nnbasics.data.preprocessing import build_preprocessor
 
     preps = ctx.pick(
         smoke={"standardize": ["preprocess=standardize"], "whiten": ["preprocess=whiten"]},

@@ -7,7 +7,7 @@ number)").
 
 Setup. Per seed s, the training split is carved with ``data.split_seed=s`` (so the seed changes
 both which images are fitted and which are held out); the library's PCA / whitening statistics
-(``nnbasics.preprocessing.eigen``: mean, eigenvalues, eigenvectors of X^T X / N of the flattened
+(``nnbasics.data.preprocessing.eigen``: mean, eigenvalues, eigenvectors of X^T X / N of the flattened
 training images) are fitted on the training subset only, once per seed, and reused for every
 epsilon through the library's ``Whiten`` / ``ZCA`` / ``PCA`` objects (``load_state_dict``: the
 same state their ``fit`` computes; equality with ``fit`` is asserted at the smoke budget).
@@ -43,7 +43,7 @@ from __future__ import annotations
 import contextlib
 import math
 
-from nnbasics.experiment import Context, Outcome, fmt, mean_std, md_table, new_figure
+from nnbasics.suite.experiment import Context, Outcome, fmt, mean_std, md_table, new_figure
 
 ID = "P2"
 TITLE = "Whitening epsilon and noise amplification (CIFAR-10)"
@@ -69,13 +69,13 @@ N_SHOW = 8             # images per row of the figure
 def _fitted(x_fit):
     """The library's eigendecomposition of the training images (float64): mean, eigenvalues
     (descending), eigenvectors (columns)."""
-    from nnbasics.preprocessing import eigen
+    from nnbasics.data.preprocessing import eigen
 
     return eigen(x_fit)
 
 
 def _whiten(stats, eps: float, dtype):
-    from nnbasics.preprocessing import Whiten
+    from nnbasics.data.preprocessing import Whiten
 
     mean, evals, evecs = stats
     return Whiten(k=None, eps=eps).load_state_dict({"mean": mean.to(dtype), "eigenvalues": evals.to(dtype),
@@ -85,7 +85,7 @@ def _whiten(stats, eps: float, dtype):
 def _zca(stats, eps: float, dtype):
     """ZCA with the matrix its ``fit`` computes, U diag(1 / sqrt(lambda + eps)) U^T, from the shared
     eigendecomposition (asserted equal to ``ZCA(eps).fit`` at the smoke budget)."""
-    from nnbasics.preprocessing import ZCA
+    from nnbasics.data.preprocessing import ZCA
 
     mean, evals, evecs = stats
     matrix = (evecs / (evals + eps).sqrt()) @ evecs.T
@@ -93,7 +93,7 @@ def _zca(stats, eps: float, dtype):
 
 
 def _pca(stats, k: int, dtype):
-    from nnbasics.preprocessing import PCA
+    from nnbasics.data.preprocessing import PCA
 
     mean, evals, evecs = stats
     return PCA(k=k).load_state_dict({"mean": mean.to(dtype), "eigenvalues": evals[:k].to(dtype),
@@ -124,7 +124,7 @@ class _Prefitted:
 
 @contextlib.contextmanager
 def _prefitted(pre, x_fit):
-    import nnbasics.train as train_mod
+    import nnbasics.engine.train as train_mod
 
     original = train_mod.build_preprocessor
     train_mod.build_preprocessor = lambda cfg: _Prefitted(pre, x_fit)
@@ -176,7 +176,7 @@ def _image_data(ctx: Context, seed: int):
     if ctx.smoke:
         x = _toy_images(ctx.pick(smoke=460), 8, seed)
         return x[:400], x[400:], None, ((0.0,) * 3, (1.0,) * 3)
-    from nnbasics import data as data_mod
+    from nnbasics.data import datasets as data_mod
 
     cfg = ctx.compose(_train_base(ctx, seed))
     bundle = data_mod.load_data(cfg.data, device="cpu")
@@ -201,8 +201,8 @@ def _train_base(ctx: Context, seed: int) -> list[str]:
 def run(ctx: Context) -> Outcome:
     import torch
 
-    from nnbasics import data as data_mod
-    from nnbasics.preprocessing import ZCA, Whiten
+    from nnbasics.data import datasets as data_mod
+    from nnbasics.data.preprocessing import ZCA, Whiten
 
     grid = ctx.pick(smoke=[0.01], default=[0.0003, 0.001])
     if ctx.threads:  # the work outside ctx.train (fits, scoring) on the same threads as the runs

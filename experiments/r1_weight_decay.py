@@ -7,7 +7,7 @@ L2 penalty lambda/2 * sum ||W||^2 on weights only, lambda 0 vs 0.1; same seeds, 
 
 from __future__ import annotations
 
-from nnbasics.experiment import Context, Outcome, fmt, mean_std, md_table, new_figure
+from nnbasics.suite.experiment import Context, Outcome, fmt, mean_std, md_table, new_figure
 
 ID = "R1"
 TITLE = "Weight decay on 300 MNIST images"

@@ -8,7 +8,7 @@ same seeds, same batches. The reference trains 301 epochs; we train 300.
 
 from __future__ import annotations
 
-from nnbasics.experiment import Context, Outcome, fmt, mean_std, md_table, new_figure
+from nnbasics.suite.experiment import Context, Outcome, fmt, mean_std, md_table, new_figure
 
 ID = "R2"
 TITLE = "Dropout 0.2 on 300 MNIST images"

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import copy
 
-from nnbasics.experiment import Context, Outcome, fmt, mean_std, md_table, new_figure
+from nnbasics.suite.experiment import Context, Outcome, fmt, mean_std, md_table, new_figure
 
 ID = "R3"
 TITLE = "Vanilla vs inverted dropout"
@@ -36,7 +36,7 @@ MASKS = 200
 def run(ctx: Context) -> Outcome:
     import torch
 
-    from nnbasics.layers import Dropout
+    from nnbasics.nn.dropout import Dropout
 
     base = ctx.pick(
         smoke=["data=spiral", "data.train_size=200", "model.width=64", "model.depth=2", "epochs=15", "batch_size=50",

@@ -35,7 +35,7 @@ from __future__ import annotations
 
 import math
 
-from nnbasics.experiment import Context, Outcome, fmt, mean_std, md_table, new_figure
+from nnbasics.suite.experiment import Context, Outcome, fmt, mean_std, md_table, new_figure
 
 ID = "R4"
 TITLE = "Dropout + max-norm vs L2, L1, max-norm on permutation-invariant MNIST"
@@ -73,7 +73,7 @@ def _unit_norms(model):
     shows whether the max-norm constraint was active (units at c) or never reached."""
     import torch
 
-    from nnbasics.regularization import weight_layers
+    from nnbasics.optim.regularization import weight_layers
 
     return torch.cat([m.weight.detach().reshape(m.weight.shape[0], -1).norm(dim=1) for m in weight_layers(model)])
 

@@ -33,7 +33,7 @@ from __future__ import annotations
 
 import math
 
-from nnbasics.experiment import Context, Outcome, fmt, mean_std, md_table, new_figure
+from nnbasics.suite.experiment import Context, Outcome, fmt, mean_std, md_table, new_figure
 
 ID = "R5"
 TITLE = "Capacity and L2 on 2-D toy data: decision boundaries"
@@ -104,7 +104,7 @@ def _spearman(a, b) -> float:
 
 def _panel(model, bundle, title: str, resolution: int):
     """The library's decision-boundary figure, rendered to an image array (for a grid)."""
-    from nnbasics.plots import decision_boundary, figure_to_array
+    from nnbasics.viz.plots import decision_boundary, figure_to_array
 
     fig = decision_boundary(model, bundle.train.x, bundle.train.y, bundle.task, title=title, resolution=resolution)
     return figure_to_array(fig)

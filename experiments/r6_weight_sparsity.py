@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import math
 
-from nnbasics.experiment import Context, Outcome, fmt, mean_std, md_table, new_figure
+from nnbasics.suite.experiment import Context, Outcome, fmt, mean_std, md_table, new_figure
 
 ID = "R6"
 TITLE = "L1 vs L2 vs elastic net: weight sparsity and size"
@@ -54,7 +54,7 @@ SPARSE_FACTOR = 5.0         # held if L1's near-zero fraction >= this x L2's (an
 
 
 def _weights(model) -> list:
-    from nnbasics.regularization import weight_layers
+    from nnbasics.optim.regularization import weight_layers
 
     return [m.weight.detach().float().reshape(-1) for m in weight_layers(model)]
 
@@ -77,7 +77,7 @@ def run(ctx: Context) -> Outcome:
     import torch
     from omegaconf import OmegaConf
 
-    from nnbasics.models import build_model
+    from nnbasics.nn.models import build_model
 
     base = ctx.pick(
         smoke=["data=spiral", "model.width=32", "epochs=10", "batch_size=50"],

@@ -22,9 +22,9 @@ import torch
 import torch.nn.functional as F
 from omegaconf import OmegaConf
 
-from nnbasics import data as data_mod
-from nnbasics.experiment import Outcome
-from nnbasics.models import build_model, count_parameters
+from nnbasics.data import datasets as data_mod
+from nnbasics.suite.experiment import Outcome
+from nnbasics.nn.models import build_model, count_parameters
 
 ID = "U1"
 TITLE = "Universal approximation"
@@ -49,7 +49,7 @@ def deep_width(shallow_params: int, depth: int = DEEP_DEPTH) -> int:
 
 def _mse_fn():
     try:
-        from nnbasics.losses import LOSSES
+        from nnbasics.nn.losses import LOSSES
         return LOSSES.get("mse", F.mse_loss)
     except ImportError:
         return F.mse_loss
@@ -167,7 +167,7 @@ def _outcome(ctx, widths, steps, fits, params, curves) -> Outcome:
 
 
 def _fits_figure(curves, widths):
-    from nnbasics.visualize import new_figure
+    from nnbasics.viz.visualize import new_figure
 
     shown = sorted({widths[0], widths[len(widths) // 3], widths[(2 * len(widths)) // 3], widths[-1]})
     fig = new_figure(3.0 * len(shown), 2.4 * len(FUNCTIONS))
@@ -187,7 +187,7 @@ def _fits_figure(curves, widths):
 
 
 def _error_figure(fits, params, widths):
-    from nnbasics.visualize import new_figure
+    from nnbasics.viz.visualize import new_figure
 
     fig = new_figure(4.0 * len(FUNCTIONS), 3.4)
     axes = fig.subplots(1, len(FUNCTIONS), squeeze=False)[0]

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import torch
 
-import nnbasics.cli  # noqa: F401  (registers the nnbasics_uid resolver that conf/train.yaml uses)
+import nnbasics.cli.train  # noqa: F401  (registers the nnbasics_uid resolver that conf/train.yaml uses)
 
 REPO = Path(__file__).resolve().parents[1]
 CONF_DIR = str(REPO / "conf")

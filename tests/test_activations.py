@@ -12,7 +12,7 @@ import torch.nn.functional as F
 from omegaconf import OmegaConf
 from torch import nn
 
-from nnbasics import activations as A
+from nnbasics.nn import activations as A
 from nnbasics.errors import ConfigError
 
 CONF = Path(__file__).resolve().parents[1] / "conf" / "activation"
@@ -190,7 +190,7 @@ def test_gain_name_carries_the_negative_slope():
     assert A.gain_name({"name": "leaky_relu", "negative_slope": 0.2}) == ("leaky_relu", 0.2)
     assert A.gain_name({"name": "prelu", "negative_slope": 0.25}) == ("leaky_relu", 0.25)
     assert A.gain_name(A.LeakyReLU(0.3)) == ("leaky_relu", 0.3)
-    from nnbasics.init import calculate_gain
+    from nnbasics.nn.init import calculate_gain
 
     for name in A.ACTIVATIONS:  # every activation has a gain
         assert math.isfinite(calculate_gain(*A.gain_name(name)))
@@ -203,7 +203,7 @@ def test_gain_name_carries_the_negative_slope():
     (["activation.name=swish"], "activation.name"),
 ])
 def test_bad_activation_options_are_refused_with_the_key(compose, overrides, key):
-    from nnbasics.validate import validate
+    from nnbasics.engine.validate import validate
 
     with pytest.raises(ConfigError) as e:
         validate(compose(["data=spiral", "monitor=off"] + overrides))

@@ -10,10 +10,10 @@ import pytest
 import torch
 
 from conftest import TOY
-from nnbasics.data import load_data, minibatches
-from nnbasics.losses import build_loss
-from nnbasics.models import build_model
-from nnbasics.train import train
+from nnbasics.data.datasets import load_data, minibatches
+from nnbasics.nn.losses import build_loss
+from nnbasics.nn.models import build_model
+from nnbasics.engine.train import train
 
 LR = 0.05
 BASE = TOY + ["optimizer=sgd", f"optimizer.lr={LR}", "scheduler=constant", "regularization=none", "preprocess=none"]

@@ -8,8 +8,8 @@ import torch
 from torch import nn
 
 from conftest import TOY
-from nnbasics.batching import find_batch_size, is_out_of_memory
-from nnbasics.data import Split
+from nnbasics.engine.batch_size import find_batch_size, is_out_of_memory
+from nnbasics.data.datasets import Split
 
 CUDA_OOM = lambda: torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")  # noqa: E731
 CPU_OOM = lambda: RuntimeError("[enforce fail at alloc_cpu.cpp:127] err == 0. DefaultCPUAllocator: can't "  # noqa: E731
@@ -91,7 +91,7 @@ def test_failed_attempts_release_their_activations(monkeypatch):
     next attempt starts: the activations saved for backward (what fills the memory) are freed."""
     import weakref
 
-    from nnbasics import batching
+    from nnbasics.engine import batch_size as batching
 
     refs, alive_at_start, alive_at_free = [], [], []
     monkeypatch.setattr(batching, "_free_memory", lambda: alive_at_free.append(sum(r() is not None for r in refs)))
@@ -148,7 +148,7 @@ def test_training_run_with_auto_batch_size_and_simulated_oom(compose, tmp_path, 
     """train(batch_size=auto) with a model that runs out of memory above 200 samples per step:
     512 and 256 fail, 128 is used, and the run equals the run with batch_size=128 bit for bit
     (the failed attempts left no trace: batch-norm statistics, dropout RNG)."""
-    from nnbasics import train as train_mod
+    from nnbasics.engine import train as train_mod
 
     build = train_mod.build_model
     attempts: list[int] = []

@@ -16,9 +16,9 @@ from pathlib import Path
 
 import pytest
 
-import nnbasics.cli  # noqa: F401  (registers the nnbasics_uid resolver conf/train.yaml uses)
-from nnbasics import board
-from nnbasics.train import train
+import nnbasics.cli.train  # noqa: F401  (registers the nnbasics_uid resolver conf/train.yaml uses)
+from nnbasics.cli import board
+from nnbasics.engine.train import train
 
 CONF_DIR = str(Path(__file__).resolve().parents[1] / "conf")
 SINGLE = ["data=spiral", "epochs=2", "progress=false", "monitor=full", "monitor.every=2", "model.width=16",
@@ -89,7 +89,7 @@ def session_names(url: str) -> set[str]:
 
 @pytest.fixture(scope="module")
 def server(runs, tmp_path_factory):
-    """`python -m nnbasics.board` (what `nnbasics-board` runs) on a free port; always stopped."""
+    """`python -m nnbasics.cli.board` (what `nnbasics-board` runs) on a free port; always stopped."""
     root, _ = runs
     log = tmp_path_factory.mktemp("board") / "board.log"
     proc = None
@@ -97,7 +97,7 @@ def server(runs, tmp_path_factory):
         for _ in range(3):  # a port found free can be taken before the server binds it: try again
             port = free_port()
             with open(log, "w") as out:
-                proc = subprocess.Popen([sys.executable, "-m", "nnbasics.board", "--logdir", str(root), "--port", str(port),
+                proc = subprocess.Popen([sys.executable, "-m", "nnbasics.cli.board", "--logdir", str(root), "--port", str(port),
                                          "--reload-interval", "1"], stdout=out, stderr=subprocess.STDOUT)
             url = f"http://127.0.0.1:{port}"
 

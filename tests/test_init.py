@@ -12,7 +12,7 @@ import torch
 from omegaconf import OmegaConf
 from torch import nn
 
-from nnbasics import init
+from nnbasics.nn import init
 from nnbasics.errors import ConfigError
 
 CONF = Path(__file__).resolve().parents[1] / "conf" / "init"
@@ -237,7 +237,7 @@ def test_unknown_initializer_names_the_valid_ones():
     (["init=he_normal", "init.mode=fan_avg"], "init.mode"),
 ])
 def test_bad_init_options_are_refused_with_the_key(compose, overrides, key):
-    from nnbasics.validate import validate
+    from nnbasics.engine.validate import validate
 
     with pytest.raises(ConfigError) as e:
         validate(compose(["data=spiral", "monitor=off"] + overrides))

@@ -13,7 +13,7 @@ import pytest
 from omegaconf import OmegaConf
 
 from conftest import CONF_DIR
-from nnbasics.callbacks import SweepCallback, TrialFailed, threads_per_job, usable_cores
+from nnbasics.cli.callbacks import SweepCallback, TrialFailed, threads_per_job, usable_cores
 
 BIN = Path(sys.executable).parent
 FAST = ["data=spiral", "epochs=1", "progress=false", "monitor=off", "model.width=16", "model.depth=1",
@@ -56,7 +56,7 @@ def test_launcher_configs_extend_the_plugins_own(name, target, keys):
 
 def test_every_run_has_the_sweep_callback():
     cfg = compose_hydra([])
-    assert cfg.hydra.callbacks.sweep._target_ == "nnbasics.callbacks.SweepCallback"
+    assert cfg.hydra.callbacks.sweep._target_ == "nnbasics.cli.callbacks.SweepCallback"
 
 
 # ----------------------------------------------------------------------------------------------

@@ -10,7 +10,7 @@ import pytest
 import torch
 from torch import nn
 
-from nnbasics import layers as L
+from nnbasics.nn import dropout as L_dropout, linear as L_linear, noise as L_noise, norms as L_norms
 
 
 def _g(seed=0):
@@ -22,7 +22,7 @@ def _g(seed=0):
 
 def test_linear_is_an_nn_linear_initialized_by_the_injected_initializer():
     torch.manual_seed(0)
-    lin = L.Linear(400, 300, init={"name": "he_normal", "bias": 0.01}, nonlinearity="relu")
+    lin = L_linear.Linear(400, 300, init={"name": "he_normal", "bias": 0.01}, nonlinearity="relu")
     assert isinstance(lin, nn.Linear)
     assert lin.init_std == pytest.approx(math.sqrt(2 / 400)) and lin.initializer == "he_normal"
     assert float(lin.weight.detach().std()) == pytest.approx(lin.init_std, rel=0.02)
@@ -34,15 +34,15 @@ def test_linear_is_an_nn_linear_initialized_by_the_injected_initializer():
 
 
 def test_linear_init_gain_follows_the_nonlinearity_it_feeds():
-    lin = L.Linear(100, 50, init={"name": "he_normal"}, nonlinearity="tanh")
+    lin = L_linear.Linear(100, 50, init={"name": "he_normal"}, nonlinearity="tanh")
     assert lin.init_std == pytest.approx(5 / 3 / 10)
-    out = L.Linear(100, 50, init={"name": "he_normal"}, nonlinearity="linear")
+    out = L_linear.Linear(100, 50, init={"name": "he_normal"}, nonlinearity="linear")
     assert out.init_std == pytest.approx(1 / 10)
 
 
 def test_linear_default_is_torch_in_lockstep_and_a_callable_is_accepted():
     torch.manual_seed(7)
-    ours = L.Linear(30, 20)
+    ours = L_linear.Linear(30, 20)
     torch.manual_seed(7)
     ref = nn.Linear(30, 20)
     assert torch.equal(ours.weight, ref.weight) and torch.equal(ours.bias, ref.bias)
@@ -51,14 +51,14 @@ def test_linear_default_is_torch_in_lockstep_and_a_callable_is_accepted():
     def halves(w):
         w.fill_(0.5)
 
-    custom = L.Linear(3, 2, init=halves)
+    custom = L_linear.Linear(3, 2, init=halves)
     assert torch.equal(custom.weight.detach(), torch.full((2, 3), 0.5)) and torch.equal(custom.bias.detach(), torch.zeros(2))
     assert math.isnan(custom.init_std) and custom.initializer == "halves"
 
 
 def test_conv2d_owns_its_initialization_with_receptive_field_fans():
     torch.manual_seed(0)
-    conv = L.Conv2d(16, 64, 3, padding=1, init={"name": "he_normal"})
+    conv = L_linear.Conv2d(16, 64, 3, padding=1, init={"name": "he_normal"})
     assert isinstance(conv, nn.Conv2d)
     assert conv.init_std == pytest.approx(math.sqrt(2 / (16 * 9)))
     assert float(conv.weight.detach().std()) == pytest.approx(conv.init_std, rel=0.03)
@@ -70,7 +70,7 @@ def test_conv2d_owns_its_initialization_with_receptive_field_fans():
 X = torch.rand(400, 250, generator=_g(1)) + 0.5  # strictly positive: a zero output means dropped
 
 
-@pytest.mark.parametrize("cls", [L.Dropout, L.VanillaDropout])
+@pytest.mark.parametrize("cls", [L_dropout.Dropout, L_dropout.VanillaDropout])
 def test_dropout_drop_rate_is_p(cls):
     p = 0.3
     torch.manual_seed(0)
@@ -82,7 +82,7 @@ def test_dropout_drop_rate_is_p(cls):
 def test_inverted_dropout_scales_kept_units_exactly_and_is_identity_in_eval():
     p = 0.4
     torch.manual_seed(0)
-    d = L.Dropout(p)
+    d = L_dropout.Dropout(p)
     y = d.train()(X)
     kept = y != 0
     assert torch.equal(y[kept], X[kept] / (1 - p))
@@ -92,14 +92,14 @@ def test_inverted_dropout_scales_kept_units_exactly_and_is_identity_in_eval():
 def test_vanilla_dropout_does_not_scale_in_training_and_scales_by_keep_rate_in_eval():
     p = 0.4
     torch.manual_seed(0)
-    d = L.VanillaDropout(p)
+    d = L_dropout.VanillaDropout(p)
     y = d.train()(X)
     kept = y != 0
     assert torch.equal(y[kept], X[kept])
     assert torch.equal(d.eval()(X), X * (1 - p))
 
 
-@pytest.mark.parametrize("cls", [L.Dropout, L.VanillaDropout])
+@pytest.mark.parametrize("cls", [L_dropout.Dropout, L_dropout.VanillaDropout])
 def test_p_zero_is_the_identity_in_training(cls):
     assert cls(0.0).train()(X) is X
 
@@ -110,19 +110,19 @@ def test_vanilla_and_inverted_dropout_have_the_expected_activation_of_their_infe
     p = 0.5
     x = torch.full((200_000,), 2.0)
     torch.manual_seed(0)
-    for cls in (L.Dropout, L.VanillaDropout):
+    for cls in (L_dropout.Dropout, L_dropout.VanillaDropout):
         d = cls(p)
         train_mean = float(d.train()(x).mean())
         eval_out = float(d.eval()(x)[0])
-        se = 2.0 / (1 - p if cls is L.Dropout else 1) * math.sqrt(p * (1 - p) / len(x))
+        se = 2.0 / (1 - p if cls is L_dropout.Dropout else 1) * math.sqrt(p * (1 - p) / len(x))
         assert abs(train_mean - eval_out) < 5 * se
     # and the two differ only by the constant factor 1 - p
-    assert float(L.VanillaDropout(p).eval()(x)[0]) == (1 - p) * float(L.Dropout(p).eval()(x)[0])
+    assert float(L_dropout.VanillaDropout(p).eval()(x)[0]) == (1 - p) * float(L_dropout.Dropout(p).eval()(x)[0])
 
 
 def test_dropout_masks_are_independent_per_unit_and_per_call():
     torch.manual_seed(0)
-    d = L.Dropout(0.5).train()
+    d = L_dropout.Dropout(0.5).train()
     a, b = d(X) == 0, d(X) == 0
     assert not torch.equal(a, b)
     agree = float((a == b).double().mean())
@@ -130,20 +130,20 @@ def test_dropout_masks_are_independent_per_unit_and_per_call():
 
 
 def test_dropout_functional_with_a_generator_is_reproducible_and_rejects_bad_p():
-    a = L.dropout(X, 0.3, True, generator=_g(5))
-    b = L.dropout(X, 0.3, True, generator=_g(5))
+    a = L_dropout.dropout(X, 0.3, True, generator=_g(5))
+    b = L_dropout.dropout(X, 0.3, True, generator=_g(5))
     assert torch.equal(a, b)
-    assert torch.equal(L.dropout(X, 1.0, True), torch.zeros_like(X))
+    assert torch.equal(L_dropout.dropout(X, 1.0, True), torch.zeros_like(X))
     for p in (-0.1, 1.0):
         with pytest.raises(ValueError):
-            L.Dropout(p)
+            L_dropout.Dropout(p)
 
 
 def test_dropout_gradient_flows_only_through_kept_units_with_the_same_scale():
     p = 0.25
     x = X.clone().requires_grad_(True)
     torch.manual_seed(0)
-    y = L.Dropout(p).train()(x)
+    y = L_dropout.Dropout(p).train()(x)
     y.sum().backward()
     kept = (y != 0)
     assert torch.equal(x.grad[kept], torch.full_like(x.grad[kept], 1 / (1 - p)))
@@ -156,7 +156,7 @@ def test_dropout_gradient_flows_only_through_kept_units_with_the_same_scale():
 def test_dropconnect_drops_weights_not_activations():
     p = 0.3
     torch.manual_seed(0)
-    layer = L.DropConnect(200, 300, p=p, init={"name": "he_normal"}, bias=False).train()
+    layer = L_dropout.DropConnect(200, 300, p=p, init={"name": "he_normal"}, bias=False).train()
     eye = torch.eye(200)  # input e_j reads column j of the (masked) weights
     y = layer(eye)  # one mask per call: y = W_masked^T restricted to the identity
     w_eff = y.t()  # 300 x 200, the effective weight matrix of this mini-batch
@@ -173,14 +173,14 @@ def test_dropconnect_drops_weights_not_activations():
 
 def test_dropconnect_is_unbiased_on_average():
     torch.manual_seed(0)
-    layer = L.DropConnect(20, 10, p=0.5, init={"name": "he_normal"}).train()
+    layer = L_dropout.DropConnect(20, 10, p=0.5, init={"name": "he_normal"}).train()
     x = torch.randn(4, 20)
     mean = torch.stack([layer(x) for _ in range(4000)]).mean(0)
     torch.testing.assert_close(mean, layer.eval()(x), atol=0.1, rtol=0)
 
 
 def test_maxout_linear_layer_has_k_times_the_units_before_the_max():
-    layer = L.MaxoutLinear(6, 4, pieces=3, init={"name": "he_normal"})
+    layer = L_linear.MaxoutLinear(6, 4, pieces=3, init={"name": "he_normal"})
     assert layer.linear.weight.shape == (12, 6)
     x = torch.randn(5, 6)
     y = layer(x)
@@ -193,12 +193,12 @@ def test_maxout_linear_layer_has_k_times_the_units_before_the_max():
 
 def test_input_noise_adds_gaussian_noise_in_training_only():
     torch.manual_seed(0)
-    layer = L.InputNoise(0.3)
+    layer = L_noise.InputNoise(0.3)
     y = layer.train()(X)
     d = y - X
     assert abs(float(d.mean())) < 5 * 0.3 / math.sqrt(X.numel())
     assert float(d.std()) == pytest.approx(0.3, rel=0.02)
-    assert layer.eval()(X) is X and L.InputNoise(0.0).train()(X) is X
+    assert layer.eval()(X) is X and L_noise.InputNoise(0.0).train()(X) is X
 
 
 # --- normalization against torch ----------------------------------------------------------------
@@ -226,14 +226,14 @@ def _compare(ours: nn.Module, ref: nn.Module, x: torch.Tensor, steps: int = 3):
 
 def test_batch_norm_matches_torch_for_vectors_and_images():
     torch.manual_seed(0)
-    _compare(L.BatchNorm(6), nn.BatchNorm1d(6), torch.randn(16, 6) * 3 + 1)
-    _compare(L.BatchNorm(4), nn.BatchNorm2d(4), torch.randn(8, 4, 5, 5) * 2 - 1)
+    _compare(L_norms.BatchNorm(6), nn.BatchNorm1d(6), torch.randn(16, 6) * 3 + 1)
+    _compare(L_norms.BatchNorm(4), nn.BatchNorm2d(4), torch.randn(8, 4, 5, 5) * 2 - 1)
 
 
 def test_batch_norm_backward_is_the_closed_form_gradient():
     """The hand-written backward against autograd's numerical check (float64), for vectors and
     images; a second derivative raises instead of being silently wrong."""
-    from nnbasics.layers import _BatchNormTraining
+    from nnbasics.nn.norms import _BatchNormTraining
 
     g = _g(7)
     for shape in [(12, 5), (6, 3, 4, 4)]:
@@ -249,18 +249,18 @@ def test_batch_norm_backward_is_the_closed_form_gradient():
 
 def test_layer_norm_matches_torch():
     torch.manual_seed(0)
-    ours, ref = L.LayerNorm(10), nn.LayerNorm(10)
+    ours, ref = L_norms.LayerNorm(10), nn.LayerNorm(10)
     _compare(ours, ref, torch.randn(16, 10) * 4 + 2)
 
 
 def test_group_norm_matches_torch_for_vectors_and_images():
     torch.manual_seed(0)
-    _compare(L.GroupNorm(4, 12), nn.GroupNorm(4, 12), torch.randn(8, 12) * 3)
-    _compare(L.GroupNorm(2, 6), nn.GroupNorm(2, 6), torch.randn(4, 6, 3, 3) + 5)
+    _compare(L_norms.GroupNorm(4, 12), nn.GroupNorm(4, 12), torch.randn(8, 12) * 3)
+    _compare(L_norms.GroupNorm(2, 6), nn.GroupNorm(2, 6), torch.randn(4, 6, 3, 3) + 5)
 
 
 def test_batch_norm_normalizes_each_unit_and_survives_a_batch_of_one():
-    bn = L.BatchNorm(3).train()
+    bn = L_norms.BatchNorm(3).train()
     y = bn(torch.randn(64, 3) * 10 + 5)
     torch.testing.assert_close(y.mean(0), torch.zeros(3), atol=1e-5, rtol=0)
     torch.testing.assert_close(y.var(0, unbiased=False), torch.ones(3), atol=1e-3, rtol=0)
@@ -269,12 +269,12 @@ def test_batch_norm_normalizes_each_unit_and_survives_a_batch_of_one():
 
 
 def test_make_norm_and_make_dropout():
-    assert L.make_norm("none", 8) is None and L.make_dropout("inverted", 0.0) is None
-    assert isinstance(L.make_norm("batch", 8), L.BatchNorm)
-    assert isinstance(L.make_norm("layer", 8), L.LayerNorm)
-    assert L.make_norm("group", 8, groups=4).groups == 4
-    assert isinstance(L.make_dropout("vanilla", 0.2), L.VanillaDropout)
+    assert L_norms.make_norm("none", 8) is None and L_dropout.make_dropout("inverted", 0.0) is None
+    assert isinstance(L_norms.make_norm("batch", 8), L_norms.BatchNorm)
+    assert isinstance(L_norms.make_norm("layer", 8), L_norms.LayerNorm)
+    assert L_norms.make_norm("group", 8, groups=4).groups == 4
+    assert isinstance(L_dropout.make_dropout("vanilla", 0.2), L_dropout.VanillaDropout)
     with pytest.raises(ValueError):
-        L.make_norm("instance", 8)
+        L_norms.make_norm("instance", 8)
     with pytest.raises(ValueError):
-        L.GroupNorm(3, 8)
+        L_norms.GroupNorm(3, 8)

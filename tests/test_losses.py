@@ -12,7 +12,7 @@ import torch.nn.functional as F
 from omegaconf import OmegaConf
 from torch import nn
 
-from nnbasics import losses
+from nnbasics.nn import losses
 from nnbasics.errors import ConfigError
 
 CONF = Path(__file__).resolve().parents[1] / "conf" / "loss"
@@ -171,7 +171,7 @@ def test_build_loss_passes_the_margin_and_refuses_unknown_names():
     (["data=curve", "loss=hinge"], "loss.name"),
 ])
 def test_bad_loss_options_are_refused_with_the_key(compose, overrides, key):
-    from nnbasics.validate import validate
+    from nnbasics.engine.validate import validate
 
     with pytest.raises(ConfigError) as e:
         validate(compose(["data=spiral", "monitor=off"] + overrides))

@@ -11,10 +11,10 @@ import pytest
 import torch
 from torch import nn
 
-from nnbasics import activations as A
-from nnbasics import layers as L
+from nnbasics.nn import activations as A
+from nnbasics.nn import dropout as L_dropout, linear as L_linear, noise as L_noise, norms as L_norms
 from nnbasics.errors import ConfigError
-from nnbasics.models import CNN, MLP, build_model, count_parameters, dropout_settings, format_init_audit, init_audit, summary
+from nnbasics.nn.models import CNN, MLP, build_model, count_parameters, dropout_settings, format_init_audit, init_audit, summary
 
 TOY = ["data=spiral", "monitor=off"]
 CONF = Path(__file__).resolve().parents[1] / "conf"
@@ -63,7 +63,7 @@ def test_depth_zero_and_model_linear_are_the_linear_model(compose):
         assert kinds(model) == ["Linear"] and count_parameters(model) == 2 * 3 + 3
 
 
-@pytest.mark.parametrize("norm,cls", [("batch", L.BatchNorm), ("layer", L.LayerNorm), ("group", L.GroupNorm)])
+@pytest.mark.parametrize("norm,cls", [("batch", L_norms.BatchNorm), ("layer", L_norms.LayerNorm), ("group", L_norms.GroupNorm)])
 def test_norm_sits_between_linear_and_activation(compose, norm, cls):
     model = build_model(compose(TOY + [f"model.norm={norm}", "model.width=16", "model.groups=4"]), (2,), 3)
     assert kinds(model) == ["Linear", cls.__name__, "ReLU", "Linear", cls.__name__, "ReLU", "Linear"]
@@ -71,13 +71,13 @@ def test_norm_sits_between_linear_and_activation(compose, norm, cls):
     assert model(torch.randn(5, 2)).shape == (5, 3)
 
 
-@pytest.mark.parametrize("variant,cls", [("inverted", L.Dropout), ("vanilla", L.VanillaDropout)])
+@pytest.mark.parametrize("variant,cls", [("inverted", L_dropout.Dropout), ("vanilla", L_dropout.VanillaDropout)])
 def test_dropout_follows_each_hidden_activation_and_the_input(compose, variant, cls):
     cfg = compose(TOY + ["model.width=16", f"model.dropout.variant={variant}", "model.dropout.p=0.5",
                          "model.dropout.input_p=0.2"])
     model = build_model(cfg, (2,), 3)
     assert kinds(model) == [cls.__name__, "Linear", "ReLU", cls.__name__, "Linear", "ReLU", cls.__name__, "Linear"]
-    assert [m.p for m in model.net if isinstance(m, L.Dropout)] == [0.2, 0.5, 0.5]
+    assert [m.p for m in model.net if isinstance(m, L_dropout.Dropout)] == [0.2, 0.5, 0.5]
     x = torch.randn(64, 2)
     model.eval()
     assert torch.equal(model(x), model(x))  # deterministic at test time
@@ -89,19 +89,19 @@ def test_dropconnect_replaces_the_layers_after_hidden_units(compose):
     cfg = compose(TOY + ["model.width=16", "model.dropout.variant=dropconnect", "model.dropout.p=0.5"])
     model = build_model(cfg, (2,), 3)
     assert kinds(model) == ["Linear", "ReLU", "DropConnect", "ReLU", "DropConnect"]
-    assert all(m.p == 0.5 for m in model.net if isinstance(m, L.DropConnect))
+    assert all(m.p == 0.5 for m in model.net if isinstance(m, L_dropout.DropConnect))
 
 
 def test_regularization_dropout_overrides_model_dropout_and_input_noise_is_a_layer(compose):
     cfg = compose(TOY + ["regularization=dropout", "model.width=16", "model.dropout.p=0.1"])
     assert dropout_settings(cfg) == {"variant": "inverted", "p": 0.5, "input_p": 0.2}
     model = build_model(cfg, (2,), 3)
-    assert [m.p for m in model.net if isinstance(m, L.Dropout)] == [0.2, 0.5, 0.5]
+    assert [m.p for m in model.net if isinstance(m, L_dropout.Dropout)] == [0.2, 0.5, 0.5]
     cfg = compose(TOY + ["regularization=l2", "model.dropout.p=0.1"])
     assert dropout_settings(cfg)["p"] == 0.1  # null in the regularization node: model.dropout.p holds
     cfg = compose(TOY + ["regularization=input_noise", "regularization.input_noise=0.3"])
     model = build_model(cfg, (2,), 3)
-    assert isinstance(model.net[0], L.InputNoise) and model.net[0].std == 0.3
+    assert isinstance(model.net[0], L_noise.InputNoise) and model.net[0].std == 0.3
     x = torch.randn(4, 2)
     assert torch.equal(model.eval()(x), model.eval()(x))
 
@@ -126,7 +126,7 @@ def test_prelu_per_unit_and_activation_options_reach_the_model(compose):
 def test_every_activation_is_found_by_the_monitor(compose):
     from omegaconf import OmegaConf
 
-    from nnbasics.monitor import find_layers
+    from nnbasics.engine.monitor import find_layers
 
     cfg = compose(TOY + ["model.width=8", "model.norm=batch", "model.dropout.p=0.2"])
     for name in A.ACTIVATIONS:
@@ -166,7 +166,7 @@ def test_cnn_shapes_and_parameter_count(shape):
     side = shape[1] // 4
     expected = (c * 9 * 4 + 4) + (4 * 9 * 8 + 8) + (8 * side * side * 16 + 16) + (16 * 10 + 10)
     assert count_parameters(model) == expected
-    convs = [m for m in model.modules() if isinstance(m, L.Conv2d)]
+    convs = [m for m in model.modules() if isinstance(m, L_linear.Conv2d)]
     assert convs[0].init_std == pytest.approx(math.sqrt(2 / (c * 9)))
 
 
@@ -218,7 +218,7 @@ def test_build_model_builds_the_cnn_from_its_config(compose):
     (["data=mnist", "data.download=false", "model=cnn", "model.pool=sum"], "model.pool"),
 ])
 def test_bad_model_options_are_refused_with_the_key(compose, overrides, key):
-    from nnbasics.validate import validate
+    from nnbasics.engine.validate import validate
 
     with pytest.raises(ConfigError) as e:
         validate(compose(TOY + overrides))
@@ -226,7 +226,7 @@ def test_bad_model_options_are_refused_with_the_key(compose, overrides, key):
 
 
 def test_group_norm_check_counts_maxout_units(compose):
-    from nnbasics.models import validate_config
+    from nnbasics.nn.models import validate_config
 
     # 6 units x 2 pieces = 12 pre-activations: 4 groups divide them
     assert validate_config(compose(TOY + ["model.norm=group", "model.width=6", "model.groups=4", "activation=maxout"])) == []

@@ -11,10 +11,10 @@ import pytest
 import torch
 from torch import nn
 
-from nnbasics import monitor as monitor_mod
-from nnbasics.data import Split
+from nnbasics.engine import monitor as monitor_mod
+from nnbasics.data.datasets import Split
 from nnbasics.errors import ConfigError
-from nnbasics.monitor import Monitor, find_layers, write_histograms
+from nnbasics.engine.monitor import Monitor, find_layers, write_histograms
 
 
 class RecordingWriter:
@@ -82,7 +82,7 @@ def test_find_layers_names_layers_in_forward_order_and_reads_init_std():
 
 
 def test_find_layers_uses_the_init_audit_of_the_project_mlp(compose, toy_overrides):
-    from nnbasics.models import build_model
+    from nnbasics.nn.models import build_model
 
     model = build_model(compose(toy_overrides + ["model.depth=2", "model.width=16"]), (2,), 3)
     weights, acts = find_layers(model)
@@ -95,7 +95,7 @@ def test_find_layers_uses_the_init_audit_of_the_project_mlp(compose, toy_overrid
 
 
 def test_find_layers_prefers_project_activation_class_and_skips_what_it_wraps(monkeypatch):
-    import nnbasics.activations as activations
+    import nnbasics.nn.activations as activations
 
     class Activation(nn.Module):  # the contract: activation Modules subclass activations.Activation
         def __init__(self, name, inner):
@@ -282,7 +282,7 @@ def test_level_off_does_nothing():
 
 
 def test_monitor_is_passive_full_and_off_train_bit_for_bit_alike(compose, toy_overrides, tmp_path):
-    from nnbasics.train import train
+    from nnbasics.engine.train import train
 
     common = toy_overrides + ["model.depth=2", "monitor.every=2", "monitor.figures=false"]
     off = train(compose(common + ["monitor=off"]), run_dir=tmp_path / "off")
@@ -293,7 +293,7 @@ def test_monitor_is_passive_full_and_off_train_bit_for_bit_alike(compose, toy_ov
 
 
 def test_figures_of_a_2d_run_are_pngs_and_images(compose, toy_overrides, tmp_path):
-    from nnbasics.train import train
+    from nnbasics.engine.train import train
 
     train(compose(toy_overrides + ["monitor=basic", "epochs=1"]), run_dir=tmp_path / "spiral")
     figures = tmp_path / "spiral" / "figures"
@@ -319,7 +319,7 @@ def test_a_1d_regression_gets_a_fit_figure_and_other_inputs_none(tmp_path):
 
 def test_decision_boundary_shows_the_classes_the_model_predicts():
     """A fixed classifier (class = x1 > 0) must paint the two half planes in two colours."""
-    from nnbasics.plots import decision_boundary, figure_to_array
+    from nnbasics.viz.plots import decision_boundary, figure_to_array
 
     model = nn.Linear(2, 2)
     with torch.no_grad():
@@ -338,7 +338,7 @@ def test_decision_boundary_shows_the_classes_the_model_predicts():
 @pytest.mark.parametrize("override, key", [("monitor.sample=0", "monitor.sample"), ("monitor.bins=1", "monitor.bins"),
                                            ("monitor.figures=maybe", "monitor.figures")])
 def test_bad_monitor_values_are_config_errors(compose, toy_overrides, override, key):
-    from nnbasics.validate import validate
+    from nnbasics.engine.validate import validate
 
     with pytest.raises(ConfigError, match=key):
         validate(compose(toy_overrides + ["monitor=basic", override]))
@@ -357,7 +357,7 @@ def test_dead_relu_fraction_rises_with_the_learning_rate_on_mnist(compose, tmp_p
     from conftest import SHARED_DATA
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-    from nnbasics.train import train
+    from nnbasics.engine.train import train
 
     if not (SHARED_DATA / "MNIST").is_dir():
         pytest.skip(f"no MNIST under {SHARED_DATA}")

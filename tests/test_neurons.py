@@ -8,8 +8,8 @@ import pytest
 import torch
 from torch import nn
 
-from nnbasics import neurons
-from nnbasics.models import build_model
+from nnbasics.nn import neurons
+from nnbasics.nn.models import build_model
 
 FORMS = sorted(neurons.FORWARDS)
 

@@ -16,8 +16,8 @@ import pytest
 import torch
 from torch import nn
 
-from nnbasics.batching import find_batch_size, is_out_of_memory
-from nnbasics.data import Split
+from nnbasics.engine.batch_size import find_batch_size, is_out_of_memory
+from nnbasics.data.datasets import Split
 
 pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux") or not hasattr(os, "fork"),
                                 reason="RLIMIT_AS is enforced (and /proc/self/status read) on Linux only")

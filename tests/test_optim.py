@@ -18,10 +18,10 @@ from omegaconf import OmegaConf
 from torch import nn
 
 from conftest import TOY, compose_cfg
-from nnbasics import optim
+from nnbasics.optim import optimizers as optim
 from nnbasics.errors import ConfigError
-from nnbasics.train import train
-from nnbasics.validate import validate
+from nnbasics.engine.train import train
+from nnbasics.engine.validate import validate
 
 CONF = Path(__file__).resolve().parents[1] / "conf" / "optimizer"
 
@@ -308,7 +308,7 @@ def test_hand_written_optimizers_never_import_torch_dynamo():
 
     code = (
         "import sys, torch\n"
-        "from nnbasics import optim\n"
+        "from nnbasics.optim import optimizers as optim\n"
         "m = torch.nn.Linear(3, 2)\n"
         "for name, cls in optim.OPTIMIZERS.items():\n"
         "    opt = cls(m.parameters(), lr=0.1)\n"

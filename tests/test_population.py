@@ -1,4 +1,4 @@
-"""Population training (nnbasics.population): every member of a population equals its config
+"""Population training (nnbasics.engine.population): every member of a population equals its config
 trained alone by train() (same seed: same init, data order and dropout masks, so equal within
 float tolerance), per-member metrics, per-member optimizer state, grouping, and refusals."""
 
@@ -10,9 +10,9 @@ import pytest
 import torch
 
 from conftest import TOY, compose_cfg
-from nnbasics.population import (BatchedOptimizer, Population, Unsupported, group_configs, group_key,
+from nnbasics.engine.population import (BatchedOptimizer, Population, Unsupported, group_configs, group_key,
                                  train_population, unsupported_reason)
-from nnbasics.train import train
+from nnbasics.engine.train import train
 
 BASE = TOY + ["checkpoint=false", "epochs=2", "model.width=16", "model.depth=2", "data.n_samples=600"]
 

@@ -29,7 +29,7 @@ def multirun(tmp_path: Path, name: str, args: list[str], monkeypatch) -> Path:
     """Run `nnbasics-train -m <args>` in this process (no interpreter start-up); return the sweep dir."""
     from hydra.core.global_hydra import GlobalHydra
 
-    from nnbasics.cli import train_main
+    from nnbasics.cli.train import train_main
 
     sweep = tmp_path / name
     monkeypatch.chdir(tmp_path)

@@ -10,11 +10,11 @@ import pytest
 import torch
 
 from conftest import TOY
-from nnbasics import preprocessing
+from nnbasics.data import preprocessing
 from nnbasics.errors import ConfigError
-from nnbasics.preprocessing import PREPROCESSORS, build_preprocessor
-from nnbasics.train import train
-from nnbasics.validate import validate
+from nnbasics.data.preprocessing import PREPROCESSORS, build_preprocessor
+from nnbasics.engine.train import train
+from nnbasics.engine.validate import validate
 
 CONF = Path(__file__).resolve().parents[1] / "conf" / "preprocess"
 OPTIONS = sorted(p.stem for p in CONF.glob("*.yaml"))
@@ -53,8 +53,8 @@ def test_statistics_come_from_the_training_split_alone():
 def test_training_run_fits_on_the_training_split_and_applies_it_unchanged(option, compose, tmp_path, monkeypatch):
     """Spy on the preprocessor train() builds: fit sees exactly the training split, once; the
     validation and test splits are only transformed; preprocess.pt holds the training statistics."""
-    from nnbasics import train as train_mod
-    from nnbasics.data import load_data
+    from nnbasics.engine import train as train_mod
+    from nnbasics.data.datasets import load_data
 
     calls = {"fit": [], "transform": []}
 
@@ -131,7 +131,7 @@ def test_pca_keeps_the_top_k_directions():
 
 @pytest.mark.parametrize("name", ["pca", "whiten", "zca"])
 def test_fit_size_fits_on_a_fixed_random_subset(name):
-    from nnbasics.preprocessing import fit_subset
+    from nnbasics.data.preprocessing import fit_subset
 
     x = correlated(400, 5, 3)
     extra = {"k": 3} if name != "zca" else {}
@@ -151,7 +151,7 @@ def test_fit_size_fits_on_a_fixed_random_subset(name):
 def test_pca_on_10000_mnist_images_keeps_the_variance_of_the_full_fit():
     """The claim in fit_subset's docstring, on the real training split."""
     from conftest import SHARED_DATA
-    from nnbasics.data import idx_present, load_data
+    from nnbasics.data.datasets import idx_present, load_data
 
     if not idx_present("mnist", SHARED_DATA):
         pytest.skip(f"no MNIST under {SHARED_DATA}")

@@ -11,9 +11,9 @@ import torch
 from omegaconf import OmegaConf
 from torch import nn
 
-from nnbasics import layers as L
-from nnbasics import regularization as R
-from nnbasics.activations import PReLU, ReLU
+from nnbasics.nn import linear as L_linear, norms as L_norms
+from nnbasics.optim import regularization as R
+from nnbasics.nn.activations import PReLU, ReLU
 from nnbasics.errors import ConfigError
 
 CONF = Path(__file__).resolve().parents[1] / "conf" / "regularization"
@@ -21,8 +21,8 @@ CONF = Path(__file__).resolve().parents[1] / "conf" / "regularization"
 
 def net():
     torch.manual_seed(0)
-    return nn.Sequential(L.Linear(4, 6, init={"name": "he_normal", "bias": 0.1}), L.BatchNorm(6), PReLU(6),
-                         L.Linear(6, 3, init={"name": "he_normal", "bias": 0.1}))
+    return nn.Sequential(L_linear.Linear(4, 6, init={"name": "he_normal", "bias": 0.1}), L_norms.BatchNorm(6), PReLU(6),
+                         L_linear.Linear(6, 3, init={"name": "he_normal", "bias": 0.1}))
 
 
 def cfg(**kw):
@@ -37,7 +37,7 @@ def not_weights(model):
 
 
 def test_weights_are_exactly_the_linear_and_conv_weights():
-    model = nn.Sequential(net(), L.Conv2d(2, 3, 3))
+    model = nn.Sequential(net(), L_linear.Conv2d(2, 3, 3))
     ws = R.weight_parameters(model)
     assert len(ws) == 3 and all(p.dim() >= 2 for p in ws)
     # biases (3), batch-norm gamma and beta, the PReLU slopes are not weights
@@ -135,7 +135,7 @@ def test_the_optimizers_own_weight_decay_never_reaches_biases():
 
 def test_max_norm_holds_after_a_large_step_and_leaves_small_units_alone():
     torch.manual_seed(0)
-    model = nn.Sequential(L.Linear(10, 8, init={"name": "normal", "std": 0.05}), ReLU(), L.Linear(8, 2))
+    model = nn.Sequential(L_linear.Linear(10, 8, init={"name": "normal", "std": 0.05}), ReLU(), L_linear.Linear(8, 2))
     c = 0.5
     small = model[0].weight.detach().norm(dim=1) < c
     assert small.all()  # every unit starts inside the ball
@@ -155,7 +155,7 @@ def test_max_norm_holds_after_a_large_step_and_leaves_small_units_alone():
 
 
 def test_max_norm_on_conv_kernels_and_off_when_null():
-    conv = L.Conv2d(3, 4, 3, init={"name": "normal", "std": 1.0})
+    conv = L_linear.Conv2d(3, 4, 3, init={"name": "normal", "std": 1.0})
     R.after_step_(conv, cfg(max_norm=1.0))
     assert float(conv.weight.detach().reshape(4, -1).norm(dim=1).max()) <= 1 + 1e-6
     before = conv.weight.detach().clone()
@@ -189,7 +189,7 @@ def test_every_option_has_every_key_and_is_registered():
     (["regularization=l2", "regularization.decoupled=maybe"], "regularization.decoupled"),
 ])
 def test_bad_regularization_options_are_refused_with_the_key(compose, overrides, key):
-    from nnbasics.validate import validate
+    from nnbasics.engine.validate import validate
 
     with pytest.raises(ConfigError) as e:
         validate(compose(["data=spiral", "monitor=off"] + overrides))

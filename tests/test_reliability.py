@@ -17,9 +17,9 @@ import pytest
 import torch
 
 from conftest import TOY
-from nnbasics import activations
+from nnbasics.nn import activations
 from nnbasics.errors import ConfigError, DivergenceError
-from nnbasics.train import train
+from nnbasics.engine.train import train
 
 BIN = Path(sys.executable).parent
 
@@ -213,7 +213,7 @@ def test_finished_run_is_never_overwritten(compose, tmp_path):
 
 def test_out_of_memory_is_one_clear_message_and_recorded(compose, tmp_path, monkeypatch):
     """A (simulated) allocation failure mid-training: a message naming batch_size, status failed."""
-    from nnbasics import train as train_mod
+    from nnbasics.engine import train as train_mod
     from nnbasics.errors import NNBasicsError
 
     real = train_mod.correct

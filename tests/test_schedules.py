@@ -10,11 +10,11 @@ import pytest
 import torch
 
 from conftest import TOY
-from nnbasics import schedules
+from nnbasics.optim import schedules
 from nnbasics.errors import ConfigError
-from nnbasics.schedules import build_schedule
-from nnbasics.train import train
-from nnbasics.validate import validate
+from nnbasics.optim.schedules import build_schedule
+from nnbasics.engine.train import train
+from nnbasics.engine.validate import validate
 
 CONF = Path(__file__).resolve().parents[1] / "conf" / "scheduler"
 

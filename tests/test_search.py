@@ -14,7 +14,7 @@ import pytest
 from omegaconf import OmegaConf
 
 from conftest import CONF_DIR
-from nnbasics.search import Range, narrow
+from nnbasics.cli.search import Range, narrow
 
 BIN = Path(sys.executable).parent
 # optuna 2.x (the version the Hydra sweeper needs) warns about SQLAlchemy 2.0 on import
@@ -63,8 +63,8 @@ def test_search_configs_are_wide_log_ranges_on_val_acc(name, sampler):
 
 
 def test_a_search_run_cannot_read_the_test_split(compose, toy_overrides, tmp_path, monkeypatch):
-    from nnbasics import data as data_mod
-    from nnbasics import train as train_mod
+    from nnbasics.data import datasets as data_mod
+    from nnbasics.engine import train as train_mod
 
     bundles = []
     real_load = data_mod.load_data

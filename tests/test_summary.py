@@ -16,8 +16,8 @@ from pathlib import Path
 
 import pytest
 
-from nnbasics.summary import main as summary_main
-from nnbasics.summary import summarize
+from nnbasics.cli.summary import main as summary_main
+from nnbasics.cli.summary import summarize
 
 BIN = Path(sys.executable).parent
 FAST = ["data=spiral", "epochs=1", "progress=false", "monitor=off", "model.width=16", "model.depth=1",

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from nnbasics.train import train
+from nnbasics.engine.train import train
 
 CONF = Path(__file__).resolve().parents[1] / "conf"
 
@@ -43,9 +43,9 @@ def test_short_toy_run_learns_and_describes_itself(compose, toy_overrides, tmp_p
 
 def test_loss_at_initialization_is_log_of_class_count(compose, toy_overrides, tmp_path):
     """A 10-class softmax with small random logits starts near ln 10 = 2.303."""
-    from nnbasics.data import load_data
-    from nnbasics.losses import build_loss
-    from nnbasics.models import build_model
+    from nnbasics.data.datasets import load_data
+    from nnbasics.nn.losses import build_loss
+    from nnbasics.nn.models import build_model
 
     cfg = compose(toy_overrides + ["data=blobs", "data.classes=10", "model.width=64"])
     bundle = load_data(cfg.data)
@@ -72,7 +72,7 @@ def test_eval_test_false_never_reads_test(compose, toy_overrides, tmp_path):
 
 def test_search_mode_forbids_the_test_split(compose, toy_overrides, tmp_path, monkeypatch):
     """search=true: the final evaluation skips test, and any attempt to read it raises."""
-    import nnbasics.data as data_mod
+    import nnbasics.data.datasets as data_mod
 
     seen = {}
     real = data_mod.load_data

@@ -6,7 +6,7 @@ import pytest
 import torch
 from torch import nn
 
-from nnbasics import visualize as vis
+from nnbasics.viz import visualize as vis
 
 
 def test_class_samples_grid_has_a_row_per_class_and_per_class_columns(tmp_path):

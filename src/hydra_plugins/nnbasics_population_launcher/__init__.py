@@ -1,5 +1,5 @@
 """Hydra launcher plugin ``hydra/launcher=population``: a multirun's compatible jobs trained as
-populations of stacked models in one process (``nnbasics.population``), every job still with
+populations of stacked models in one process (``nnbasics.engine.population``), every job still with
 its own run directory; jobs that cannot be grouped run one by one, as the basic launcher runs
 them."""
 

@@ -4,14 +4,14 @@ For every batch of jobs the sweeper hands over:
 
 1. take each job's config (composed once, when the sweeper checks the batch: `_compose_once`)
    and the task config it would receive;
-2. group the task configs with ``nnbasics.population.group_configs``: configs equal in all but
+2. group the task configs with ``nnbasics.engine.population.group_configs``: configs equal in all but
    per-member hyperparameters (seed, init, optimizer hyperparameters, regularization,
    scheduler, dropout rates) form a population;
-3. train each population with ``nnbasics.population.Population`` (one process, stacked
+3. train each population with ``nnbasics.engine.population.Population`` (one process, stacked
    weights); then, job by job, Hydra's own ``run_job`` makes the job's run directory
    (``.hydra/`` with config.yaml, hydra.yaml, overrides.yaml, the job log), fires the job
    callbacks, and writes the member's files (config.yaml, metrics.json, history.json, tb/,
-   checkpoint.pt, ...) there with ``nnbasics.population.write_member``; the job returns what
+   checkpoint.pt, ...) there with ``nnbasics.engine.population.write_member``; the job returns what
    ``nnbasics-train`` returns (val/acc, NaN when diverged);
 4. run every other job (unsupported, alone in its group, or a population that was refused)
    with the task function through ``run_job``, exactly as the basic launcher does.
@@ -90,7 +90,7 @@ class PopulationLauncher(Launcher):
     # --- the launch -----------------------------------------------------------------------------
 
     def launch(self, job_overrides: Sequence[Sequence[str]], initial_job_idx: int) -> Sequence[JobReturn]:
-        from nnbasics.population import Population, group_configs
+        from nnbasics.engine.population import Population, group_configs
 
         setup_globals()
         assert self.config is not None and self.task_function is not None
@@ -155,7 +155,7 @@ def _member_task(result) -> Callable[[DictConfig], Any]:
     has its .hydra/ files, log and callbacks) and returns what nnbasics-train returns."""
 
     def task(cfg: DictConfig) -> Any:
-        from nnbasics.population import write_member
+        from nnbasics.engine.population import write_member
 
         run_dir = Path(HydraConfig.get().runtime.output_dir)
         m = result.metrics

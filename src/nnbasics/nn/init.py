@@ -334,7 +334,7 @@ def init_layer_(weight: Tensor, bias: Tensor | None, cfg: Mapping, nonlinearity:
 
 def validate_config(cfg: Mapping) -> list[str]:
     """Check the ``init`` node's own options; raise ConfigError on a bad one."""
-    from nnbasics.validate import _get, check_number
+    from nnbasics.engine.validate import _get, check_number
 
     notes: list[str] = []
     name = _get(cfg, "init.name")

@@ -434,7 +434,7 @@ def _plain(value):
 def validate_config(cfg: Mapping) -> list[str]:
     """Check the optimizer's own options (validate.py checks name, lr > 0, impl, momentum >= 0,
     weight_decay >= 0 and eps > 0). Returns warnings."""
-    from nnbasics.validate import _get, check_name, check_number
+    from nnbasics.engine.validate import _get, check_name, check_number
 
     notes: list[str] = []
     name = _get(cfg, "optimizer.name")

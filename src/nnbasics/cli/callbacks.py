@@ -3,7 +3,7 @@
 `SweepCallback` does four things around a multirun; a single run is left alone:
 
 - **Summary.** At the end of a multirun it writes ``summary.csv`` and ``summary.md`` into the
-  sweep directory (`nnbasics.summary`): mean and std over seeds per configuration, the best one
+  sweep directory (`nnbasics.cli.summary`): mean and std over seeds per configuration, the best one
   by ``val/acc``, and every run that diverged or failed.
 - **Failure does not sink a sweep.** A job that raises an error the training code did not
   handle is recorded as ``failed`` in its ``metrics.json`` (with the error), and handed back to
@@ -95,7 +95,7 @@ class SweepCallback(Callback):
             config.hydra.overrides.task = kept + [f"{k}={v}" for k, v in FIREWALL.items()]
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
-        from nnbasics.summary import write_summary
+        from nnbasics.cli.summary import write_summary
 
         sweep_dir = Path(str(config.hydra.sweep.dir))
         try:
@@ -151,7 +151,7 @@ def _record_failure(job_dir: Path | None, error: BaseException) -> None:
     path = job_dir / "metrics.json"
     if path.exists():
         return
-    from nnbasics.train import write_json
+    from nnbasics.engine.train import write_json
 
     job_dir.mkdir(parents=True, exist_ok=True)
     tb = "".join(traceback.format_exception(type(error), error, error.__traceback__))

@@ -284,7 +284,7 @@ def build_preprocessor(cfg: Mapping) -> Preprocessor:
 
 def validate_config(cfg: Mapping) -> list[str]:
     """Check the preprocess options (validate.py checks name and eps > 0)."""
-    from nnbasics.validate import _get, check_name, check_number
+    from nnbasics.engine.validate import _get, check_name, check_number
 
     name = _get(cfg, "preprocess.name")
     if name not in PREPROCESSORS:

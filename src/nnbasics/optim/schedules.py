@@ -129,7 +129,7 @@ def build_schedule(cfg: Mapping, total_steps: int, steps_per_epoch: int = 1) -> 
 
 def validate_config(cfg: Mapping) -> list[str]:
     """Check the scheduler's own options (validate.py checks name and warmup_steps >= 0)."""
-    from nnbasics.validate import _get, check_name, check_number
+    from nnbasics.engine.validate import _get, check_name, check_number
 
     name = _get(cfg, "scheduler.name")
     if name not in SCHEDULES:

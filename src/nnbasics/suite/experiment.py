@@ -52,7 +52,7 @@ from typing import Any, Iterable, Sequence
 
 BUDGETS = ("smoke", "default", "full")
 DEFAULT_SEEDS = (0, 1, 2)
-PACKAGE_DIR = Path(__file__).resolve().parent
+PACKAGE_DIR = Path(__file__).resolve().parents[1]
 REPO_DIR = PACKAGE_DIR.parents[1]
 CONF_DIR = Path(os.environ.get("NNBASICS_CONF", REPO_DIR / "conf"))
 # Run overrides every experiment run gets unless it sets them itself: quiet, no checkpoints, no
@@ -61,7 +61,7 @@ QUIET = {"progress": "false", "checkpoint": "false", "monitor": "off"}
 # The order of the groups in ../shared/EXPERIMENTS.md (for listings and the report).
 GROUP_ORDER = "OAIRLPHMUV"
 
-log = logging.getLogger("nnbasics.experiment")
+log = logging.getLogger("nnbasics.suite.experiment")
 
 
 # ----------------------------------------------------------------------------------------------
@@ -248,7 +248,7 @@ class Context:
         """The training config of ``conf/train.yaml`` with ``overrides``, as ``nnbasics-train
         <overrides>`` would see it (plus progress=false checkpoint=false monitor=off and the
         context's device unless the overrides set them)."""
-        import nnbasics.cli  # noqa: F401  (registers the nnbasics_uid resolver of conf/train.yaml)
+        import nnbasics.cli.train  # noqa: F401  (registers the nnbasics_uid resolver of conf/train.yaml)
         from hydra import compose, initialize_config_dir
         from hydra.core.global_hydra import GlobalHydra
 
@@ -270,7 +270,7 @@ class Context:
         does not raise: its ``status`` is ``diverged`` and its losses are nan.
         """
         from nnbasics.errors import DivergenceError
-        from nnbasics.train import train
+        from nnbasics.engine.train import train
 
         from omegaconf import OmegaConf
 
@@ -316,8 +316,8 @@ class Context:
         import torch
         from omegaconf import OmegaConf
 
-        from nnbasics import data as data_mod
-        from nnbasics.models import build_model
+        from nnbasics.data import datasets as data_mod
+        from nnbasics.nn.models import build_model
 
         run_dir = Path(result["run_dir"])
         if not (run_dir / "checkpoint.pt").exists():
@@ -475,7 +475,7 @@ def run_experiment(path: Path, budget: str = "default", seeds: Sequence[int] = D
     record["train_time_s"] = ctx.train_time_s if ctx else 0.0
     record["command"] = command_line([record["id"]], budget, seeds, device)
     record["finished"] = time.strftime("%Y-%m-%d %H:%M:%S")
-    from nnbasics.train import git_revision
+    from nnbasics.engine.train import git_revision
 
     record["git"] = git_revision()
     out_dir = Path(out) / budget / record["id"]
@@ -723,8 +723,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    # `python -m nnbasics.experiment`: run the importable module's main, so experiments and the
+    # `python -m nnbasics.suite.experiment`: run the importable module's main, so experiments and the
     # runner share one set of classes (not this __main__ copy).
-    from nnbasics.experiment import main as _main
+    from nnbasics.suite.experiment import main as _main
 
     sys.exit(_main())

@@ -5,7 +5,8 @@ from __future__ import annotations
 import argparse
 import sys
 
-from nnbasics.data import IMAGE_SETS, fetch, resolve_root
+from nnbasics.data.datasets import IMAGE_SETS, resolve_root
+from nnbasics.data.fetch import fetch
 from nnbasics.errors import DataError
 
 

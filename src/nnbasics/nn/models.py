@@ -21,8 +21,11 @@ from typing import Any, Mapping, Sequence
 import torch
 from torch import nn
 
-from nnbasics.activations import gain_name, get_activation, pieces_of
-from nnbasics.layers import NORMS, Conv2d, DropConnect, InputNoise, Linear, make_dropout, make_norm
+from nnbasics.nn.activations import gain_name, get_activation, pieces_of
+from nnbasics.nn.norms import NORMS, make_norm
+from nnbasics.nn.linear import Conv2d, Linear
+from nnbasics.nn.dropout import DropConnect, make_dropout
+from nnbasics.nn.noise import InputNoise
 
 DROPOUT_VARIANTS = ("inverted", "vanilla", "dropconnect")
 POOLS = ("max", "avg", "none")
@@ -276,7 +279,7 @@ IMAGE_SIZES = {"mnist": 28, "fashion_mnist": 28, "cifar10": 32}
 
 def validate_config(cfg: Mapping) -> list[str]:
     from nnbasics.errors import ConfigError
-    from nnbasics.validate import _get as get, check_name, check_number
+    from nnbasics.engine.validate import _get as get, check_name, check_number
 
     notes: list[str] = []
     name = get(cfg, "model.name")

@@ -60,7 +60,15 @@ def _range_text(low, high, low_open, high_open) -> str:
 def validate(cfg: Mapping) -> list[str]:
     """Check every value of a training config; raise ConfigError on the first bad one.
     Returns warnings (combinations that are allowed but usually a mistake)."""
-    from nnbasics import activations, data, init, losses, models, optim, preprocessing, regularization, schedules
+    from nnbasics.nn import activations
+    from nnbasics.data import datasets as data
+    from nnbasics.nn import init
+    from nnbasics.nn import losses
+    from nnbasics.nn import models
+    from nnbasics.optim import optimizers as optim
+    from nnbasics.data import preprocessing
+    from nnbasics.optim import regularization
+    from nnbasics.optim import schedules
 
     notes: list[str] = []
     for group in ("data", "model", "activation", "init", "loss", "optimizer", "scheduler", "regularization", "preprocess"):
@@ -147,7 +155,7 @@ def validate(cfg: Mapping) -> list[str]:
         check_number(cfg, "monitor.every", low=1, integer=True)
 
     # each library module checks its own options (see the module's validate_config)
-    from nnbasics import monitor
+    from nnbasics.engine import monitor
     for module in (init, activations, models, losses, optim, schedules, regularization, preprocessing, monitor):
         hook = getattr(module, "validate_config", None)
         if hook is not None:

@@ -354,7 +354,7 @@ def gain_name(cfg: Mapping | str | Activation) -> tuple[str, float | None]:
 
 def validate_config(cfg: Mapping) -> list[str]:
     """Check the ``activation`` node's own options (validate.py checks the name)."""
-    from nnbasics.validate import _get, check_number
+    from nnbasics.engine.validate import _get, check_number
 
     name = _get(cfg, "activation.name")
     if name in ("leaky_relu", "prelu"):

@@ -118,7 +118,7 @@ def validate_config(cfg: Mapping) -> list[str]:
     """Check the ``regularization`` node's own options (validate.py checks the name,
     weight_decay >= 0 and l1 >= 0)."""
     from nnbasics.errors import ConfigError
-    from nnbasics.validate import _get, check_number
+    from nnbasics.engine.validate import _get, check_number
 
     notes: list[str] = []
     check_number(cfg, "regularization.max_norm", low=0, low_open=True, optional=True)

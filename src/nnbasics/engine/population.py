@@ -61,16 +61,16 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 from torch import Tensor, nn
 
-from nnbasics import data as data_mod
+from nnbasics.data import datasets as data_mod
 from nnbasics.errors import NNBasicsError
-from nnbasics.losses import build_loss, correct
-from nnbasics.models import build_model, count_parameters
-from nnbasics.optim import build_optimizer
-from nnbasics.preprocessing import build_preprocessor
-from nnbasics.regularization import after_step_, param_groups, penalty
-from nnbasics.schedules import build_schedule
-from nnbasics.train import _select
-from nnbasics.validate import validate
+from nnbasics.nn.losses import build_loss, correct
+from nnbasics.nn.models import build_model, count_parameters
+from nnbasics.optim.optimizers import build_optimizer
+from nnbasics.data.preprocessing import build_preprocessor
+from nnbasics.optim.regularization import after_step_, param_groups, penalty
+from nnbasics.optim.schedules import build_schedule
+from nnbasics.engine.train import _select
+from nnbasics.engine.validate import validate
 
 log = logging.getLogger("nnbasics")
 
@@ -174,7 +174,7 @@ def _linears(model: nn.Module) -> list[nn.Linear]:
 
 
 def _is_activation(m: nn.Module) -> bool:
-    from nnbasics import activations
+    from nnbasics.nn import activations
 
     registry = getattr(activations, "ACTIVATIONS", {})
     classes = tuple(v for v in registry.values() if isinstance(v, type))
@@ -184,9 +184,9 @@ def _is_activation(m: nn.Module) -> bool:
 
 def _plain_linear(m: nn.Module) -> bool:
     """nn.Linear or the project's Linear (which only owns its init); not DropConnect & co."""
-    from nnbasics import layers
+    from nnbasics.nn.linear import Linear
 
-    return type(m) is nn.Linear or type(m) is getattr(layers, "Linear", nn.Linear)
+    return type(m) is nn.Linear or type(m) is Linear
 
 
 def _plan(model: nn.Module, depth: int) -> list[tuple[list[nn.Module], list[nn.Module]]]:
@@ -488,7 +488,7 @@ class Population:
     cannot be trained together."""
 
     def __init__(self, cfgs: Sequence[Mapping], log_every_epoch: bool = True):
-        from nnbasics.train import resolve_batch_size, resolve_device
+        from nnbasics.engine.train import resolve_batch_size, resolve_device
 
         given = [c if isinstance(c, DictConfig) else OmegaConf.create(c) for c in cfgs]
         if not given:
@@ -518,7 +518,7 @@ class Population:
         # data: once for all members
         self.bundle = data_mod.load_data(cfg0.data, device=self.device)
         if cfg0.get("search"):
-            from nnbasics.train import _test_split_forbidden
+            from nnbasics.engine.train import _test_split_forbidden
 
             self.bundle.load_test = _test_split_forbidden
         self.pre = build_preprocessor(cfg0.preprocess).fit(self.bundle.train.x)
@@ -871,7 +871,7 @@ class Population:
 def _model_texts(model: nn.Module) -> dict[str, str]:
     """What train() writes as TensorBoard text at the start: the model summary and the init
     audit (taken right after the model is built)."""
-    from nnbasics import models as models_mod
+    from nnbasics.nn import models as models_mod
 
     texts = {}
     if hasattr(models_mod, "summary"):
@@ -903,7 +903,7 @@ def write_member(result: MemberResult, run_dir: str | Path) -> dict:
     (with ``history``, as ``train`` returns them)."""
     from torch.utils.tensorboard import SummaryWriter
 
-    from nnbasics.train import FINAL_KEYS, git_revision, hparams_of, save_atomic, write_hparams, write_json
+    from nnbasics.engine.train import FINAL_KEYS, git_revision, hparams_of, save_atomic, write_hparams, write_json
 
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)

@@ -50,7 +50,7 @@ def probabilities(output: Tensor, task: str) -> Tensor:
     if task == "multiclass":
         return softmax(output)
     if task in ("binary", "multilabel"):
-        from nnbasics.activations import sigmoid
+        from nnbasics.nn.activations import sigmoid
 
         return sigmoid(output)
     return output
@@ -169,7 +169,7 @@ def correct(output: Tensor, target: Tensor, task: str) -> Tensor:
 
 def validate_config(cfg: Mapping) -> list[str]:
     """Check the ``loss`` node's own options (validate.py checks the name and the task)."""
-    from nnbasics.validate import _get, check_number
+    from nnbasics.engine.validate import _get, check_number
 
     if _get(cfg, "loss.name") in MARGIN_LOSSES:
         check_number(cfg, "loss.margin", low=0, low_open=True, optional=True)

@@ -13,7 +13,7 @@ default), never by a test metric.
 
 Only files are read, so a sweep whose jobs ran elsewhere (a cluster, another machine) is
 summarized the same way once its directories are copied here. A Hydra callback
-(`nnbasics.callbacks.SweepCallback`) writes the summary at the end of every multirun.
+(`nnbasics.cli.callbacks.SweepCallback`) writes the summary at the end of every multirun.
 """
 
 from __future__ import annotations

@@ -47,7 +47,7 @@ from torch import Tensor, nn
 def is_activation(module: nn.Module) -> bool:
     """An activation Module: the project's ``activations.Activation`` or one of torch's."""
     try:
-        from nnbasics.activations import Activation  # the project's base class, once it exists
+        from nnbasics.nn.activations import Activation  # the project's base class, once it exists
     except ImportError:
         Activation = ()  # type: ignore[assignment]
     return isinstance(module, Activation) or type(module).__module__ == "torch.nn.modules.activation"

@@ -197,7 +197,7 @@ def run_stage(stage: Stage, args: argparse.Namespace, base: list[str], ranges: l
     stage.wall_time_s = time.perf_counter() - t0
     sweep_dir = Path(stage.sweep_dir)
     if sweep_dir.is_dir() and not (sweep_dir / "summary.md").exists():  # the sweep crashed before its end
-        from nnbasics.summary import write_summary
+        from nnbasics.cli.summary import write_summary
 
         try:
             write_summary(sweep_dir)

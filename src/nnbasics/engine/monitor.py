@@ -51,7 +51,7 @@ RELU_FAMILY = frozenset({"relu", "leaky_relu", "prelu", "rrelu", "relu6"})
 SATURATING = {"sigmoid": (0.0, 1.0), "tanh": (-1.0, 1.0)}
 SATURATION_MARGIN = 0.01
 
-# Until every activation Module subclasses nnbasics.activations.Activation, these torch Modules
+# Until every activation Module subclasses nnbasics.nn.activations.Activation, these torch Modules
 # are recognized as activations, by this name.
 _TORCH_ACTIVATIONS: dict[type, str] = {
     nn.ReLU: "relu", nn.LeakyReLU: "leaky_relu", nn.PReLU: "prelu", nn.RReLU: "rrelu", nn.ReLU6: "relu6",
@@ -91,7 +91,7 @@ class ActivationLayer:
 
 def _activation_base():
     try:
-        from nnbasics.activations import Activation
+        from nnbasics.nn.activations import Activation
     except ImportError:
         return None
     return Activation
@@ -115,7 +115,7 @@ def is_weight_layer(module: nn.Module) -> bool:
 def find_layers(model: nn.Module) -> tuple[list[WeightLayer], list[ActivationLayer]]:
     """The weight layers (Linear, Conv) and the hidden activation Modules of ``model``, in
     registration order (the forward order of an MLP or a plain CNN). An activation takes the name
-    of the weight layer before it. Activations are the ``nnbasics.activations.Activation``
+    of the weight layer before it. Activations are the ``nnbasics.nn.activations.Activation``
     instances when the model has any, else the torch activation Modules; a Module nested inside
     an activation is not counted again."""
     base = _activation_base()
@@ -473,7 +473,7 @@ class Monitor:
         self.writer.add_custom_scalars({"training": training, "diagnostics": charts, "weight std vs init": per_layer})
 
     def _activation_figure(self, scan: ScanResult, when: str) -> None:
-        from nnbasics import plots
+        from nnbasics.viz import plots
 
         layers = [plots.LayerActivations(a.name, a.kind, *scan.values[a.name], scan.dead.get(a.name),
                                          scan.saturated.get(a.name))
@@ -484,7 +484,7 @@ class Monitor:
         self._save(fig, f"activations_{when}.png", "figures/activations", scan.step)
 
     def _data_figure(self, step: int) -> None:
-        from nnbasics import plots
+        from nnbasics.viz import plots
 
         split = self.train_split
         if split is None or len(split) == 0 or split.x.dim() != 2:
@@ -498,7 +498,7 @@ class Monitor:
             self._save(fig, "fit.png", "figures/fit", step)
 
     def _save(self, fig, filename: str, tag: str, step: int) -> None:
-        from nnbasics import plots
+        from nnbasics.viz import plots
 
         folder = (self.run_dir / "figures") if self.run_dir is not None else None
         if folder is None:
@@ -509,7 +509,7 @@ class Monitor:
 
 def validate_config(cfg: Mapping) -> list[str]:
     """The monitor's own keys (validate.py checks level and every)."""
-    from nnbasics.validate import _get, check_number
+    from nnbasics.engine.validate import _get, check_number
 
     if _get(cfg, "monitor") is None:
         return []

@@ -12,7 +12,7 @@ from pathlib import Path
 import hydra
 from omegaconf import DictConfig, OmegaConf
 
-CONF_DIR = str(Path(os.environ.get("NNBASICS_CONF", Path(__file__).resolve().parents[2] / "conf")))
+CONF_DIR = str(Path(os.environ.get("NNBASICS_CONF", Path(__file__).resolve().parents[3] / "conf")))
 
 # A short random id in every run and sweep directory name, so two jobs started in the same
 # second never share a directory. use_cache: resolved once per config, so the name is stable.
@@ -43,7 +43,7 @@ def train_main(cfg: DictConfig) -> float | None:
     from hydra.core.hydra_config import HydraConfig
 
     from nnbasics.errors import ConfigError, DataError, DivergenceError, NNBasicsError
-    from nnbasics.train import train, write_json
+    from nnbasics.engine.train import train, write_json
 
     run_dir = Path(HydraConfig.get().runtime.output_dir)
     try:

@@ -1,0 +1,1 @@
+"""Data sets as device-resident tensors, fetching them, and preprocessing."""

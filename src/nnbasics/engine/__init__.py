@@ -1,0 +1,1 @@
+"""The training engine: validation, set-up, the loop, run directories, populations, monitor."""

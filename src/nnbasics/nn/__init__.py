@@ -1,0 +1,1 @@
+"""Building blocks a learner reads: initializers, activations, layers, losses, models."""

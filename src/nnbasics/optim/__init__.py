@@ -1,0 +1,1 @@
+"""Optimization: optimizers (update rules), learning-rate schedules, regularization."""

@@ -1,0 +1,1 @@
+"""The experiment suite: context, statistics, report and runner."""

@@ -1,0 +1,1 @@
+"""Figures: decision boundaries, activation histograms, image grids."""
