@@ -23,7 +23,7 @@ import os
 import subprocess
 import time
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
 import torch
 from omegaconf import DictConfig, OmegaConf
@@ -184,8 +184,19 @@ def prepare_run_dir(run_dir: Path, cfg: Mapping) -> dict | None:
     return torch.load(ckpt, map_location="cpu", weights_only=True)
 
 
-def train(cfg: Mapping, run_dir: str | os.PathLike | None = None) -> dict:
+def train(cfg: Mapping, run_dir: str | os.PathLike | None = None, *, data: data_mod.DataBundle | None = None,
+          preprocessor=None, loss: Callable | None = None) -> dict:
     """Train the configured model and return its final metrics (also written to metrics.json).
+
+    The parts a caller may supply instead of building them from the config (injection points:
+    an experiment passes what it needs, it never patches the library):
+
+    - ``data``: a ``DataBundle`` used instead of ``load_data(cfg.data)`` (e.g. loaded once for
+      many runs);
+    - ``preprocessor``: a *fitted* preprocessor (``transform(x)``, ``state_dict()``) used as given,
+      instead of ``build_preprocessor(cfg.preprocess).fit(train.x)``;
+    - ``loss``: a callable ``(output, target) -> scalar`` used instead of ``build_loss(cfg.loss)``;
+      the config's loss-vs-task rule is then the caller's responsibility.
 
     ``run_dir`` defaults to ``cfg.resume`` (continue that run) or a fresh temporary folder.
     Raises ConfigError before any work when a config value is not allowed, and DivergenceError
@@ -193,7 +204,7 @@ def train(cfg: Mapping, run_dir: str | os.PathLike | None = None) -> dict:
     """
     if not isinstance(cfg, DictConfig):
         cfg = OmegaConf.create(cfg)
-    validate(cfg)
+    validate(cfg, custom_loss=loss is not None)
     device = resolve_device(cfg.device)
     if cfg.get("resume"):
         run_dir = cfg.resume
@@ -210,11 +221,11 @@ def train(cfg: Mapping, run_dir: str | os.PathLike | None = None) -> dict:
     t_start = time.perf_counter()
 
     # --- data, once, on the device ----------------------------------------------------------
-    bundle = data_mod.load_data(cfg.data, device=device)
+    bundle = data if data is not None else data_mod.load_data(cfg.data, device=device)
     if cfg.get("search"):
         # Test-set firewall: inside a hyperparameter search the test split cannot be read.
         bundle.load_test = _test_split_forbidden
-    pre = build_preprocessor(cfg.preprocess).fit(bundle.train.x)
+    pre = preprocessor if preprocessor is not None else build_preprocessor(cfg.preprocess).fit(bundle.train.x)
     train_split = data_mod.Split(pre.transform(bundle.train.x), bundle.train.y)
     val_split = data_mod.Split(pre.transform(bundle.val.x), bundle.val.y)
     n_train = len(train_split)
@@ -224,7 +235,7 @@ def train(cfg: Mapping, run_dir: str | os.PathLike | None = None) -> dict:
     torch.manual_seed(cfg.seed)
     model = build_model(cfg, tuple(train_split.x.shape[1:]), bundle.out_features).to(device)
     audit = init_audit(model)  # before any update: the init as drawn
-    loss_fn = build_loss(cfg.loss)
+    loss_fn = loss if loss is not None else build_loss(cfg.loss)
     if batch_size is None:
         from nnbasics.engine.batch_size import find_batch_size
 

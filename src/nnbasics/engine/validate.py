@@ -57,9 +57,11 @@ def _range_text(low, high, low_open, high_open) -> str:
     return f" in {'(' if low_open else '['}{low}, {high}{')' if high_open else ']'}"
 
 
-def validate(cfg: Mapping) -> list[str]:
+def validate(cfg: Mapping, *, custom_loss: bool = False) -> list[str]:
     """Check every value of a training config; raise ConfigError on the first bad one.
-    Returns warnings (combinations that are allowed but usually a mistake)."""
+    Returns warnings (combinations that are allowed but usually a mistake). ``custom_loss``: the
+    caller supplies its own loss callable (``train(..., loss=fn)``), so the loss-vs-task rule is
+    not applied."""
     from nnbasics.nn import activations
     from nnbasics.data import datasets as data
     from nnbasics.nn import init
@@ -122,7 +124,7 @@ def validate(cfg: Mapping) -> list[str]:
     # loss and task
     loss = check_name(cfg, "loss.name", losses.LOSSES)
     task = data.task_of(_get(cfg, "data.target", "label"), 10)[0]
-    if task not in losses.LOSS_TASKS.get(loss, {task}):
+    if not custom_loss and task not in losses.LOSS_TASKS.get(loss, {task}):
         raise ConfigError("loss.name", loss, f"a {task} target ({name}, target={_get(cfg, 'data.target', 'label')}) "
                           f"needs one of: {', '.join(sorted(k for k, v in losses.LOSS_TASKS.items() if task in v))}")
 
