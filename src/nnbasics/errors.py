@@ -27,3 +27,7 @@ class DivergenceError(NNBasicsError, FloatingPointError):
             f"training diverged: loss is {loss} at step {step}. Lower optimizer.lr, add warm-up "
             f"(scheduler.warmup_steps), or check the data; the run is recorded as diverged."
         )
+
+
+class Unsupported(NNBasicsError):
+    """These configs cannot be trained as one population (train them one by one instead)."""

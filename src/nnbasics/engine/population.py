@@ -62,9 +62,10 @@ from omegaconf import DictConfig, OmegaConf
 from torch import Tensor, nn
 
 from nnbasics.data import datasets as data_mod
-from nnbasics.errors import NNBasicsError
+from nnbasics.errors import Unsupported
 from nnbasics.nn.losses import build_loss, correct
 from nnbasics.nn.models import build_model, count_parameters
+from nnbasics.optim.batched import BatchedOptimizer, group_hparams
 from nnbasics.optim.optimizers import build_optimizer
 from nnbasics.data.preprocessing import build_preprocessor
 from nnbasics.optim.regularization import after_step_, param_groups, penalty
@@ -80,10 +81,6 @@ MEMBER_KEYS = ("seed", "init", "optimizer", "regularization", "scheduler", "mode
 # ... except these, which must be equal (one batched algorithm for all members).
 SHARED_SUBKEYS = ("optimizer.name", "optimizer.impl")
 OPTIMIZER_FAMILIES = {"sgd": "sgd", "momentum": "sgd", "nesterov": "sgd", "adam": "adam", "adamw": "adamw"}
-
-
-class Unsupported(NNBasicsError):
-    """These configs cannot be trained as one population (train them one by one instead)."""
 
 
 # ----------------------------------------------------------------------------------------------
@@ -341,128 +338,6 @@ class BatchedMLP:
 
 
 # ----------------------------------------------------------------------------------------------
-# The batched optimizer (torch's formulas), per-member hyperparameters as K-vectors
-# ----------------------------------------------------------------------------------------------
-
-
-_IGNORED_GROUP_KEYS = {"params", "lr", "initial_lr", "weight_decay", "momentum", "dampening", "nesterov", "betas",
-                       "eps", "foreach", "fused", "capturable", "differentiable", "maximize", "amsgrad",
-                       "decoupled_weight_decay", "name"}
-
-
-def _group_hparams(group: Mapping, family: str, name: str) -> dict[str, Any]:
-    """The hyperparameters of one library param group that the batched update uses."""
-    for k, v in group.items():
-        if k not in _IGNORED_GROUP_KEYS and v not in (None, False, 0, 0.0):
-            raise Unsupported(f"optimizer option {k}={v!r} is not batched")
-    if group.get("maximize") or group.get("amsgrad"):
-        raise Unsupported("maximize/amsgrad are not batched")
-    hp = {"lr": float(group["lr"]), "weight_decay": float(group.get("weight_decay", 0.0) or 0.0)}
-    if family == "sgd":
-        hp["momentum"] = float(group.get("momentum", 0.0) or 0.0)
-        hp["dampening"] = float(group.get("dampening", 0.0) or 0.0)
-        hp["nesterov"] = bool(group.get("nesterov", name == "nesterov"))
-    else:
-        b1, b2 = group.get("betas", (0.9, 0.999))
-        hp.update(beta1=float(b1), beta2=float(b2), eps=float(group.get("eps", 1e-8)))
-        if family == "adam" and group.get("decoupled_weight_decay"):
-            family = "adamw"
-    return hp
-
-
-class BatchedOptimizer:
-    """SGD (momentum, dampening, Nesterov), Adam and AdamW on stacked parameters, with a
-    K-vector for every hyperparameter (torch.optim's update formulas, step for step)."""
-
-    def __init__(self, params: Sequence[Tensor], hparams: Sequence[Sequence[dict]], family: str):
-        # hparams[i][k]: the hyperparameters of member k for stacked parameter i
-        self.params, self.family = list(params), family
-        self.state: list[dict[str, Tensor]] = [{} for _ in self.params]
-        self.step_count = 0
-        self._scratch: list[Tensor | None] = [None] * len(self.params)  # Adam's denominator, reused
-        self.hp: list[dict[str, Any]] = []
-        for p, per_member in zip(self.params, hparams):
-            shape = (-1,) + (1,) * (p.dim() - 1)
-            entry = {}
-            for key in per_member[0]:
-                vals = [m[key] for m in per_member]
-                if all(v == vals[0] for v in vals):
-                    entry[key] = vals[0]
-                else:
-                    entry[key] = torch.tensor([float(v) for v in vals], dtype=p.dtype, device=p.device).view(shape)
-            if isinstance(entry.get("nesterov"), Tensor):
-                raise Unsupported("members differ in nesterov (one batched update needs one algorithm)")
-            entry["lr"] = torch.tensor([m["lr"] for m in per_member], dtype=p.dtype, device=p.device).view(shape)
-            self.hp.append(entry)
-
-    def zero_grad(self) -> None:
-        for p in self.params:
-            p.grad = None
-
-    @torch.no_grad()
-    def step(self, factors: Tensor | float) -> None:
-        """One update; the member's LR is its initial LR times ``factors`` (scalar or K-vector)."""
-        self.step_count += 1
-        t = self.step_count
-        for i, (p, hp, st) in enumerate(zip(self.params, self.hp, self.state)):
-            if p.grad is None:
-                continue
-            g = p.grad
-            f = factors if not isinstance(factors, Tensor) else factors.view((-1,) + (1,) * (p.dim() - 1))
-            lr = hp["lr"] * f
-            wd = hp["weight_decay"]
-            if self.family == "sgd":
-                if _nonzero(wd):
-                    g = g.add(p * wd) if isinstance(wd, Tensor) else g.add(p, alpha=wd)
-                mom, damp = hp["momentum"], hp["dampening"]
-                if _nonzero(mom):
-                    buf = st.get("momentum_buffer")
-                    if buf is None:
-                        buf = st["momentum_buffer"] = g.clone()
-                    else:
-                        buf.mul_(mom)
-                        buf.add_(g * (1 - damp)) if isinstance(damp, Tensor) else buf.add_(g, alpha=1 - damp)
-                    if hp["nesterov"]:
-                        g = g.add(buf * mom) if isinstance(mom, Tensor) else g.add(buf, alpha=mom)
-                    else:
-                        g = buf
-                p.sub_(g * lr)
-            else:
-                b1, b2, eps = hp["beta1"], hp["beta2"], hp["eps"]
-                if self.family == "adamw":
-                    p.mul_(1 - lr * wd)
-                elif _nonzero(wd):
-                    g = g.add(p * wd) if isinstance(wd, Tensor) else g.add(p, alpha=wd)
-                if not st:
-                    st["exp_avg"], st["exp_avg_sq"] = torch.zeros_like(p), torch.zeros_like(p)
-                m, v = st["exp_avg"], st["exp_avg_sq"]
-                m.lerp_(g, 1 - b1)
-                if isinstance(b2, Tensor):
-                    v.mul_(b2).add_(g * g * (1 - b2))
-                else:
-                    v.mul_(b2).addcmul_(g, g, value=1 - b2)
-                bc1, bc2 = 1 - b1 ** t, 1 - b2 ** t
-                # the same operations in the same order, into one buffer kept from step to step
-                # (K x 51k parameters: a fresh allocation each step, page faults included, cost
-                # more than the arithmetic)
-                if self._scratch[i] is None:
-                    self._scratch[i] = torch.empty_like(v)
-                denom = torch.sqrt(v, out=self._scratch[i]).div_(bc2 ** 0.5).add_(eps)
-                p.sub_(torch.div(m, denom, out=denom).mul_(lr / bc1))
-
-    def member_state(self, i: int, k: int) -> dict[str, Tensor]:
-        """The optimizer state of stacked parameter i for member k, in torch.optim's format."""
-        out: dict[str, Tensor] = {k2: v[k].clone() for k2, v in self.state[i].items()}
-        if self.family != "sgd":
-            out["step"] = torch.tensor(float(self.step_count))
-        return out
-
-
-def _nonzero(v) -> bool:
-    return bool((v != 0).any()) if isinstance(v, Tensor) else v != 0
-
-
-# ----------------------------------------------------------------------------------------------
 # The population
 # ----------------------------------------------------------------------------------------------
 
@@ -602,7 +477,7 @@ class Population:
             for p in _params(m):
                 if id(p) not in group_of:
                     raise Unsupported("a parameter is missing from the optimizer's groups")
-                rows.append(_group_hparams(group_of[id(p)], self.family, str(c.optimizer.name)))
+                rows.append(group_hparams(group_of[id(p)], self.family, str(c.optimizer.name)))
             per_member.append(rows)
         return [[per_member[k][i] for k in range(self.K)] for i in range(len(per_member[0]))]
 
