@@ -11,6 +11,7 @@ import torch
 from torch import Tensor
 
 from nnbasics.errors import Unsupported
+from nnbasics.optim import kernels
 
 _IGNORED_GROUP_KEYS = {"params", "lr", "initial_lr", "weight_decay", "momentum", "dampening", "nesterov", "betas",
                        "eps", "foreach", "fused", "capturable", "differentiable", "maximize", "amsgrad",
@@ -33,13 +34,14 @@ def group_hparams(group: Mapping, family: str, name: str) -> dict[str, Any]:
         b1, b2 = group.get("betas", (0.9, 0.999))
         hp.update(beta1=float(b1), beta2=float(b2), eps=float(group.get("eps", 1e-8)))
         if family == "adam" and group.get("decoupled_weight_decay"):
-            family = "adamw"
+            raise Unsupported("Adam with decoupled_weight_decay is batched as optimizer=adamw")
     return hp
 
 
 class BatchedOptimizer:
     """SGD (momentum, dampening, Nesterov), Adam and AdamW on stacked parameters, with a
-    K-vector for every hyperparameter (torch.optim's update formulas, step for step)."""
+    K-vector for every hyperparameter that differs between members (a float for one that does
+    not), updated by ``kernels.sgd_`` and ``kernels.adam_``."""
 
     def __init__(self, params: Sequence[Tensor], hparams: Sequence[Sequence[dict]], family: str):
         # hparams[i][k]: the hyperparameters of member k for stacked parameter i
@@ -70,52 +72,22 @@ class BatchedOptimizer:
     def step(self, factors: Tensor | float) -> None:
         """One update; the member's LR is its initial LR times ``factors`` (scalar or K-vector)."""
         self.step_count += 1
-        t = self.step_count
         for i, (p, hp, st) in enumerate(zip(self.params, self.hp, self.state)):
             if p.grad is None:
                 continue
-            g = p.grad
             f = factors if not isinstance(factors, Tensor) else factors.view((-1,) + (1,) * (p.dim() - 1))
             lr = hp["lr"] * f
-            wd = hp["weight_decay"]
             if self.family == "sgd":
-                if _nonzero(wd):
-                    g = g.add(p * wd) if isinstance(wd, Tensor) else g.add(p, alpha=wd)
-                mom, damp = hp["momentum"], hp["dampening"]
-                if _nonzero(mom):
-                    buf = st.get("momentum_buffer")
-                    if buf is None:
-                        buf = st["momentum_buffer"] = g.clone()
-                    else:
-                        buf.mul_(mom)
-                        buf.add_(g * (1 - damp)) if isinstance(damp, Tensor) else buf.add_(g, alpha=1 - damp)
-                    if hp["nesterov"]:
-                        g = g.add(buf * mom) if isinstance(mom, Tensor) else g.add(buf, alpha=mom)
-                    else:
-                        g = buf
-                p.sub_(g * lr)
+                kernels.sgd_(p, p.grad, st, lr=lr, weight_decay=hp["weight_decay"], momentum=hp["momentum"],
+                             dampening=hp["dampening"], nesterov=hp["nesterov"])
             else:
-                b1, b2, eps = hp["beta1"], hp["beta2"], hp["eps"]
-                if self.family == "adamw":
-                    p.mul_(1 - lr * wd)
-                elif _nonzero(wd):
-                    g = g.add(p * wd) if isinstance(wd, Tensor) else g.add(p, alpha=wd)
-                if not st:
-                    st["exp_avg"], st["exp_avg_sq"] = torch.zeros_like(p), torch.zeros_like(p)
-                m, v = st["exp_avg"], st["exp_avg_sq"]
-                m.lerp_(g, 1 - b1)
-                if isinstance(b2, Tensor):
-                    v.mul_(b2).add_(g * g * (1 - b2))
-                else:
-                    v.mul_(b2).addcmul_(g, g, value=1 - b2)
-                bc1, bc2 = 1 - b1 ** t, 1 - b2 ** t
-                # the same operations in the same order, into one buffer kept from step to step
-                # (K x 51k parameters: a fresh allocation each step, page faults included, cost
-                # more than the arithmetic)
+                # the denominator goes into one buffer kept from step to step (K x 51k parameters:
+                # a fresh allocation each step, page faults included, cost more than the arithmetic)
                 if self._scratch[i] is None:
-                    self._scratch[i] = torch.empty_like(v)
-                denom = torch.sqrt(v, out=self._scratch[i]).div_(bc2 ** 0.5).add_(eps)
-                p.sub_(torch.div(m, denom, out=denom).mul_(lr / bc1))
+                    self._scratch[i] = torch.empty_like(p)
+                kernels.adam_(p, p.grad, st, lr=lr, beta1=hp["beta1"], beta2=hp["beta2"], eps=hp["eps"],
+                              weight_decay=hp["weight_decay"], decoupled=self.family == "adamw", amsgrad=False,
+                              step=self.step_count, scratch=self._scratch[i])
 
     def member_state(self, i: int, k: int) -> dict[str, Tensor]:
         """The optimizer state of stacked parameter i for member k, in torch.optim's format."""
@@ -123,11 +95,6 @@ class BatchedOptimizer:
         if self.family != "sgd":
             out["step"] = torch.tensor(float(self.step_count))
         return out
-
-
-def _nonzero(v) -> bool:
-    return bool((v != 0).any()) if isinstance(v, Tensor) else v != 0
-
 
 
 __all__ = ["BatchedOptimizer", "group_hparams"]
