@@ -71,7 +71,8 @@ def main() -> None:
         pop = True
         K = args.population
         # K 784-1024-1024-10 members, stacked
-        from nnbasics.engine.population import BatchedMLP, BatchedOptimizer
+        from nnbasics.engine.population import BatchedMLP
+        from nnbasics.optim.batched import BatchedOptimizer
 
         models = []
         for k in range(K):
