@@ -34,7 +34,9 @@ from __future__ import annotations
 
 import math
 
-from nnbasics.suite.experiment import Context, Outcome, first_at, fmt, mean_std, md_table, new_figure
+from nnbasics.suite.context import Context, Outcome
+from nnbasics.suite.stats import first_at, fmt, md_table, mean_std
+from nnbasics.viz.figures import new_figure
 
 ID = "A2"
 TITLE = "ReLU vs tanh: epochs to 25 % training error on CIFAR-10"

@@ -39,7 +39,9 @@ import torch
 from omegaconf import OmegaConf
 from torch import nn
 
-from nnbasics.suite.experiment import Context, Outcome, fmt, mean_std, md_table, new_figure
+from nnbasics.suite.context import Context, Outcome
+from nnbasics.suite.stats import fmt, md_table, mean_std
+from nnbasics.viz.figures import new_figure
 from nnbasics.engine.monitor import RELU_FAMILY, SATURATING, SATURATION_MARGIN, find_layers
 
 ID = "A3"

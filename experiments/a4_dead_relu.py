@@ -13,7 +13,9 @@ from __future__ import annotations
 
 import math
 
-from nnbasics.suite.experiment import Context, Outcome, mean_std, md_table, new_figure
+from nnbasics.suite.context import Context, Outcome
+from nnbasics.suite.stats import md_table, mean_std
+from nnbasics.viz.figures import new_figure
 
 ID = "A4"
 TITLE = "Dead ReLUs against the learning rate"

@@ -16,7 +16,9 @@ import math
 import random
 import statistics
 
-from nnbasics.suite.experiment import Context, Outcome, fmt, mean_std, md_table, new_figure
+from nnbasics.suite.context import Context, Outcome
+from nnbasics.suite.stats import fmt, md_table, mean_std
+from nnbasics.viz.figures import new_figure
 
 ID = "H1"
 TITLE = "Coarse-to-fine random search for lr and weight decay"

@@ -13,7 +13,9 @@ import math
 import torch
 
 from nnbasics.nn.activations import get_activation
-from nnbasics.suite.experiment import Context, Outcome, mean_std, md_table, new_figure
+from nnbasics.suite.context import Context, Outcome
+from nnbasics.suite.stats import md_table, mean_std
+from nnbasics.viz.figures import new_figure
 from nnbasics.nn.init import normal_
 
 ID = "I2"

@@ -12,7 +12,9 @@ from __future__ import annotations
 
 import math
 
-from nnbasics.suite.experiment import Context, Outcome, curve_at, fmt, mean_std, md_table, new_figure, smooth
+from nnbasics.suite.context import Context, Outcome
+from nnbasics.suite.stats import curve_at, fmt, md_table, mean_std, smooth
+from nnbasics.viz.figures import new_figure
 
 ID = "I3"
 TITLE = "Weight initialization with ReLU: std 0.01 vs Xavier vs He"

@@ -13,7 +13,9 @@ import math
 
 import numpy as np
 
-from nnbasics.suite.experiment import Context, Outcome, mean_std, md_table, new_figure
+from nnbasics.suite.context import Context, Outcome
+from nnbasics.suite.stats import md_table, mean_std
+from nnbasics.viz.figures import new_figure
 
 ID = "I5"
 TITLE = "Batch norm vs the initial weight scale"

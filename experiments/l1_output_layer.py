@@ -48,7 +48,9 @@ from __future__ import annotations
 import contextlib
 import math
 
-from nnbasics.suite.experiment import CONF_DIR, Context, Outcome, fmt, mean_std, md_table, new_figure
+from nnbasics.suite.context import CONF_DIR, Context, Outcome
+from nnbasics.suite.stats import fmt, md_table, mean_std
+from nnbasics.viz.figures import new_figure
 
 ID = "L1"
 TITLE = "The output layer follows the task"

@@ -11,7 +11,9 @@ the test split is read once per run, at its end.
 
 from __future__ import annotations
 
-from nnbasics.suite.experiment import Context, Outcome, fmt, mean_std, md_table, new_figure
+from nnbasics.suite.context import Context, Outcome
+from nnbasics.suite.stats import fmt, md_table, mean_std
+from nnbasics.viz.figures import new_figure
 
 ID = "L2"
 TITLE = "Cross-entropy vs hinge vs MSE for classification"

@@ -28,7 +28,7 @@ import time
 import torch
 from torch import nn
 
-from nnbasics.suite.experiment import Outcome
+from nnbasics.suite.context import Outcome
 from nnbasics.nn.hsoftmax import (FlatSoftmax, HierarchicalSoftmax, balanced_tree, huffman_tree,
                                similarity_tree, zipf_frequencies)
 
@@ -148,7 +148,7 @@ def _ms(values) -> tuple[float, float]:
 
 
 def _figure(rows, acc, classes_acc):
-    from nnbasics.viz.visualize import new_figure
+    from nnbasics.viz.figures import new_figure
 
     fig = new_figure(11, 4.2)
     ax1, ax2 = fig.subplots(1, 2)

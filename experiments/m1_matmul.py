@@ -25,7 +25,7 @@ import time
 import torch
 
 from nnbasics.nn import neurons
-from nnbasics.suite.experiment import Outcome
+from nnbasics.suite.context import Outcome
 from nnbasics.nn.models import build_model
 
 ID = "M1"
@@ -72,7 +72,7 @@ def _train_step_cost(model, batch: int, device: torch.device, repeats: int) -> f
 
 
 def _figure(rows, widths, batches, methods):
-    from nnbasics.viz.visualize import new_figure
+    from nnbasics.viz.figures import new_figure
 
     fig = new_figure(11, 4.2)
     ax1, ax2 = fig.subplots(1, 2)

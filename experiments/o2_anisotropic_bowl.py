@@ -11,7 +11,9 @@ import math
 
 import torch
 
-from nnbasics.suite.experiment import Context, Outcome, md_table, new_figure
+from nnbasics.suite.context import Context, Outcome
+from nnbasics.suite.stats import md_table
+from nnbasics.viz.figures import new_figure
 from nnbasics.optim.optimizers import OPTIMIZERS
 
 ID = "O2"

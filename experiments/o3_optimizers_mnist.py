@@ -8,7 +8,9 @@ same initial weights and the same batches for every optimizer.
 
 from __future__ import annotations
 
-from nnbasics.suite.experiment import Context, Outcome, curve_at, fmt, mean_std, md_table, new_figure, smooth
+from nnbasics.suite.context import Context, Outcome
+from nnbasics.suite.stats import curve_at, fmt, md_table, mean_std, smooth
+from nnbasics.viz.figures import new_figure
 
 ID = "O3"
 TITLE = "SGD vs Momentum vs AdaGrad vs Adam on MNIST"

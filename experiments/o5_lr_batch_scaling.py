@@ -21,7 +21,9 @@ from __future__ import annotations
 import math
 
 from nnbasics.data.datasets import load_data
-from nnbasics.suite.experiment import Context, Outcome, fmt, fmt_values, mean_std, md_table, new_figure
+from nnbasics.suite.context import Context, Outcome
+from nnbasics.suite.stats import fmt, fmt_values, md_table, mean_std
+from nnbasics.viz.figures import new_figure
 
 ID = "O5"
 TITLE = "Learning rate vs batch size: fixed LR vs the linear scaling rule"

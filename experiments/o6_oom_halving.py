@@ -48,7 +48,9 @@ import sys
 import time
 from pathlib import Path
 
-from nnbasics.suite.experiment import Context, Outcome, fmt, mean_std, md_table, new_figure
+from nnbasics.suite.context import Context, Outcome
+from nnbasics.suite.stats import fmt, md_table, mean_std
+from nnbasics.viz.figures import new_figure
 
 ID = "O6"
 TITLE = "batch_size=auto: start at 512, halve on out-of-memory"

@@ -25,7 +25,9 @@ from __future__ import annotations
 import contextlib
 import math
 
-from nnbasics.suite.experiment import Context, Outcome, fmt, mean_std, md_table, new_figure
+from nnbasics.suite.context import Context, Outcome
+from nnbasics.suite.stats import fmt, md_table, mean_std
+from nnbasics.viz.figures import new_figure
 
 ID = "P1"
 TITLE = "Preprocessing fitted on train vs on all data (leak)"

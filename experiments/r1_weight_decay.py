@@ -7,7 +7,9 @@ L2 penalty lambda/2 * sum ||W||^2 on weights only, lambda 0 vs 0.1; same seeds, 
 
 from __future__ import annotations
 
-from nnbasics.suite.experiment import Context, Outcome, fmt, mean_std, md_table, new_figure
+from nnbasics.suite.context import Context, Outcome
+from nnbasics.suite.stats import fmt, md_table, mean_std
+from nnbasics.viz.figures import new_figure
 
 ID = "R1"
 TITLE = "Weight decay on 300 MNIST images"

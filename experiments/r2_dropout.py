@@ -8,7 +8,9 @@ same seeds, same batches. The reference trains 301 epochs; we train 300.
 
 from __future__ import annotations
 
-from nnbasics.suite.experiment import Context, Outcome, fmt, mean_std, md_table, new_figure
+from nnbasics.suite.context import Context, Outcome
+from nnbasics.suite.stats import fmt, md_table, mean_std
+from nnbasics.viz.figures import new_figure
 
 ID = "R2"
 TITLE = "Dropout 0.2 on 300 MNIST images"

@@ -16,7 +16,9 @@ from __future__ import annotations
 
 import copy
 
-from nnbasics.suite.experiment import Context, Outcome, fmt, mean_std, md_table, new_figure
+from nnbasics.suite.context import Context, Outcome
+from nnbasics.suite.stats import fmt, md_table, mean_std
+from nnbasics.viz.figures import new_figure
 
 ID = "R3"
 TITLE = "Vanilla vs inverted dropout"

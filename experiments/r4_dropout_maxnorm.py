@@ -35,7 +35,9 @@ from __future__ import annotations
 
 import math
 
-from nnbasics.suite.experiment import Context, Outcome, fmt, mean_std, md_table, new_figure
+from nnbasics.suite.context import Context, Outcome
+from nnbasics.suite.stats import fmt, md_table, mean_std
+from nnbasics.viz.figures import new_figure
 
 ID = "R4"
 TITLE = "Dropout + max-norm vs L2, L1, max-norm on permutation-invariant MNIST"

@@ -33,7 +33,9 @@ from __future__ import annotations
 
 import math
 
-from nnbasics.suite.experiment import Context, Outcome, fmt, mean_std, md_table, new_figure
+from nnbasics.suite.context import Context, Outcome
+from nnbasics.suite.stats import fmt, md_table, mean_std
+from nnbasics.viz.figures import new_figure
 
 ID = "R5"
 TITLE = "Capacity and L2 on 2-D toy data: decision boundaries"
@@ -104,7 +106,8 @@ def _spearman(a, b) -> float:
 
 def _panel(model, bundle, title: str, resolution: int):
     """The library's decision-boundary figure, rendered to an image array (for a grid)."""
-    from nnbasics.viz.plots import decision_boundary, figure_to_array
+    from nnbasics.viz.figures import figure_to_array
+    from nnbasics.viz.plots import decision_boundary
 
     fig = decision_boundary(model, bundle.train.x, bundle.train.y, bundle.task, title=title, resolution=resolution)
     return figure_to_array(fig)

@@ -29,7 +29,9 @@ from __future__ import annotations
 
 import math
 
-from nnbasics.suite.experiment import Context, Outcome, fmt, mean_std, md_table, new_figure
+from nnbasics.suite.context import Context, Outcome
+from nnbasics.suite.stats import fmt, md_table, mean_std
+from nnbasics.viz.figures import new_figure
 
 ID = "R6"
 TITLE = "L1 vs L2 vs elastic net: weight sparsity and size"

@@ -23,7 +23,7 @@ import torch.nn.functional as F
 from omegaconf import OmegaConf
 
 from nnbasics.data import datasets as data_mod
-from nnbasics.suite.experiment import Outcome
+from nnbasics.suite.context import Outcome
 from nnbasics.nn.models import build_model, count_parameters
 
 ID = "U1"
@@ -167,7 +167,7 @@ def _outcome(ctx, widths, steps, fits, params, curves) -> Outcome:
 
 
 def _fits_figure(curves, widths):
-    from nnbasics.viz.visualize import new_figure
+    from nnbasics.viz.figures import new_figure
 
     shown = sorted({widths[0], widths[len(widths) // 3], widths[(2 * len(widths)) // 3], widths[-1]})
     fig = new_figure(3.0 * len(shown), 2.4 * len(FUNCTIONS))
@@ -187,7 +187,7 @@ def _fits_figure(curves, widths):
 
 
 def _error_figure(fits, params, widths):
-    from nnbasics.viz.visualize import new_figure
+    from nnbasics.viz.figures import new_figure
 
     fig = new_figure(4.0 * len(FUNCTIONS), 3.4)
     axes = fig.subplots(1, len(FUNCTIONS), squeeze=False)[0]

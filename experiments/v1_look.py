@@ -3,7 +3,7 @@
 A one-hidden-layer MLP (784-100-10 ReLU, Adam, 3 epochs) trained on MNIST through the normal
 training path (``ctx.train``, one run per seed), then, for the first seed's model: a grid of
 training samples per class, the most confidently misclassified test images, the first layer's
-weights as 28 x 28 images, and the test confusion matrix (nnbasics.viz.visualize), saved as PNG and
+weights as 28 x 28 images, and the test confusion matrix (nnbasics.viz.images), saved as PNG and
 logged to TensorBoard. At the smoke budget the same on tiny synthetic 12 x 12 images (ten noisy,
 shifted templates) with a short loop of its own.
 
@@ -19,8 +19,8 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from nnbasics.viz import visualize as vis
-from nnbasics.suite.experiment import Outcome
+from nnbasics.viz import images as vis
+from nnbasics.suite.context import Outcome
 from nnbasics.nn.models import build_model
 
 ID = "V1"

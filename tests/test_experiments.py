@@ -1,5 +1,6 @@
-"""The experiment suite: the machinery (nnbasics.suite.experiment) and a smoke run of every experiment
-found in experiments/ (toy data, seconds each; never real data, never the network)."""
+"""The experiment suite: the machinery (nnbasics.suite: stats, context, runner, report; the command
+nnbasics.cli.experiment) and a smoke run of every experiment found in experiments/ (toy data, seconds
+each; never real data, never the network), which must leave the library as it found it."""
 
 from __future__ import annotations
 
@@ -10,65 +11,68 @@ from pathlib import Path
 
 import pytest
 
-from nnbasics.suite import experiment as X
+from nnbasics.cli.experiment import main, parse_args
+from nnbasics.suite import stats as S
+from nnbasics.suite.context import Context, ExperimentError
+from nnbasics.suite.runner import command_line, discover, load_module, run_experiment
 
-EXPERIMENTS = X.discover()
+EXPERIMENTS = discover()
 
 
 # --- helpers --------------------------------------------------------------------------------------
 
 
 def test_mean_std_and_fmt():
-    m, s = X.mean_std([1.0, 2.0, 3.0])
+    m, s = S.mean_std([1.0, 2.0, 3.0])
     assert m == pytest.approx(2.0) and s == pytest.approx(1.0)  # sample std (n - 1)
-    assert X.mean_std([5.0]) == (5.0, 0.0)
-    assert X.mean_std([1.0, float("nan"), 3.0]) == (2.0, pytest.approx(math.sqrt(2)))  # diverged runs left out
-    assert all(math.isnan(v) for v in X.mean_std([]))
-    assert X.fmt(0.91234, 0.00456) == "0.912 ± 0.005"
-    assert X.fmt(0.91234, 0.00456, percent=True) == "91.2 ± 0.5 %"
-    assert X.fmt(float("nan"), 0.1) == "n/a"
-    assert "1/3 diverged" in X.fmt_values([0.5, 0.6, float("inf")])
+    assert S.mean_std([5.0]) == (5.0, 0.0)
+    assert S.mean_std([1.0, float("nan"), 3.0]) == (2.0, pytest.approx(math.sqrt(2)))  # diverged runs left out
+    assert all(math.isnan(v) for v in S.mean_std([]))
+    assert S.fmt(0.91234, 0.00456) == "0.912 ± 0.005"
+    assert S.fmt(0.91234, 0.00456, percent=True) == "91.2 ± 0.5 %"
+    assert S.fmt(float("nan"), 0.1) == "n/a"
+    assert "1/3 diverged" in S.fmt_values([0.5, 0.6, float("inf")])
 
 
 def test_first_at_curve_at_and_table():
     hist = [{"epoch": 1, "train/acc": 0.5}, {"epoch": 2, "train/acc": 0.8}, {"epoch": 3, "train/acc": 0.9}]
-    assert X.first_at(hist, "train/acc", above=0.75) == 2
-    assert X.first_at(hist, "train/acc", above=0.95) == math.inf
+    assert S.first_at(hist, "train/acc", above=0.75) == 2
+    assert S.first_at(hist, "train/acc", above=0.95) == math.inf
     curve = [[10, 0.1, 2.0], [20, 0.2, 1.0], [30, 0.3, 0.5]]
-    assert X.curve_at(curve, 25, window=2) == pytest.approx(1.5)
-    assert math.isnan(X.curve_at(curve, 5))
-    table = X.md_table(["a", "b"], [[1, 0.123456], ["x|y", "z"]])
+    assert S.curve_at(curve, 25, window=2) == pytest.approx(1.5)
+    assert math.isnan(S.curve_at(curve, 5))
+    table = S.md_table(["a", "b"], [[1, 0.123456], ["x|y", "z"]])
     assert table.splitlines()[1] == "|---|---|" and "0.1235" in table and "x\\|y" in table
 
 
 def test_context_pick_and_budget():
-    ctx = X.Context("T1", "smoke", [0], Path("/tmp/unused"))
+    ctx = Context("T1", "smoke", [0], Path("/tmp/unused"))
     assert ctx.pick(smoke=1, default=2, full=3) == 1 and ctx.threads == 1
-    assert X.Context("T1", "default", [0], Path("/tmp/unused")).pick(smoke=1, default=2, full=3) == 2
-    assert X.Context("T1", "full", [0], Path("/tmp/unused")).pick(smoke=1, default=2) == 2  # full falls back
-    with pytest.raises(X.ExperimentError, match="budget"):
-        X.Context("T1", "huge", [0], Path("/tmp/unused"))
+    assert Context("T1", "default", [0], Path("/tmp/unused")).pick(smoke=1, default=2, full=3) == 2
+    assert Context("T1", "full", [0], Path("/tmp/unused")).pick(smoke=1, default=2) == 2  # full falls back
+    with pytest.raises(ExperimentError, match="budget"):
+        Context("T1", "huge", [0], Path("/tmp/unused"))
 
 
 def test_parse_args():
-    ids, opts = X.parse_args(["I3", "O1", "budget=smoke", "seeds=2", "device=cpu"])
+    ids, opts = parse_args(["I3", "O1", "budget=smoke", "seeds=2", "device=cpu"])
     assert ids == ["I3", "O1"] and opts["budget"] == "smoke" and opts["seeds"] == [0, 1] and opts["device"] == "cpu"
-    assert X.parse_args(["all", "seeds=4,7"])[1]["seeds"] == [4, 7]
+    assert parse_args(["all", "seeds=4,7"])[1]["seeds"] == [4, 7]
     for bad in (["budget=huge"], ["seeds=0"], ["seeds=x"], ["colour=red"]):
-        with pytest.raises(X.ExperimentError):
-            X.parse_args(["I3", *bad])
-    assert X.command_line(["I3"], "default", [0, 1, 2], "auto") == "nnbasics-experiment I3 budget=default seeds=3 device=auto"
+        with pytest.raises(ExperimentError):
+            parse_args(["I3", *bad])
+    assert command_line(["I3"], "default", [0, 1, 2], "auto") == "nnbasics-experiment I3 budget=default seeds=3 device=auto"
 
 
 def test_compose_adds_quiet_defaults_and_respects_overrides(tmp_path):
-    ctx = X.Context("T1", "smoke", [0], tmp_path, device="cpu")
+    ctx = Context("T1", "smoke", [0], tmp_path, device="cpu")
     cfg = ctx.compose(["data=spiral", "monitor=basic"])
     assert cfg.progress is False and cfg.checkpoint is False and cfg.device == "cpu" and cfg.threads == 1
     assert cfg.monitor.level == "basic" and cfg.data.name == "spiral"
 
 
 def test_train_writes_run_dirs_and_same_seed_same_numbers(tmp_path):
-    ctx = X.Context("T1", "smoke", [0], tmp_path, device="cpu")
+    ctx = Context("T1", "smoke", [0], tmp_path, device="cpu")
     over = ["data=spiral", "model.width=8", "model.depth=1", "epochs=2"]
     a = ctx.train(over, seed=3, name="arm a")
     b = ctx.train(over, seed=3, name="arm b")
@@ -79,7 +83,7 @@ def test_train_writes_run_dirs_and_same_seed_same_numbers(tmp_path):
 
 
 def test_diverged_run_is_returned_not_raised(tmp_path):
-    ctx = X.Context("T1", "smoke", [0], tmp_path, device="cpu")
+    ctx = Context("T1", "smoke", [0], tmp_path, device="cpu")
     r = ctx.train(["data=spiral", "model.width=8", "model.depth=2", "epochs=3", "optimizer=sgd", "optimizer.lr=1e12"],
                   seed=0, name="boom")
     assert r["status"] == "diverged" and math.isnan(r["val/acc"])
@@ -90,7 +94,8 @@ _FAKE = textwrap.dedent('''
     TITLE = "a fake experiment"
     CLAIM = "fakes run"
     REFERENCE = "none"
-    from nnbasics.suite.experiment import Outcome, new_figure
+    from nnbasics.suite.context import Outcome
+    from nnbasics.viz.figures import new_figure
     def run(ctx):
         if {fail}:
             raise ValueError("broken on purpose")
@@ -107,9 +112,9 @@ def test_runner_report_and_errored_experiment(tmp_path, monkeypatch, capsys):
     (folder / "z1_ok.py").write_text(_FAKE.format(id="Z1", fail=False))
     (folder / "z2_broken.py").write_text(_FAKE.format(id="Z2", fail=True))
     monkeypatch.setenv("NNBASICS_EXPERIMENTS", str(folder))
-    assert list(X.discover()) == ["Z1", "Z2"]
+    assert list(discover()) == ["Z1", "Z2"]
     out, rep = tmp_path / "out", tmp_path / "report"
-    code = X.main(["all", "budget=smoke", "seeds=1", f"out={out}", f"report={rep}"])
+    code = main(["all", "budget=smoke", "seeds=1", f"out={out}", f"report={rep}"])
     assert code == 1  # one experiment errored; the other still ran
     ok = json.loads((out / "smoke" / "Z1" / "result.json").read_text())
     bad = json.loads((out / "smoke" / "Z2" / "result.json").read_text())
@@ -121,13 +126,13 @@ def test_runner_report_and_errored_experiment(tmp_path, monkeypatch, capsys):
     assert "| [Z1](#z1) | fakes run | HELD |" in report and "ERRORED" in report
     assert (rep / "figures" / "Z1_line.png").exists() and "figures/Z1_line.png" in report
     assert list((out / "smoke" / "Z1" / "tb").iterdir())  # the figure went to TensorBoard too
-    assert X.main(["Z9", f"out={out}"]) == 2 and "no experiment" in capsys.readouterr().err
+    assert main(["Z9", f"out={out}"]) == 2 and "no experiment" in capsys.readouterr().err
 
 
 def test_every_experiment_module_follows_the_contract():
     assert EXPERIMENTS, "no experiments found"
     for exp_id, path in EXPERIMENTS.items():
-        module = X.load_module(path)
+        module = load_module(path)
         assert module.ID.upper() == exp_id and path.name.lower().startswith(exp_id.lower() + "_")
         assert module.TITLE and module.CLAIM and module.REFERENCE and callable(module.run)
 
@@ -135,7 +140,7 @@ def test_every_experiment_module_follows_the_contract():
 @pytest.mark.parametrize("exp_id", list(EXPERIMENTS))
 def test_experiment_smoke(exp_id, tmp_path):
     """Every experiment runs end to end at the smoke budget and leaves its result and a figure."""
-    record = X.run_experiment(EXPERIMENTS[exp_id], budget="smoke", seeds=[0, 1], out=tmp_path, device="cpu",
+    record = run_experiment(EXPERIMENTS[exp_id], budget="smoke", seeds=[0, 1], out=tmp_path, device="cpu",
                               verbose=False)
     assert record["status"] == "ok", record.get("traceback")
     out = tmp_path / "smoke" / exp_id

@@ -6,7 +6,8 @@ import pytest
 import torch
 from torch import nn
 
-from nnbasics.viz import visualize as vis
+from nnbasics.viz import images as vis
+from nnbasics.viz.figures import figure_to_array, save_figure
 
 
 def test_class_samples_grid_has_a_row_per_class_and_per_class_columns(tmp_path):
@@ -22,7 +23,7 @@ def test_class_samples_grid_has_a_row_per_class_and_per_class_columns(tmp_path):
     torch.testing.assert_close(torch.as_tensor(vis.grid_cell(fig, 6)).float(), first_of_b)  # row "b", column 0
     assert all(torch.isnan(torch.as_tensor(vis.grid_cell(fig, 18 + j))).all() for j in range(6))  # class d: blank
     assert [t.get_text() for t in fig.axes[0].get_yticklabels()] == ["a", "b", "c", "d"]
-    path = vis.save_figure(fig, tmp_path / "samples.png")
+    path = save_figure(fig, tmp_path / "samples.png")
     assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
@@ -85,10 +86,10 @@ def test_save_figure_logs_to_tensorboard(tmp_path):
 
     fig = vis.image_grid(torch.rand(4, 3, 5, 5), 2, 2)
     with SummaryWriter(str(tmp_path / "tb")) as writer:
-        vis.save_figure(fig, tmp_path / "grid.png", writer=writer, tag="v1/grid")
+        save_figure(fig, tmp_path / "grid.png", writer=writer, tag="v1/grid")
     acc = EventAccumulator(str(tmp_path / "tb"))
     acc.Reload()
     assert acc.Tags()["images"] == ["v1/grid"]
     event = acc.Images("v1/grid")[0]
-    h, w, _ = vis.figure_to_array(fig).shape
+    h, w, _ = figure_to_array(fig).shape
     assert (event.height, event.width) == (h, w)

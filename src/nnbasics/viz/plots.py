@@ -7,19 +7,20 @@
   the training points on top (a regression on a 2-D input shows its output as a heat map).
 - ``curve_fit``: the model's prediction against the data for a 1-D regression (the curve set).
 
-Matplotlib is used through its object API (``Figure`` + Agg canvas), never pyplot: no global
-state, no display, safe in worker processes. It is imported only when a figure is drawn.
+Figures come from ``nnbasics.viz.figures`` (``new_figure``: the matplotlib object API on an Agg
+canvas, never pyplot; ``save_figure``: PNG plus ``SummaryWriter.add_figure``).
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 import torch
 from torch import Tensor, nn
+
+from nnbasics.viz.figures import figure_to_array, new_figure, save_figure  # noqa: F401  (the monitor's names)
 
 
 @dataclass
@@ -34,37 +35,13 @@ class LayerActivations:
     saturated: float | None = None  # fraction of outputs within 0.01 of an asymptote (sigmoid, tanh)
 
 
-def _figure(width: float, height: float):
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
-    fig = Figure(figsize=(width, height), dpi=100)
-    FigureCanvasAgg(fig)
-    return fig
-
-
-def figure_to_array(fig) -> np.ndarray:
-    """The rendered figure as an H x W x 3 uint8 array (what ``SummaryWriter.add_image`` takes)."""
-    fig.canvas.draw()
-    return np.asarray(fig.canvas.buffer_rgba())[..., :3].copy()
-
-
-def save_figure(fig, path: Path, writer=None, tag: str | None = None, step: int = 0) -> Path:
-    """Write the figure to ``path`` (PNG) and, with a writer, log it as the image ``tag``."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, format="png")
-    if writer is not None and tag is not None:
-        writer.add_image(tag, figure_to_array(fig), step, dataformats="HWC")
-    return path
-
-
 def activation_grid(layers: list[LayerActivations], title: str = "", bins: int = 50):
     """A grid with one panel per hidden layer: the histogram of its activations (filled) over the
     histogram of its pre-activations (outline)."""
     n = max(1, len(layers))
     cols = min(n, 4)
     rows = math.ceil(n / cols)
-    fig = _figure(3.2 * cols, 2.6 * rows + 0.5)
+    fig = new_figure(3.2 * cols, 2.6 * rows + 0.5)
     for i, layer in enumerate(layers):
         ax = fig.add_subplot(rows, cols, i + 1)
         post = layer.post[np.isfinite(layer.post)]
@@ -131,7 +108,7 @@ def decision_boundary(model: nn.Module, x: Tensor, y: Tensor, task: str, title: 
     mesh0, mesh1 = np.meshgrid(g0, g1)
     grid = torch.from_numpy(np.stack([mesh0.ravel(), mesh1.ravel()], axis=1)).to(device=x.device, dtype=x.dtype)
     out = _predict(model, grid)
-    fig = _figure(5.5, 5)
+    fig = new_figure(5.5, 5)
     ax = fig.add_subplot(1, 1, 1)
     if task == "multiclass":
         k = out.shape[1]
@@ -166,7 +143,7 @@ def curve_fit(model: nn.Module, x: Tensor, y: Tensor, title: str = "", max_point
     xs, ys = _sample(x, y, max_points)
     grid = np.linspace(xs.min(), xs.max(), 400, dtype=np.float32)[:, None]
     out = _predict(model, torch.from_numpy(grid).to(device=x.device, dtype=x.dtype)).numpy()
-    fig = _figure(6, 4)
+    fig = new_figure(6, 4)
     ax = fig.add_subplot(1, 1, 1)
     ax.scatter(xs[:, 0], ys.reshape(len(ys), -1)[:, 0], s=5, color="0.6", label="training data")
     ax.plot(grid[:, 0], out.reshape(len(out), -1)[:, 0], color="tab:red", lw=2, label="model")

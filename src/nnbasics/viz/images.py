@@ -8,47 +8,22 @@
   per unit): the templates the first layer matches.
 - ``confusion_matrix`` / ``confusion_figure``: counts of (true, predicted) pairs.
 
-Figures are matplotlib ``Figure`` objects on an Agg canvas (no pyplot: no global state, no
-display). ``save_figure`` writes a PNG and, given a TensorBoard ``SummaryWriter``, logs the
-rendered image too. Image tensors are N x C x H x W or N x H x W (normalized or not: each grid
+Figures are made by ``nnbasics.viz.figures.new_figure`` (a matplotlib ``Figure`` on an Agg
+canvas: no pyplot state, no display) and saved with ``nnbasics.viz.figures.save_figure``; the
+mosaic of a grid is laid out by ``torchvision.utils.make_grid``. Image tensors are N x C x H x W or N x H x W (normalized or not: each grid
 is rescaled to its own range for display).
 """
 
 from __future__ import annotations
 
 import math
-from pathlib import Path
 from typing import Sequence
 
 import numpy as np
 import torch
 from torch import Tensor, nn
 
-
-def new_figure(width: float, height: float, dpi: int = 100):
-    """A Figure on an Agg canvas."""
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
-    fig = Figure(figsize=(width, height), dpi=dpi)
-    FigureCanvasAgg(fig)
-    return fig
-
-
-def figure_to_array(fig) -> np.ndarray:
-    """The rendered figure as an H x W x 3 uint8 array."""
-    fig.canvas.draw()
-    return np.asarray(fig.canvas.buffer_rgba())[..., :3].copy()
-
-
-def save_figure(fig, path: str | Path, writer=None, tag: str | None = None, step: int = 0) -> Path:
-    """Write ``fig`` as PNG to ``path``; with a ``SummaryWriter``, also log it as image ``tag``."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, format="png")
-    if writer is not None:
-        writer.add_image(tag or path.stem, figure_to_array(fig), step, dataformats="HWC")
-    return path
+from nnbasics.viz.figures import new_figure
 
 
 def grid_shape(fig) -> tuple[int, int]:
@@ -66,36 +41,31 @@ def grid_cell(fig, k: int) -> np.ndarray:
     return mosaic[top:top + h, left:left + w]
 
 
-def _as_images(x: Tensor) -> np.ndarray:
-    """N x H x W (grey) or N x H x W x 3 (RGB) float array from N x C x H x W or N x H x W."""
+def _as_images(x: Tensor) -> Tensor:
+    """N x C x H x W float tensor (C = 1 grey or 3 RGB) from N x C x H x W, N x H x W or N x D
+    (flat vectors: square grey images)."""
     x = x.detach().float().cpu()
-    if x.dim() == 2:  # flat vectors: square grey images
+    if x.dim() == 2:
         side = math.isqrt(x.shape[1])
         if side * side != x.shape[1]:
             raise ValueError(f"cannot show vectors of size {x.shape[1]} as square images; pass in_shape")
         x = x.reshape(-1, side, side)
-    if x.dim() == 4:
-        x = x[:, 0] if x.shape[1] == 1 else x.permute(0, 2, 3, 1)
-    return x.numpy()
+    if x.dim() == 3:
+        x = x.unsqueeze(1)
+    return x[:, :1] if x.shape[1] != 3 else x
 
 
-def _rescale(images: np.ndarray) -> np.ndarray:
-    lo, hi = float(np.nanmin(images)), float(np.nanmax(images))
-    return (images - lo) / (hi - lo) if hi > lo else np.zeros_like(images)
+def _mosaic(images: Tensor, rows: int, cols: int, pad: int, gap: int) -> np.ndarray:
+    """One mosaic of ``images`` (N x C x H x W) laid out row by row by ``make_grid``: ``pad``
+    pixels between cells, ``gap`` more above each row (room for titles); empty space is nan
+    (shown blank). H' x W' for grey images, H' x W' x 3 for RGB."""
+    from torchvision.utils import make_grid
 
-
-def tile(images: np.ndarray, rows: int, cols: int, pad: int = 1, gap: int = 0) -> np.ndarray:
-    """One mosaic of ``images`` (N x H x W or N x H x W x 3) laid out row by row, ``pad`` pixels
-    between cells and ``gap`` more above each row (room for titles); empty space is nan (shown
-    blank)."""
-    n, h, w = images.shape[:3]
-    shape = (rows * (h + pad + gap) + pad, cols * (w + pad) + pad) + images.shape[3:]
-    mosaic = np.full(shape, np.nan, dtype=np.float64)
-    for k in range(min(n, rows * cols)):
-        r, c = divmod(k, cols)
-        top, left = pad + gap + r * (h + pad + gap), pad + c * (w + pad)
-        mosaic[top:top + h, left:left + w] = images[k]
-    return mosaic
+    n, c, h, w = images.shape
+    cells = torch.full((rows * cols, c, h + gap, w), float("nan"))
+    cells[:n, :, gap:] = images
+    grid = make_grid(cells, nrow=cols, padding=pad, pad_value=float("nan"))
+    return (grid[0] if c == 1 else grid.permute(1, 2, 0)).double().numpy()
 
 
 def image_grid(images: Tensor, rows: int, cols: int, titles: Sequence[str] | None = None,
@@ -110,18 +80,20 @@ def image_grid(images: Tensor, rows: int, cols: int, titles: Sequence[str] | Non
     imgs = _as_images(images)
     if len(imgs) > rows * cols:
         raise ValueError(f"{len(imgs)} images do not fit a {rows} x {cols} grid")
-    rgb = imgs.ndim == 4
+    values = imgs.numpy()
+    rgb = imgs.shape[1] == 3
     if rgb:
-        imgs = _rescale(imgs)
+        lo, hi = (float(np.nanmin(values)), float(np.nanmax(values))) if len(imgs) else (0.0, 1.0)
+        imgs = (imgs - lo) / (hi - lo) if hi > lo else torch.zeros_like(imgs)
         vmin, vmax = 0.0, 1.0
     elif symmetric:
-        vmax = float(np.nanmax(np.abs(imgs))) if len(imgs) else 1.0
+        vmax = float(np.nanmax(np.abs(values))) if len(imgs) else 1.0
         vmax, vmin = (vmax or 1.0), -(vmax or 1.0)
     else:
-        vmin, vmax = (float(np.nanmin(imgs)), float(np.nanmax(imgs))) if len(imgs) else (0.0, 1.0)
-    h, w = imgs.shape[1:3]
+        vmin, vmax = (float(np.nanmin(values)), float(np.nanmax(values))) if len(imgs) else (0.0, 1.0)
+    h, w = imgs.shape[2:4]
     pad, gap = 1, (max(2, round(0.3 * h)) if titles else 0)
-    mosaic = tile(imgs, rows, cols, pad, gap)
+    mosaic = _mosaic(imgs, rows, cols, pad, gap)
     if rgb:
         mosaic = np.where(np.isnan(mosaic), 1.0, mosaic)
     left_in = 0.5 if row_labels else 0.05

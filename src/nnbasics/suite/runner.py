@@ -1,0 +1,150 @@
+"""Finding and running experiments: ``discover`` the ``experiments/<id>_<slug>.py`` files,
+``load_module`` one and check its contract, ``run_experiment`` it into
+``out/<budget>/<ID>/`` with its ``result.md`` and ``result.json``."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import re
+import shutil
+import sys
+import time
+import traceback
+from pathlib import Path
+from types import ModuleType
+from typing import Any, Sequence
+
+from nnbasics.suite.context import DEFAULT_SEEDS, REPO_DIR, Context, ExperimentError, Outcome
+from nnbasics.suite.report import result_markdown, sort_key, verdict_word
+
+def experiments_dir() -> Path:
+    """``$NNBASICS_EXPERIMENTS``, else the repository's ``experiments/`` beside ``src/``."""
+    env = os.environ.get("NNBASICS_EXPERIMENTS")
+    return Path(env).expanduser() if env else REPO_DIR / "experiments"
+
+
+def load_module(path: Path) -> ModuleType:
+    """Import one experiment file (under a private module name) and check its contract."""
+    spec = importlib.util.spec_from_file_location(f"nnbasics_experiments.{path.stem}", path)
+    if spec is None or spec.loader is None:
+        raise ExperimentError(f"cannot import {path}")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    missing = [a for a in ("ID", "TITLE", "CLAIM", "REFERENCE", "run") if not hasattr(module, a)]
+    if missing:
+        raise ExperimentError(f"{path} does not define {', '.join(missing)}")
+    return module
+
+
+def discover(folder: Path | None = None) -> dict[str, Path]:
+    """``{ID: path}`` of every experiment file (``<id>_<slug>.py``) in the folder, in suite order.
+    The ID is read from the file's ``ID = "..."`` line (no import needed)."""
+    folder = Path(folder) if folder is not None else experiments_dir()
+    found: dict[str, Path] = {}
+    if not folder.is_dir():
+        return found
+    for path in sorted(folder.glob("*.py")):
+        if path.name.startswith("_"):
+            continue
+        m = re.search(r'^ID\s*=\s*["\']([^"\']+)["\']', path.read_text(encoding="utf-8"), re.M)
+        exp_id = m.group(1).upper() if m else path.stem.split("_")[0].upper()
+        if exp_id in found:
+            raise ExperimentError(f"two experiments with ID {exp_id}: {found[exp_id]} and {path}")
+        found[exp_id] = path
+    return dict(sorted(found.items(), key=lambda kv: sort_key(kv[0])))
+
+
+def command_line(ids: Sequence[str], budget: str, seeds: Sequence[int], device: str) -> str:
+    seeds = list(seeds)
+    seed_arg = f"seeds={len(seeds)}" if seeds == list(range(len(seeds))) else "seeds=" + ",".join(map(str, seeds))
+    return f"nnbasics-experiment {' '.join(ids)} budget={budget} {seed_arg} device={device}"
+
+
+def run_experiment(path: Path, budget: str = "default", seeds: Sequence[int] = DEFAULT_SEEDS,
+                   out: Path = Path("outputs/experiments"), device: str = "auto", threads: int | None = None,
+                   verbose: bool = True) -> dict:
+    """Run one experiment file into ``out/<budget>/<ID>/`` (cleared first) and write its
+    ``result.md`` and ``result.json``. An experiment that raises is recorded as errored (with
+    its traceback); the exception does not propagate. Returns the result record."""
+    path = Path(path)
+    t0 = time.perf_counter()
+    record: dict[str, Any] = {"id": path.stem.split("_")[0].upper(), "file": path.name, "budget": budget,
+                              "seeds": list(seeds), "device": device, "status": "ok"}
+    ctx = None
+    try:
+        module = load_module(path)
+        record.update(id=str(module.ID).upper(), title=module.TITLE, claim=module.CLAIM, reference=module.REFERENCE)
+        out_dir = Path(out) / budget / record["id"]
+        if out_dir.exists():
+            shutil.rmtree(out_dir)
+        out_dir.mkdir(parents=True)
+        ctx = Context(record["id"], budget, list(seeds), out_dir, device, threads, verbose)
+        ctx.log(f"{module.TITLE} (budget {budget}, seeds {list(seeds)})")
+        outcome = module.run(ctx)
+        if not isinstance(outcome, Outcome):
+            raise ExperimentError(f"{path.name}: run() returned {type(outcome).__name__}, not an Outcome")
+        record.update(table_md=outcome.table_md, verdict=outcome.verdict, verdict_text=outcome.verdict_text,
+                      figures=[str(Path(f).resolve()) for f in outcome.figures], numbers=_jsonable(outcome.numbers),
+                      summary=outcome.summary or _auto_summary(outcome.numbers), notes=outcome.notes)
+    except Exception as e:  # noqa: BLE001 - one failing experiment must not sink the suite
+        record.update(status="error", error=f"{type(e).__name__}: {e}", traceback=traceback.format_exc(),
+                      verdict=None, verdict_text=f"the experiment raised {type(e).__name__}: {e}")
+        print(f"[{record['id']}] ERROR {type(e).__name__}: {e}", file=sys.stderr, flush=True)
+    finally:
+        if ctx is not None:
+            ctx.close()
+    record["wall_time_s"] = time.perf_counter() - t0
+    record["runs"] = ctx.runs if ctx else 0
+    record["train_time_s"] = ctx.train_time_s if ctx else 0.0
+    record["command"] = command_line([record["id"]], budget, seeds, device)
+    record["finished"] = time.strftime("%Y-%m-%d %H:%M:%S")
+    from nnbasics.engine.train import git_revision
+
+    record["git"] = git_revision()
+    out_dir = Path(out) / budget / record["id"]
+    out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / "result.json").write_text(json.dumps(record, indent=2, default=_json_default))
+    (out_dir / "result.md").write_text(result_markdown(record, out_dir))
+    if verbose:
+        print(f"[{record['id']}] {verdict_word(record.get('verdict'), record['status'])} "
+              f"({record['wall_time_s']:.1f} s) -> {out_dir / 'result.md'}", flush=True)
+    return record
+
+
+def _json_default(o: Any):
+    if isinstance(o, Path):
+        return str(o)
+    if hasattr(o, "item"):
+        return o.item()
+    return str(o)
+
+
+def _jsonable(obj: Any) -> Any:
+    """Numbers as plain JSON (nan and inf as strings would break readers: kept as floats, which
+    Python's json writes as NaN / Infinity)."""
+    return json.loads(json.dumps(obj, default=_json_default))
+
+
+def _auto_summary(numbers: dict, limit: int = 4) -> str:
+    parts = []
+    for k, v in numbers.items():
+        if isinstance(v, bool) or not isinstance(v, (int, float)):
+            continue
+        parts.append(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}")
+        if len(parts) == limit:
+            break
+    return "; ".join(parts)
+
+
+def claims_of(known: dict[str, Path]) -> dict[str, str]:
+    """``{ID: claim}`` of the experiment files ``known`` (an empty claim for one that does not
+    import: a broken module still gets its row in the report)."""
+    claims = {}
+    for exp_id, path in known.items():
+        try:
+            claims[exp_id] = str(load_module(path).CLAIM)
+        except Exception:  # noqa: BLE001
+            claims[exp_id] = ""
+    return claims
