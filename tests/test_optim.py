@@ -325,6 +325,110 @@ def test_hand_written_optimizers_never_import_torch_dynamo():
 
 
 # ---------------------------------------------------------------------------------------------
+# The kernels: one update rule each, a hyperparameter a float or one value per member
+# ---------------------------------------------------------------------------------------------
+
+# (case, kernel, per-member hyperparameters for K = 3 members, fixed arguments); a hyperparameter
+# with equal values stays a float in the batched call, as BatchedOptimizer passes it
+KERNEL_CASES = [
+    ("sgd", "sgd_", dict(lr=[0.1, 0.05, 0.2], weight_decay=[1e-2, 0.0, 1e-3]), {}),
+    ("momentum", "sgd_", dict(lr=[0.1, 0.05, 0.2], momentum=[0.9, 0.0, 0.5], dampening=[0.1, 0.0, 0.0],
+                              weight_decay=[1e-2, 0.0, 1e-3]), {}),
+    ("nesterov", "sgd_", dict(lr=[0.1, 0.05, 0.2], momentum=[0.9, 0.7, 0.5], weight_decay=[1e-3] * 3),
+     dict(nesterov=True)),
+    ("adagrad", "adagrad_", dict(lr=[0.05, 0.1, 0.01], lr_decay=[0.0, 0.01, 0.1], eps=[1e-10, 1e-6, 1e-8],
+                                 weight_decay=[0.0, 1e-2, 0.0], initial_accumulator_value=[0.0, 0.1, 0.5]),
+     dict(step=True)),
+    ("rmsprop", "rmsprop_", dict(lr=[5e-3, 1e-2, 1e-3], alpha=[0.99, 0.9, 0.5], eps=[1e-8] * 3,
+                                 weight_decay=[0.0, 1e-2, 0.0], momentum=[0.0, 0.9, 0.5]), {}),
+    ("rmsprop-centered", "rmsprop_", dict(lr=[5e-3, 1e-2, 1e-3], alpha=[0.99, 0.9, 0.5], eps=[1e-8, 1e-6, 1e-8],
+                                          momentum=[0.5, 0.0, 0.9]), dict(centered=True)),
+    ("adam", "adam_", dict(lr=[1e-3, 3e-3, 1e-2], beta1=[0.9, 0.8, 0.9], beta2=[0.999, 0.99, 0.9],
+                           eps=[1e-8, 1e-6, 1e-8], weight_decay=[0.0, 1e-2, 0.0]), dict(step=True)),
+    ("adam-amsgrad", "adam_", dict(lr=[1e-3, 3e-3, 1e-2], beta1=[0.9] * 3, beta2=[0.999, 0.99, 0.9]),
+     dict(step=True, amsgrad=True)),
+    ("adamw", "adam_", dict(lr=[1e-3, 3e-3, 1e-2], beta1=[0.9, 0.8, 0.9], beta2=[0.999] * 3,
+                            weight_decay=[1e-2, 0.1, 0.0]), dict(step=True, decoupled=True)),
+]
+
+
+@pytest.mark.parametrize("case, kernel, hps, fixed", KERNEL_CASES, ids=[c[0] for c in KERNEL_CASES])
+def test_kernel_with_per_member_tensors_equals_one_float_call_per_member(case, kernel, hps, fixed):
+    """A kernel on K stacked members with K x 1 x 1 hyperparameters (and floats for the equal
+    ones) updates each member as K separate calls with Python floats do."""
+    from nnbasics.optim import kernels
+
+    fn, K = getattr(kernels, kernel), 3
+    fixed = dict(fixed)
+    stepped = fixed.pop("step", False)
+    g = torch.Generator().manual_seed(0)
+    stacked = torch.randn(K, 4, 5, generator=g, dtype=torch.float64)
+    solo = [stacked[k].clone() for k in range(K)]
+    per_member = {key: (vals[0] if all(v == vals[0] for v in vals)
+                        else torch.tensor(vals, dtype=torch.float64).view(K, 1, 1)) for key, vals in hps.items()}
+    assert any(isinstance(v, torch.Tensor) for v in per_member.values())
+    state, states = {}, [{} for _ in range(K)]
+    with torch.no_grad():
+        for t in range(1, 16):
+            grad = torch.randn(K, 4, 5, generator=g, dtype=torch.float64)
+            step = {"step": t} if stepped else {}
+            fn(stacked, grad, state, **per_member, **fixed, **step)
+            for k in range(K):
+                fn(solo[k], grad[k].clone(), states[k], **{key: float(v[k]) for key, v in hps.items()}, **fixed, **step)
+            for k in range(K):
+                torch.testing.assert_close(stacked[k], solo[k], rtol=1e-6, atol=1e-6)
+    for key, value in state.items():  # the same state, in torch.optim's names
+        for k in range(K):
+            if key in states[k]:
+                torch.testing.assert_close(value[k], states[k][key], rtol=1e-6, atol=1e-6)
+
+
+KERNEL_OF = {"sgd": "sgd_", "momentum": "sgd_", "nesterov": "sgd_", "adagrad": "adagrad_", "rmsprop": "rmsprop_",
+             "adam": "adam_", "adamw": "adam_"}
+
+
+class _KernelCalled(Exception):
+    pass
+
+
+def _raising(*args, **kwargs):
+    raise _KernelCalled
+
+
+@pytest.mark.parametrize("name", sorted(KERNEL_OF))
+def test_optimizer_classes_update_through_their_kernel(name, monkeypatch):
+    from nnbasics.optim import kernels
+
+    p = nn.Parameter(torch.randn(3, 2))
+    opt = optim.OPTIMIZERS[name]([p], lr=0.1)
+    p.grad = torch.randn(3, 2)
+    monkeypatch.setattr(kernels, KERNEL_OF[name], _raising)
+    with pytest.raises(_KernelCalled):
+        opt.step()
+
+
+@pytest.mark.parametrize("family", ["sgd", "adam", "adamw"])
+def test_batched_optimizer_updates_through_the_kernels_only(family, monkeypatch):
+    """BatchedOptimizer packs per-member hyperparameters and calls the kernels: it holds no
+    update arithmetic of its own (no in-place tensor operation outside a kernel call)."""
+    import inspect
+    import re
+
+    from nnbasics.optim import batched, kernels
+
+    hp = {"lr": 0.1, "weight_decay": 0.0, **({"momentum": 0.9, "dampening": 0.0, "nesterov": False}
+                                             if family == "sgd" else {"beta1": 0.9, "beta2": 0.999, "eps": 1e-8})}
+    p = torch.randn(2, 3, 4, requires_grad=True)
+    opt = batched.BatchedOptimizer([p], [[hp, dict(hp, lr=0.2)]], family)
+    p.grad = torch.randn(2, 3, 4)
+    monkeypatch.setattr(kernels, "sgd_" if family == "sgd" else "adam_", _raising)
+    with pytest.raises(_KernelCalled):
+        opt.step(1.0)
+    calls = re.findall(r"([\w.]+)\.(\w+_)\(", inspect.getsource(batched))
+    assert calls and all(obj == "kernels" for obj, _ in calls), calls
+
+
+# ---------------------------------------------------------------------------------------------
 # Batch size and learning rate
 # ---------------------------------------------------------------------------------------------
 

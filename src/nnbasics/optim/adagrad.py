@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 from nnbasics.optim.base import _Optimizer, _advance, _check, _step_counter
-from nnbasics.optim.kernels import adagrad_
+from nnbasics.optim import kernels
 
 
 class AdaGrad(_Optimizer):
@@ -32,9 +32,9 @@ class AdaGrad(_Optimizer):
     def _update(self, p, g, state, group):
         if not state:
             state["step"] = _step_counter()
-        adagrad_(p, g, state, lr=group["lr"], step=_advance(state), weight_decay=group["weight_decay"],
-                 lr_decay=group["lr_decay"], eps=group["eps"],
-                 initial_accumulator_value=group["initial_accumulator_value"])
+        kernels.adagrad_(p, g, state, lr=group["lr"], step=_advance(state), weight_decay=group["weight_decay"],
+                         lr_decay=group["lr_decay"], eps=group["eps"],
+                         initial_accumulator_value=group["initial_accumulator_value"])
 
 
 __all__ = ["AdaGrad"]

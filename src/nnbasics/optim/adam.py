@@ -4,7 +4,7 @@ directly (the update is `kernels.adam_`)."""
 from __future__ import annotations
 
 from nnbasics.optim.base import _Optimizer, _advance, _check, _step_counter
-from nnbasics.optim.kernels import adam_
+from nnbasics.optim import kernels
 
 
 class Adam(_Optimizer):
@@ -40,9 +40,9 @@ class Adam(_Optimizer):
         if not state:
             state["step"] = _step_counter()
         beta1, beta2 = group["betas"]
-        adam_(p, g, state, lr=group["lr"], beta1=beta1, beta2=beta2, eps=group["eps"],
-              weight_decay=group["weight_decay"], decoupled=self.decoupled, amsgrad=group["amsgrad"],
-              step=_advance(state))
+        kernels.adam_(p, g, state, lr=group["lr"], beta1=beta1, beta2=beta2, eps=group["eps"],
+                      weight_decay=group["weight_decay"], decoupled=self.decoupled, amsgrad=group["amsgrad"],
+                      step=_advance(state))
 
 
 class AdamW(Adam):

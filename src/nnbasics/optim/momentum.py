@@ -4,7 +4,7 @@ PyTorch's velocity-buffer form (the update is `kernels.sgd_`)."""
 from __future__ import annotations
 
 from nnbasics.optim.base import _Optimizer, _check
-from nnbasics.optim.kernels import sgd_
+from nnbasics.optim import kernels
 
 
 class Momentum(_Optimizer):
@@ -34,8 +34,8 @@ class Momentum(_Optimizer):
                                       weight_decay=weight_decay, nesterov=nesterov))
 
     def _update(self, p, g, state, group):
-        sgd_(p, g, state, lr=group["lr"], weight_decay=group["weight_decay"], momentum=group["momentum"],
-             dampening=group["dampening"], nesterov=group["nesterov"])
+        kernels.sgd_(p, g, state, lr=group["lr"], weight_decay=group["weight_decay"], momentum=group["momentum"],
+                     dampening=group["dampening"], nesterov=group["nesterov"])
 
 
 class Nesterov(Momentum):

@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 from nnbasics.optim.base import _Optimizer, _advance, _check, _step_counter
-from nnbasics.optim.kernels import rmsprop_
+from nnbasics.optim import kernels
 
 
 class RMSprop(_Optimizer):
@@ -35,8 +35,8 @@ class RMSprop(_Optimizer):
         if not state:
             state["step"] = _step_counter()
         _advance(state)
-        rmsprop_(p, g, state, lr=group["lr"], alpha=group["alpha"], eps=group["eps"],
-                 weight_decay=group["weight_decay"], momentum=group["momentum"], centered=group["centered"])
+        kernels.rmsprop_(p, g, state, lr=group["lr"], alpha=group["alpha"], eps=group["eps"],
+                         weight_decay=group["weight_decay"], momentum=group["momentum"], centered=group["centered"])
 
 
 __all__ = ["RMSprop"]

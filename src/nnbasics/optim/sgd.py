@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from nnbasics.optim.base import _Optimizer, _check
-from nnbasics.optim.kernels import sgd_
+from nnbasics.optim import kernels
 
 
 class SGD(_Optimizer):
@@ -22,7 +22,7 @@ class SGD(_Optimizer):
         super().__init__(params, dict(lr=lr, weight_decay=weight_decay))
 
     def _update(self, p, g, state, group):
-        sgd_(p, g, state, lr=group["lr"], weight_decay=group["weight_decay"])
+        kernels.sgd_(p, g, state, lr=group["lr"], weight_decay=group["weight_decay"])
 
 
 __all__ = ["SGD"]
