@@ -285,8 +285,7 @@ def _child(spec_path: str) -> None:
     from omegaconf import OmegaConf
     from torch.utils.tensorboard import SummaryWriter  # noqa: F401  (imported before the cap, as train() needs it)
 
-    import nnbasics.engine.batch_size as batching
-    import nnbasics.data.datasets as data_mod
+    from nnbasics.data.datasets import load_data
     from nnbasics.engine.train import resolve_device, train
 
     cfg = OmegaConf.load(spec["config"])
@@ -302,13 +301,11 @@ def _child(spec_path: str) -> None:
     runs_dir, fit_at = Path(spec["runs_dir"]), int(spec["fit_at"])
 
     # the data once, before any cap; every run gets the same tensors (test split included)
-    bundle = data_mod.load_data(cfg.data, device=device)
+    bundle = load_data(cfg.data, device=device)
     test = bundle.load_test()
-    bundle.load_test = lambda: test
-    data_mod.load_data = lambda *a, **k: bundle
+    bundle.load_test = lambda: test  # our own bundle: its test split read once, before the cap
 
     lines: list[str] = []
-    errors: list[dict] = []
 
     class Capture(logging.Handler):
         def emit(self, record):
@@ -317,32 +314,30 @@ def _child(spec_path: str) -> None:
     logger = logging.getLogger("nnbasics")
     logger.setLevel(logging.INFO)
     logger.addHandler(Capture())
-    real_is_oom = batching.is_out_of_memory
+    # find_batch_size logs each failed size with the error it caught ("<size> ran out of memory,
+    # halving (<type>: <message>)"): the errors the library judged out-of-memory, read from its log
+    halving = re.compile(r"batch_size=auto: \d+ ran out of memory, halving \((\w+): (.*)\)$")
 
-    def recording_is_oom(err):  # observes the errors find_batch_size sees; the answer is the library's own
-        verdict = real_is_oom(err)
-        errors.append({"type": type(err).__name__, "message": str(err)[:500], "is_oom": verdict})
-        return verdict
-
-    batching.is_out_of_memory = recording_is_oom
+    def errors_of(log_lines: list[str]) -> list[dict]:
+        return [{"type": m.group(1), "message": m.group(2), "is_oom": True}
+                for m in map(halving.search, log_lines) if m]
 
     def one(name: str, **over) -> dict:
         c = cfg.copy()
         for k, v in over.items():
             OmegaConf.update(c, k, v)
         lines.clear()
-        errors.clear()
         run_dir = runs_dir / name.replace("/", "_")
         t = time.perf_counter()
         try:
-            out = {k: v for k, v in train(c, run_dir=run_dir).items() if k != "history"}
+            out = {k: v for k, v in train(c, run_dir=run_dir, data=bundle).items() if k != "history"}
             out["curve"] = json.loads((run_dir / "history.json").read_text()).get("curve", [])
         except Exception as e:  # noqa: BLE001 - nnbasics.engine.train.OutOfMemory (a MemoryError) or any other failure
             cause = e.__cause__ or e
             oom = isinstance(e, MemoryError) or real_is_oom(e)
             out = {"status": "out of memory" if oom else f"error ({type(e).__name__})", "error": str(e)[:500],
                    "cause": f"{type(cause).__name__}: {cause}"[:500]}
-        out.update(log=list(lines), errors=list(errors), wall_s=time.perf_counter() - t)
+        out.update(log=list(lines), errors=errors_of(lines), wall_s=time.perf_counter() - t)
         print(f"{name}: {out['status']} batch {out.get('batch_size')} val/acc {out.get('val/acc')} "
               f"({out['wall_s']:.1f} s)", flush=True)
         return out

@@ -22,7 +22,6 @@ moves the validation inputs and the paired change in val and test accuracy (leak
 
 from __future__ import annotations
 
-import contextlib
 import math
 
 from nnbasics.suite.context import Context, Outcome
@@ -38,35 +37,6 @@ REFERENCE = ("cs231n notes (Data preprocessing, common pitfall): compute mean / 
 
 LEAK_MIN = 0.005   # held if for some preprocessing the mean paired test-acc gain of the leaky arm is >= 0.5 points
 LEAK_SE = 2.0      # ... and at least this many standard errors of the paired differences above zero
-
-
-class _Frozen:
-    """A fitted preprocessor whose ``fit`` does nothing: the leaky statistics stay in place when
-    ``nnbasics.train.train`` calls ``build_preprocessor(cfg).fit(train_x)``."""
-
-    def __init__(self, pre):
-        self.pre = pre
-
-    def fit(self, x):
-        return self
-
-    def transform(self, x):
-        return self.pre.transform(x)
-
-    def state_dict(self):
-        return self.pre.state_dict()
-
-
-@contextlib.contextmanager
-def _leaky_preprocessor(pre):
-    import nnbasics.engine.train as train_mod
-
-    original = train_mod.build_preprocessor
-    train_mod.build_preprocessor = lambda cfg: _Frozen(pre)
-    try:
-        yield
-    finally:
-        train_mod.build_preprocessor = original
 
 
 def run(ctx: Context) -> Outcome:
@@ -104,8 +74,7 @@ def run(ctx: Context) -> Outcome:
                 a, b = a.abs(), b.abs()
             shift = float((a - b).norm() / a.norm())
         good = ctx.train_seeds(base + over, name=f"{label} train-fitted")
-        with _leaky_preprocessor(leaky):
-            bad = ctx.train_seeds(base + over, name=f"{label} leaky")
+        bad = ctx.train_seeds(base + over, name=f"{label} leaky", preprocessor=leaky)  # used as given, not refitted
         d_test = [l["test/acc"] - g["test/acc"] for g, l in zip(good, bad)]
         d_val = [l["val/acc"] - g["val/acc"] for g, l in zip(good, bad)]
         paired_all[label] = d_test

@@ -40,7 +40,6 @@ validation images for the MLP.
 
 from __future__ import annotations
 
-import contextlib
 import math
 
 from nnbasics.suite.context import Context, Outcome
@@ -103,37 +102,22 @@ def _pca(stats, k: int, dtype):
 
 
 class _Prefitted:
-    """A preprocessor already fitted on a run's training split: its ``fit`` only checks that it
-    is given exactly those images (so ``train`` uses train-only statistics, not refitted)."""
+    """A preprocessor already fitted on a run's training split, passed to ``train`` as given (it
+    is not refitted); its statistics follow the data to the run's device."""
 
-    def __init__(self, pre, x_fit):
-        self.pre, self.x_fit = pre, x_fit
-
-    def fit(self, x):
-        if x.shape != self.x_fit.shape or not bool((x.cpu() == self.x_fit).all()):
-            raise RuntimeError("P2: the prefitted whitening was fitted on other images than this run's training split")
-        return self
+    def __init__(self, pre):
+        self.pre = pre
 
     def transform(self, x):
+        import torch
+
         if self.pre.mean.device != x.device:  # a run on the GPU: the statistics follow the data
-            state = self.pre.state_dict()
-            self.pre.load_state_dict({k: v.to(x.device) if hasattr(v, "to") else v for k, v in state.items()})
+            self.pre.load_state_dict({k: v.to(x.device) if isinstance(v, torch.Tensor) else v
+                                      for k, v in self.pre.state_dict().items()})
         return self.pre.transform(x)
 
     def state_dict(self):
         return self.pre.state_dict()
-
-
-@contextlib.contextmanager
-def _prefitted(pre, x_fit):
-    import nnbasics.engine.train as train_mod
-
-    original = train_mod.build_preprocessor
-    train_mod.build_preprocessor = lambda cfg: _Prefitted(pre, x_fit)
-    try:
-        yield
-    finally:
-        train_mod.build_preprocessor = original
 
 
 # ----------------------------------------------------------------------------------------------
@@ -254,17 +238,13 @@ def run(ctx: Context) -> Outcome:
             arms[f"whiten eps {eps:g}"] = (["preprocess=whiten", f"preprocess.eps={eps}"],
                                            _whiten(t_stats, eps, bundle.train.x.dtype))
         for label, (over, pre) in arms.items():
-            ctxm = _prefitted(pre, bundle.train.x) if pre is not None else contextlib.nullcontext()
-            with ctxm:
-                if i == 0:
-                    tried = {lr: ctx.train(base + over + [f"optimizer.lr={lr}"], seed=seed, name=f"{label} lr {lr}")
-                             for lr in grid}
-                    chosen_lr[label] = max(grid, key=lambda v: tried[v]["val/acc"]
-                                           if math.isfinite(tried[v]["val/acc"]) else -1.0)
-                    res = tried[chosen_lr[label]]
-                else:
-                    res = ctx.train(base + over + [f"optimizer.lr={chosen_lr[label]}"], seed=seed,
-                                    name=f"{label} lr {chosen_lr[label]}")
+            parts = {"preprocessor": _Prefitted(pre)} if pre is not None else {}
+            if i == 0:
+                chosen_lr[label], tried = ctx.tune_lr(base + over, grid, seed=seed, name=label, **parts)
+                res = tried[chosen_lr[label]].runs[0]
+            else:
+                res = ctx.train(base + over + [f"optimizer.lr={chosen_lr[label]}"], seed=seed,
+                                name=f"{label} lr {chosen_lr[label]}", **parts)
             train_res.setdefault(label, []).append(res)
         del bundle
 

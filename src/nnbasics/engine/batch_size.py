@@ -42,7 +42,9 @@ def find_batch_size(model, loss_fn, split, start: int = 512, log: Callable[[str]
     one forward and backward pass of ``model`` on that many training samples fits in memory.
 
     Halves on CUDA out-of-memory and CPU allocation failures; any other error propagates.
-    Raises MemoryError when not even one sample fits."""
+    ``log`` gets one line per failed size, ``batch_size=auto: <size> ran out of memory, halving
+    (<error type>: <message>)``, then the size chosen. Raises MemoryError when not even one
+    sample fits."""
     size = min(int(start), len(split))
     params = list(model.parameters())
     grads = [p.grad for p in params]
@@ -71,6 +73,7 @@ def find_batch_size(model, loss_fn, split, start: int = 512, log: Callable[[str]
         except (RuntimeError, MemoryError) as err:
             if not is_out_of_memory(err):
                 raise
+            why = f"{type(err).__name__}: {' '.join(str(err).split())[:300]}"  # one line, for the log
             oom = True            # handled outside the except block, once the traceback (and the
         finally:                  # activations its frames hold) is gone
             loss = None           # the graph and its saved activations go now, not at the next attempt
@@ -79,6 +82,6 @@ def find_batch_size(model, loss_fn, split, start: int = 512, log: Callable[[str]
             log(f"batch_size=auto: using {size} (a training step of {size} samples fits)")
             return size
         _free_memory()
-        log(f"batch_size=auto: {size} ran out of memory, halving")
+        log(f"batch_size=auto: {size} ran out of memory, halving ({why})")
         size //= 2
     raise MemoryError("batch_size=auto: not even a batch of 1 fits in memory; lower model.width or use a smaller model")
