@@ -99,10 +99,9 @@ def run(ctx: Context) -> Outcome:
     for model, (over, grid) in models.items():
         for act, act_over in ACTIVATIONS.items():
             key = (model, act)
-            tried = {lr: ctx.train(base + over + act_over + [f"optimizer.lr={lr}", f"epochs={tune_epochs}"],
-                                   seed=first, name=f"tune {model} {act} lr {lr}") for lr in grid}
-            sweep[key] = {lr: r["val/acc"] for lr, r in tried.items()}
-            lr = max(grid, key=lambda v: sweep[key][v] if math.isfinite(sweep[key][v]) else -1.0)
+            lr, tried = ctx.tune_lr(base + over + act_over + [f"epochs={tune_epochs}"], grid, seed=first,
+                                    name=f"tune {model} {act}")
+            sweep[key] = {v: t.runs[0]["val/acc"] for v, t in tried.items()}
             chosen[key] = lr
             results[key] = ctx.train_seeds(base + over + act_over + [f"optimizer.lr={lr}", f"epochs={epochs}"],
                                            name=f"{model} {act} lr {lr}")

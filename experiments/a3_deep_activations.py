@@ -135,10 +135,10 @@ def run(ctx: Context) -> Outcome:
         stats: dict[str, dict] = {}
         for arm, over in ARMS.items():
             overrides = base + data_over + over
-            tune = {lr: ctx.train(overrides + [f"optimizer.lr={lr}", f"epochs={TUNE_EPOCHS}"], seed=ctx.seeds[0],
-                                  name=f"{dataset}/{arm}/tune lr={lr}")["val/acc"] for lr in grid if len(grid) > 1}
-            finite = {lr: a for lr, a in tune.items() if math.isfinite(a)}
-            lr = max(finite, key=finite.get) if finite else grid[0]  # a grid of one: nothing to tune
+            lr, tune = grid[0], {}  # a grid of one: nothing to tune
+            if len(grid) > 1:
+                lr, tried = ctx.tune_lr(overrides + [f"epochs={TUNE_EPOCHS}"], grid, name=f"{dataset}/{arm}/tune")
+                tune = {v: t.runs[0]["val/acc"] for v, t in tried.items()}
             runs = ctx.train_seeds(overrides + [f"optimizer.lr={lr}"], name=f"{dataset}/{arm}")
             at_init, at_end = [], []
             for seed, r in zip(ctx.seeds, runs):

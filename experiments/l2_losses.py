@@ -37,14 +37,10 @@ def run(ctx: Context) -> Outcome:
     first, rest = ctx.seeds[0], ctx.seeds[1:]
     chosen, sweep, results = {}, {}, {}
     for label, loss in LOSSES.items():
-        if not ctx.available("loss", loss):
-            continue
-        tried = {lr: ctx.train(base + [f"loss={loss}", f"optimizer.lr={lr}"], seed=first, name=f"{label} lr {lr}")
-                 for lr in grid}
-        sweep[label] = {lr: r["val/acc"] for lr, r in tried.items()}
-        lr = max(grid, key=lambda v: sweep[label][v] if sweep[label][v] == sweep[label][v] else -1.0)  # nan-safe
+        lr, tried = ctx.tune_lr(base + [f"loss={loss}"], grid, seed=first, name=label)
+        sweep[label] = {v: t.runs[0]["val/acc"] for v, t in tried.items()}
         chosen[label] = lr
-        results[label] = [tried[lr]] + ctx.train_seeds(base + [f"loss={loss}", f"optimizer.lr={lr}"],
+        results[label] = tried[lr].runs + ctx.train_seeds(base + [f"loss={loss}", f"optimizer.lr={lr}"],
                                                        name=f"{label} lr {lr}", seeds=rest)
     rows, numbers = [], {}
     fig = new_figure(10, 4)

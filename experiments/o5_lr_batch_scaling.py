@@ -2,7 +2,8 @@
 
 784-128-128-10 ReLU MLP (He init) on MNIST, momentum SGD (0.9) as in Goyal et al., batch 8, 32,
 128, 512, 2048 at equal epochs (so a larger batch makes proportionally fewer updates). The base
-LR is tuned at the base batch 128 over {0.01, 0.03, 0.1, 0.3} by validation accuracy (mean over seeds).
+LR is tuned at the base batch 128 over {0.01, 0.03, 0.1, 0.3} by validation accuracy (mean over seeds;
+an LR at which a seed diverges is never chosen: ``Context.tune_lr``).
 Two arms from there: *fixed* keeps that LR at every batch; *linear* scales it as
 lr = base_lr * B / 128 (``optimizer.lr_scaling=linear optimizer.base_batch_size=128``). Both
 arms use the same schedule, linear warm-up over the first epoch (Goyal's gradual warm-up,
@@ -56,14 +57,13 @@ def run(ctx: Context) -> Outcome:
          f"optimizer.base_batch_size={base_batch}"]
     n = len(load_data(ctx.compose(base).data).train.y)  # training images, for one epoch of warm-up
 
-    def overrides(batch: int, lr: float, scaling: str) -> list[str]:
+    def overrides(batch: int, scaling: str) -> list[str]:
         warmup = math.ceil(n / batch)  # one epoch of updates
-        return base + [f"batch_size={batch}", f"optimizer.lr={lr:g}", f"optimizer.lr_scaling={scaling}",
-                       f"scheduler.warmup_steps={warmup}"]
+        return base + [f"batch_size={batch}", f"optimizer.lr_scaling={scaling}", f"scheduler.warmup_steps={warmup}"]
 
-    # 1. the base LR: tuned at the base batch on validation accuracy
-    tuning = {lr: ctx.train_seeds(overrides(base_batch, lr, "none"), name=f"tune_B{base_batch}_lr{lr:g}") for lr in grid}
-    base_lr = max(grid, key=lambda lr: mean_std(accs(tuning[lr]))[0])
+    # 1. the base LR: tuned at the base batch on validation accuracy (mean over the seeds)
+    base_lr, tried = ctx.tune_lr(overrides(base_batch, "none"), grid, seeds=ctx.seeds, name=f"tune_B{base_batch}")
+    tuning = {lr: t.runs for lr, t in tried.items()}
     # 2. both arms over the batches (at the base batch they are the same run)
     results: dict[str, dict[int, list[dict]]] = {"fixed": {}, "linear": {}}
     for b in batches:
@@ -71,7 +71,7 @@ def run(ctx: Context) -> Outcome:
             if b == base_batch:
                 results[arm][b] = tuning[base_lr]
             else:
-                results[arm][b] = ctx.train_seeds(overrides(b, base_lr, "none" if arm == "fixed" else "linear"),
+                results[arm][b] = ctx.train_seeds(overrides(b, "none" if arm == "fixed" else "linear") + [f"optimizer.lr={base_lr:g}"],
                                                   name=f"B{b}_{arm}")
 
     base_acc = mean_std(accs(results["fixed"][base_batch]))[0]

@@ -92,13 +92,11 @@ def run(ctx: Context) -> Outcome:
 
     chosen, tuning, results = {}, {}, {}
     for arm, (over, _) in ARMS.items():
-        tuning[arm] = {}
-        for lr in (lrs if len(lrs) > 1 else ()):  # one LR: nothing to choose, no tuning runs
-            r = ctx.train(base + over + tune + [f"optimizer.lr={lr}", "eval_test=false", "checkpoint=false"], seed=ctx.seeds[0],
-                          name=f"tune {arm} lr {lr}")  # a tuning run never reads the test split
-            v = r.get("val/acc", float("nan"))
-            tuning[arm][lr] = v if math.isfinite(v) else -1.0  # a diverged LR is never chosen
-        chosen[arm] = max(lrs, key=lambda lr: tuning[arm].get(lr, 0.0))
+        chosen[arm], tuning[arm] = lrs[0], {}  # one LR: nothing to choose, no tuning runs
+        if len(lrs) > 1:  # a tuning run never reads the test split; a diverged LR is never chosen
+            chosen[arm], tried = ctx.tune_lr(base + over + tune + ["eval_test=false", "checkpoint=false"], lrs,
+                                             name=f"tune {arm}")
+            tuning[arm] = {lr: t.score if math.isfinite(t.score) else -1.0 for lr, t in tried.items()}
         results[arm] = ctx.train_seeds(base + over + [f"optimizer.lr={chosen[arm]}", "checkpoint=true"], name=arm)
 
     err = {arm: [100 * (1 - r["test/acc"]) for r in runs] for arm, runs in results.items()}
