@@ -25,12 +25,15 @@ from typing import Callable, Iterator, Mapping
 import torch
 from torch import Tensor
 
-from nnbasics.errors import DataError
+from nnbasics.config import check_bool, check_keys, check_name, check_number, select
+from nnbasics.errors import ConfigError, DataError
 
 IMAGE_SETS = ("mnist", "fashion_mnist", "cifar10")
 TOY_SETS = ("xor", "spiral", "circles", "moons", "blobs", "curve")
 DATASETS = IMAGE_SETS + TOY_SETS
 TARGETS = ("label", "parity", "attributes", "value")
+IMAGE_SIZES = {"mnist": 28, "fashion_mnist": 28, "cifar10": 32}  # pixels per side
+CURVE_FUNCTIONS = ("sin", "step", "abs")
 
 # Per-channel mean and std of the training split (the usual published constants).
 NORMALIZATION = {
@@ -441,7 +444,7 @@ def make_toy(name: str, n: int, noise: float = 0.1, classes: int = 3, seed: int 
         x = torch.stack([2 * torch.cos(angle), 2 * torch.sin(angle)], dim=1) + torch.randn(n, 2, generator=g) * max(noise, 0.0) * 5
     elif name == "curve":
         x = (torch.rand(n, 1, generator=g) * 2 - 1) * math.pi
-        fn = {"sin": torch.sin, "step": lambda v: (v > 0).float(), "abs": torch.abs}
+        fn = dict(zip(CURVE_FUNCTIONS, (torch.sin, lambda v: (v > 0).float(), torch.abs)))
         if function not in fn:
             raise ValueError(f"unknown curve function {function!r}; valid: {', '.join(fn)}")
         y = fn[function](x) + torch.randn(n, 1, generator=g) * noise
@@ -477,3 +480,48 @@ def _toy_bundle(cfg: Mapping, device) -> DataBundle:
     return DataBundle(name, task, tuple(x.shape[1:]), out, train, Split(x[:val], y[:val]),
                       lambda: Split(x[val:val + test], y[val:val + test]),
                       tuple(str(i) for i in range(classes)))
+
+
+# ----------------------------------------------------------------------------------------------
+# Config checks
+# ----------------------------------------------------------------------------------------------
+
+# The config keys of an image set, and of a toy set (each toy set also takes its own: classes for
+# the classification sets, where spiral and blobs use it; function for curve).
+IMAGE_KEYS = ("name", "root", "download", "val_size", "train_size", "split_seed", "target", "image_folder")
+TOY_KEYS = ("name", "root", "n_samples", "noise", "val_size", "test_size", "train_size", "split_seed", "target")
+
+
+def validate_config(cfg: Mapping) -> list[str]:
+    """Check every key of the ``data`` group; raise ConfigError on a bad one."""
+    name = check_name(cfg, "data.name", DATASETS)
+    node = select(cfg, "data")
+    if name in IMAGE_SETS:
+        check_keys(node, "data", IMAGE_KEYS)
+        check_number(cfg, "data.val_size", low=0, high=50000, integer=True)
+        check_name(cfg, "data.target", ("label", "parity", "attributes"))
+        if "download" in node:
+            check_bool(cfg, "data.download")
+        folder = select(cfg, "data.image_folder")
+        if folder is not None and not (isinstance(folder, str) and folder):
+            raise ConfigError("data.image_folder", folder, "must be a folder (a path) or null")
+    else:
+        check_keys(node, "data", TOY_KEYS + (("function",) if name == "curve" else ("classes",)))
+        check_name(cfg, "data.target", ("value",) if name == "curve" else ("label", "parity", "attributes"))
+        n = check_number(cfg, "data.n_samples", low=4, integer=True)
+        val = check_number(cfg, "data.val_size", low=1, integer=True)
+        test = check_number(cfg, "data.test_size", low=1, integer=True)
+        if val + test >= n:
+            raise ConfigError("data.val_size", val, f"val_size + test_size must be below data.n_samples={n}")
+        check_number(cfg, "data.noise", low=0)
+        if name == "curve":
+            if select(cfg, "data.function") is not None:
+                check_name(cfg, "data.function", CURVE_FUNCTIONS)
+        else:
+            check_number(cfg, "data.classes", low=2, integer=True, optional=True)
+    check_number(cfg, "data.train_size", low=1, integer=True, optional=True)
+    check_number(cfg, "data.split_seed", low=0, integer=True, optional=True)
+    root = select(cfg, "data.root")
+    if root is not None and not isinstance(root, str):
+        raise ConfigError("data.root", root, "must be a folder (a path), or null for $NNBASICS_DATA or ./data")
+    return []

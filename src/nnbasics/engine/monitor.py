@@ -508,17 +508,16 @@ class Monitor:
 
 
 def validate_config(cfg: Mapping) -> list[str]:
-    """The monitor's own keys (validate.py checks level and every)."""
-    from nnbasics.engine.validate import _get, check_number
+    """Check every key of the ``monitor`` group (absent or null: no monitor)."""
+    from nnbasics.config import check_bool, check_keys, check_name, check_number, select
 
-    if _get(cfg, "monitor") is None:
+    node = select(cfg, "monitor")
+    if node is None:
         return []
+    check_keys(node, "monitor", ("level", "every", "sample", "bins", "figures"))
+    check_name(cfg, "monitor.level", LEVELS)
+    check_number(cfg, "monitor.every", low=1, integer=True)
     check_number(cfg, "monitor.sample", low=1, integer=True, optional=True)
-    if _get(cfg, "monitor.bins") is not None:
-        check_number(cfg, "monitor.bins", low=2, high=10_000, integer=True)
-    figures = _get(cfg, "monitor.figures")
-    if figures is not None and not isinstance(figures, bool):
-        from nnbasics.errors import ConfigError
-
-        raise ConfigError("monitor.figures", figures, "must be true or false")
+    check_number(cfg, "monitor.bins", low=2, high=10_000, integer=True, optional=True)
+    check_bool(cfg, "monitor.figures", optional=True)
     return []

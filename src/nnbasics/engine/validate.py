@@ -1,60 +1,48 @@
 """Validate the whole config before any work starts.
 
-Each check raises ConfigError naming the key, the value and what is allowed. The registries of
-the library modules (initializers, activations, losses, optimizers, ...) are the source of the
-allowed names, so a new entry is valid as soon as it is registered.
+Each building block checks every key of its own config group (its ``validate_config``, with the
+helpers of ``nnbasics.config``); this module checks the top-level keys (budget, batches, seed,
+placement, the run switches), refuses unknown top-level keys, runs the group checks through one
+explicit table (``GROUP_VALIDATORS``), then the rules that join groups (loss vs task, a CNN needs
+images, SELU wants LeCun init, ...). Each check raises ConfigError naming the key, the value and
+what is allowed; the registries of the library modules are the source of the allowed names.
 """
 
 from __future__ import annotations
 
 import math
 import warnings
-from typing import Any, Mapping
+from typing import Callable, Mapping
 
+from nnbasics.config import check_bool, check_keys, check_name, check_number, select
+from nnbasics.data import datasets, preprocessing
+from nnbasics.engine import monitor
 from nnbasics.errors import ConfigError
+from nnbasics.nn import activations, init, losses, models
+from nnbasics.optim import optimizers, regularization, schedules
 
+__all__ = ["GROUP_VALIDATORS", "validate"]
 
-def _get(cfg: Mapping, dotted: str, default: Any = None) -> Any:
-    node: Any = cfg
-    for part in dotted.split("."):
-        if node is None or part not in node:
-            return default
-        node = node[part]
-    return node
+# Each config group and the building block that checks every key of it, in checking order.
+GROUP_VALIDATORS: dict[str, Callable[[Mapping], list[str]]] = {
+    "data": datasets.validate_config,
+    "model": models.validate_config,
+    "activation": activations.validate_config,
+    "init": init.validate_config,
+    "loss": losses.validate_config,
+    "optimizer": optimizers.validate_config,
+    "scheduler": schedules.validate_config,
+    "regularization": regularization.validate_config,
+    "preprocess": preprocessing.validate_config,
+    "monitor": monitor.validate_config,
+}
+OPTIONAL_GROUPS = ("monitor",)  # absent or null: no monitor
 
-
-def check_name(cfg: Mapping, key: str, valid) -> str:
-    value = _get(cfg, key)
-    if value not in valid:
-        raise ConfigError(key, value, f"choose one of: {', '.join(sorted(map(str, valid)))}")
-    return value
-
-
-def check_number(cfg: Mapping, key: str, *, low: float | None = None, high: float | None = None,
-                 low_open: bool = False, high_open: bool = False, integer: bool = False,
-                 optional: bool = False) -> Any:
-    """Check that ``key`` is a number in [low, high] (open ends when *_open)."""
-    value = _get(cfg, key)
-    if value is None and optional:
-        return None
-    kind = "an integer" if integer else "a number"
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or (integer and not isinstance(value, int)) \
-            or (isinstance(value, float) and not math.isfinite(value)):
-        raise ConfigError(key, value, f"must be {kind}{_range_text(low, high, low_open, high_open)}")
-    if (low is not None and (value < low or (low_open and value == low))) or \
-            (high is not None and (value > high or (high_open and value == high))):
-        raise ConfigError(key, value, f"must be {kind}{_range_text(low, high, low_open, high_open)}")
-    return value
-
-
-def _range_text(low, high, low_open, high_open) -> str:
-    if low is None and high is None:
-        return ""
-    if high is None:
-        return f" {'>' if low_open else '>='} {low}"
-    if low is None:
-        return f" {'<' if high_open else '<='} {high}"
-    return f" in {'(' if low_open else '['}{low}, {high}{')' if high_open else ']'}"
+# The top-level keys of conf/train.yaml besides the groups (hydra: Hydra's own node, present
+# when a config is composed with return_hydra_config=True).
+BOOLEANS = ("eval_test", "search", "progress", "checkpoint")
+TOP_LEVEL_KEYS = ("epochs", "steps", "batch_size", "sampling", "seed", "device", "threads", "eval_every",
+                  "resume", "hydra") + BOOLEANS
 
 
 def validate(cfg: Mapping, *, custom_loss: bool = False) -> list[str]:
@@ -62,110 +50,96 @@ def validate(cfg: Mapping, *, custom_loss: bool = False) -> list[str]:
     Returns warnings (combinations that are allowed but usually a mistake). ``custom_loss``: the
     caller supplies its own loss callable (``train(..., loss=fn)``), so the loss-vs-task rule is
     not applied."""
-    from nnbasics.nn import activations
-    from nnbasics.data import datasets as data
-    from nnbasics.nn import init
-    from nnbasics.nn import losses
-    from nnbasics.nn import models
-    from nnbasics.optim import optimizers as optim
-    from nnbasics.data import preprocessing
-    from nnbasics.optim import regularization
-    from nnbasics.optim import schedules
-
+    check_keys(cfg, "", (*TOP_LEVEL_KEYS, *GROUP_VALIDATORS))
+    for group in GROUP_VALIDATORS:
+        node = select(cfg, group)
+        if not isinstance(node, Mapping) and not (group in OPTIONAL_GROUPS and node is None):
+            raise ConfigError(group, node, f"the config group '{group}' must be selected (e.g. {group}=<option>)")
+    _check_top_level(cfg)
     notes: list[str] = []
-    for group in ("data", "model", "activation", "init", "loss", "optimizer", "scheduler", "regularization", "preprocess"):
-        if not isinstance(_get(cfg, group), Mapping):
-            raise ConfigError(group, _get(cfg, group), f"the config group '{group}' must be selected (e.g. {group}=<option>)")
+    for check in GROUP_VALIDATORS.values():
+        notes.extend(check(cfg))
+    notes.extend(_check_across_groups(cfg, custom_loss))
+    for note in notes:
+        warnings.warn(note, stacklevel=2)
+    return notes
 
-    # budget
+
+def _check_top_level(cfg: Mapping) -> None:
     steps = check_number(cfg, "steps", low=1, integer=True, optional=True)
-    if steps is None:
-        check_number(cfg, "epochs", low=1, integer=True)
-    bs = _get(cfg, "batch_size")
-    if bs not in ("full", "auto"):
+    check_number(cfg, "epochs", low=1, integer=True, optional=steps is not None)
+    if select(cfg, "batch_size") not in ("full", "auto"):
         check_number(cfg, "batch_size", low=1, integer=True)
     check_name(cfg, "sampling", ("shuffle", "replacement"))
     check_number(cfg, "seed", low=0, integer=True)
     check_number(cfg, "eval_every", low=1, integer=True, optional=True)
-    device = _get(cfg, "device")
+    device = select(cfg, "device")
     if not isinstance(device, str) or not (device in ("auto", "cpu", "cuda") or device.startswith("cuda:")):
         raise ConfigError("device", device, "choose auto, cpu, cuda or cuda:N")
     check_number(cfg, "threads", low=1, integer=True, optional=True)
+    for key in BOOLEANS:  # absent: the engine's default; present: a real boolean (null is none)
+        if key in cfg:
+            check_bool(cfg, key)
+    resume = select(cfg, "resume")
+    if resume is not None and not (isinstance(resume, str) and resume):
+        raise ConfigError("resume", resume, "must be the directory of a run to continue, or null")
 
-    # data
-    name = check_name(cfg, "data.name", data.DATASETS)
-    if name in data.IMAGE_SETS:
-        check_number(cfg, "data.val_size", low=0, high=50000, integer=True)
-        check_name(cfg, "data.target", ("label", "parity", "attributes"))
-    else:
-        check_name(cfg, "data.target", ("value",) if name == "curve" else ("label", "parity", "attributes"))
-        n = check_number(cfg, "data.n_samples", low=4, integer=True)
-        check_number(cfg, "data.val_size", low=1, integer=True)
-        check_number(cfg, "data.test_size", low=1, integer=True)
-        if _get(cfg, "data.val_size") + _get(cfg, "data.test_size") >= n:
-            raise ConfigError("data.val_size", _get(cfg, "data.val_size"),
-                              f"val_size + test_size must be below data.n_samples={n}")
-        check_number(cfg, "data.noise", low=0)
-    check_number(cfg, "data.train_size", low=1, integer=True, optional=True)
 
-    # model
-    check_name(cfg, "model.name", getattr(models, "MODELS", ("mlp",)))
-    if _get(cfg, "model.name") == "mlp":
-        check_number(cfg, "model.depth", low=0, integer=True)
-        check_number(cfg, "model.width", low=1, integer=True)
-    for key in ("model.dropout.p", "model.dropout.input_p"):
-        if _get(cfg, key) is not None:
-            check_number(cfg, key, low=0, high=1, high_open=True)
-    check_name(cfg, "activation.name", activations.ACTIVATIONS)
-    check_name(cfg, "init.name", init.INITIALIZERS)
-    if _get(cfg, "init.mode") is not None:
-        check_name(cfg, "init.mode", ("fan_in", "fan_out"))
+def _check_across_groups(cfg: Mapping, custom_loss: bool) -> list[str]:
+    """The rules that join two groups (each group's own keys are already checked)."""
+    notes: list[str] = []
+    data, model = select(cfg, "data.name"), select(cfg, "model.name")
 
     # loss and task
-    loss = check_name(cfg, "loss.name", losses.LOSSES)
-    task = data.task_of(_get(cfg, "data.target", "label"), 10)[0]
+    target = select(cfg, "data.target", "label")
+    task = datasets.task_of(target, 10)[0]
+    loss = select(cfg, "loss.name")
     if not custom_loss and task not in losses.LOSS_TASKS.get(loss, {task}):
-        raise ConfigError("loss.name", loss, f"a {task} target ({name}, target={_get(cfg, 'data.target', 'label')}) "
+        raise ConfigError("loss.name", loss, f"a {task} target ({data}, target={target}) "
                           f"needs one of: {', '.join(sorted(k for k, v in losses.LOSS_TASKS.items() if task in v))}")
 
-    # optimization
-    check_name(cfg, "optimizer.name", optim.OPTIMIZERS)
-    check_number(cfg, "optimizer.lr", low=0, low_open=True)
-    if _get(cfg, "optimizer.impl") is not None:
-        check_name(cfg, "optimizer.impl", ("nnbasics", "torch"))
-    for key in ("optimizer.momentum", "optimizer.weight_decay"):
-        if _get(cfg, key) is not None:
-            check_number(cfg, key, low=0)
-    if _get(cfg, "optimizer.eps") is not None:
-        check_number(cfg, "optimizer.eps", low=0, low_open=True)
-    check_name(cfg, "scheduler.name", getattr(schedules, "SCHEDULES", ("constant", "cosine")))
-    if _get(cfg, "scheduler.warmup_steps") is not None:
-        check_number(cfg, "scheduler.warmup_steps", low=0, integer=True)
+    # model and data, model and activation
+    if model == "cnn":
+        if data not in datasets.IMAGE_SIZES:
+            raise ConfigError("model.name", model, f"the CNN needs image data ({', '.join(datasets.IMAGE_SIZES)}); "
+                              f"data={data} is not images: use model=mlp")
+        depth, size = select(cfg, "model.depth"), datasets.IMAGE_SIZES[data]
+        if select(cfg, "model.pool") != "none" and 2**depth > size:
+            raise ConfigError("model.depth", depth, f"{depth} blocks with 2x2 pooling shrink a {size}-pixel image "
+                              f"to nothing; at most {int(math.log2(size))}")
+    if select(cfg, "model.norm") == "group":
+        pieces = activations.pieces_of(select(cfg, "activation"))
+        width = select(cfg, "model.width")
+        if model == "cnn":
+            channels = [width * 2**i * pieces for i in range(select(cfg, "model.depth"))]
+        else:
+            channels = [int(width or 1) * pieces] if model == "mlp" and select(cfg, "model.depth") else []
+        groups = select(cfg, "model.groups")
+        bad = [c for c in channels if c % groups]
+        if bad:
+            raise ConfigError("model.groups", groups, f"must divide the number of units per layer ({bad[0]})")
+    if select(cfg, "model.norm") == "batch" and select(cfg, "batch_size") == 1:
+        notes.append("model.norm=batch with batch_size=1: every unit normalizes to beta (batch statistics of one sample)")
 
-    # regularization and preprocessing
-    check_name(cfg, "regularization.name", getattr(regularization, "REGULARIZERS", ("none", "l2")))
-    for key in ("regularization.weight_decay", "regularization.l1"):
-        if _get(cfg, key) is not None:
-            check_number(cfg, key, low=0)
-    check_name(cfg, "preprocess.name", getattr(preprocessing, "PREPROCESSORS", ("none",)))
-    if _get(cfg, "preprocess.eps") is not None:
-        check_number(cfg, "preprocess.eps", low=0, low_open=True)
+    # preprocessing and model
+    pre = select(cfg, "preprocess.name")
+    if pre in preprocessing.FLATTENING and model == "cnn":
+        raise ConfigError("preprocess.name", pre, f"{pre} flattens the input to k features, which model={model} "
+                          f"cannot take; use model=mlp, or preprocess=zca (keeps the image shape)")
 
-    # monitor
-    if _get(cfg, "monitor") is not None:
-        check_name(cfg, "monitor.level", ("off", "basic", "full"))
-        check_number(cfg, "monitor.every", low=1, integer=True)
+    # regularization and optimizer
+    decoupled = select(cfg, "regularization.decoupled")
+    optimizer = select(cfg, "optimizer.name")
+    if decoupled and optimizer not in ("adamw", "sgd", "momentum", "nesterov"):
+        notes.append(f"regularization.decoupled=true with optimizer={optimizer}: its weight_decay is "
+                     f"added to the gradient (coupled); use optimizer=adamw for decoupled weight decay")
+    penalty = (select(cfg, "regularization.weight_decay") or 0) > 0 or (select(cfg, "regularization.l1") or 0) > 0
+    if (select(cfg, "optimizer.weight_decay") or 0) > 0 and not decoupled and penalty:
+        # (with decoupled=true the parameter groups carry their own weight_decay, which overrides the optimizer's)
+        notes.append("both optimizer.weight_decay and a regularization penalty are set: the weights are decayed twice")
 
-    # each library module checks its own options (see the module's validate_config)
-    from nnbasics.engine import monitor
-    for module in (init, activations, models, losses, optim, schedules, regularization, preprocessing, monitor):
-        hook = getattr(module, "validate_config", None)
-        if hook is not None:
-            notes.extend(hook(cfg) or [])
-
-    if _get(cfg, "activation.name") == "selu" and _get(cfg, "init.name") not in ("lecun_normal", "lecun_uniform"):
-        notes.append(f"activation=selu is self-normalizing only with LeCun init; init={_get(cfg, 'init.name')} "
+    # activation and init
+    if select(cfg, "activation.name") == "selu" and select(cfg, "init.name") not in ("lecun_normal", "lecun_uniform"):
+        notes.append(f"activation=selu is self-normalizing only with LeCun init; init={select(cfg, 'init.name')} "
                      f"may not keep activations normalized (use init=lecun_normal)")
-    for note in notes:
-        warnings.warn(note, stacklevel=2)
     return notes

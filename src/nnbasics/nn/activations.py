@@ -18,6 +18,7 @@ from typing import Callable, Mapping
 import torch
 from torch import Tensor, nn
 
+from nnbasics.config import check_bool, check_keys, check_name, check_number, select
 from nnbasics.errors import ConfigError
 
 SELU_ALPHA = 1.6732632423543772848170429916717
@@ -352,17 +353,23 @@ def gain_name(cfg: Mapping | str | Activation) -> tuple[str, float | None]:
     return name, None
 
 
-def validate_config(cfg: Mapping) -> list[str]:
-    """Check the ``activation`` node's own options (validate.py checks the name)."""
-    from nnbasics.engine.validate import _get, check_number
+# Each activation's own config keys (besides name).
+ACTIVATION_KEYS: dict[str, tuple[str, ...]] = {
+    "leaky_relu": ("negative_slope",), "prelu": ("negative_slope", "per_unit"), "elu": ("alpha",),
+    "maxout": ("pieces",),
+}
 
-    name = _get(cfg, "activation.name")
+
+def validate_config(cfg: Mapping) -> list[str]:
+    """Check every key of the ``activation`` group; raise ConfigError on a bad one."""
+    name = check_name(cfg, "activation.name", ACTIVATIONS)
+    check_keys(select(cfg, "activation"), "activation", {"name", *ACTIVATION_KEYS.get(name, ())})
     if name in ("leaky_relu", "prelu"):
         check_number(cfg, "activation.negative_slope", low=0, high=1, high_open=True, optional=True)
     if name == "elu":
         check_number(cfg, "activation.alpha", low=0, low_open=True, optional=True)
     if name == "maxout":
         check_number(cfg, "activation.pieces", low=2, integer=True, optional=True)
-    if name == "prelu" and _get(cfg, "activation.per_unit") not in (None, True, False):
-        raise ConfigError("activation.per_unit", _get(cfg, "activation.per_unit"), "must be true or false")
+    if name == "prelu":
+        check_bool(cfg, "activation.per_unit", optional=True)
     return []

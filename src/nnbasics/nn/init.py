@@ -25,6 +25,7 @@ from typing import Callable, Mapping
 import torch
 from torch import Tensor
 
+from nnbasics.config import check_keys, check_name, check_number, select
 from nnbasics.errors import ConfigError
 
 # ----------------------------------------------------------------------------------------------
@@ -328,20 +329,32 @@ def init_layer_(weight: Tensor, bias: Tensor | None, cfg: Mapping, nonlinearity:
 
 
 # ----------------------------------------------------------------------------------------------
-# Config checks (validate.py already checks init.name and init.mode)
+# Config checks
 # ----------------------------------------------------------------------------------------------
+
+# Each initializer's own config keys (besides name and bias, which every one takes).
+INIT_KEYS: dict[str, tuple[str, ...]] = {
+    "zeros": (), "ones": (), "constant": ("value",), "uniform": ("a", "b"), "normal": ("mean", "std"),
+    "small_random": ("std",), "calibrated": (), "lecun_uniform": (), "lecun_normal": (),
+    "xavier_uniform": ("gain",), "xavier_normal": ("gain",), "he_uniform": ("mode", "gain"),
+    "he_normal": ("mode", "gain"), "sparse": ("k", "std", "gain"), "orthogonal": ("gain",), "torch_default": (),
+}
+MODES = ("fan_in", "fan_out")
 
 
 def validate_config(cfg: Mapping) -> list[str]:
-    """Check the ``init`` node's own options; raise ConfigError on a bad one."""
-    from nnbasics.engine.validate import _get, check_number
-
+    """Check every key of the ``init`` group; raise ConfigError on a bad one. Returns warnings."""
     notes: list[str] = []
-    name = _get(cfg, "init.name")
-    gain = _get(cfg, "init.gain")
+    name = check_name(cfg, "init.name", INITIALIZERS)
+    check_keys(select(cfg, "init"), "init", {"name", "bias", *INIT_KEYS.get(name, ())})
+    if select(cfg, "init.mode") is not None:
+        check_name(cfg, "init.mode", MODES)
+    gain = select(cfg, "init.gain")
     if gain is not None and gain != "auto":
+        if isinstance(gain, str):
+            raise ConfigError("init.gain", gain, "must be a number > 0 or 'auto' (the gain of the activation)")
         check_number(cfg, "init.gain", low=0, low_open=True)
-    bias = _get(cfg, "init.bias")
+    bias = select(cfg, "init.bias")
     if bias is not None and bias != "torch":
         if isinstance(bias, str):
             raise ConfigError("init.bias", bias, "must be a number (e.g. 0 or 0.01) or 'torch' (PyTorch's default)")

@@ -24,6 +24,7 @@ from typing import Callable, Mapping
 import torch
 from torch import Tensor
 
+from nnbasics.config import check_keys, check_name, check_number, select
 from nnbasics.errors import ConfigError
 
 # ----------------------------------------------------------------------------------------------
@@ -168,9 +169,10 @@ def correct(output: Tensor, target: Tensor, task: str) -> Tensor:
 
 
 def validate_config(cfg: Mapping) -> list[str]:
-    """Check the ``loss`` node's own options (validate.py checks the name and the task)."""
-    from nnbasics.engine.validate import _get, check_number
-
-    if _get(cfg, "loss.name") in MARGIN_LOSSES:
+    """Check every key of the ``loss`` group (the loss-vs-task rule joins two groups: it lives in
+    engine/validate.py)."""
+    name = check_name(cfg, "loss.name", LOSSES)
+    check_keys(select(cfg, "loss"), "loss", {"name", "margin"} if name in MARGIN_LOSSES else {"name"})
+    if name in MARGIN_LOSSES:
         check_number(cfg, "loss.margin", low=0, low_open=True, optional=True)
     return []

@@ -21,6 +21,7 @@ from typing import Any, Mapping, Sequence
 import torch
 from torch import nn
 
+from nnbasics.config import check_keys, check_name, check_number, select
 from nnbasics.nn.activations import gain_name, get_activation, pieces_of
 from nnbasics.nn.norms import NORMS, make_norm
 from nnbasics.nn.linear import Conv2d, Linear
@@ -158,21 +159,21 @@ class CNN(nn.Module):
 MODELS: dict[str, type[nn.Module]] = {"mlp": MLP, "linear": MLP, "cnn": CNN}
 
 
-def _get(cfg: Any, dotted: str, default: Any = None) -> Any:
-    node = cfg
-    for part in dotted.split("."):
-        if not isinstance(node, Mapping) or part not in node or node[part] is None:
-            return default
-        node = node[part]
-    return node
+def _first(cfg: Mapping, *keys: str, default: Any) -> Any:
+    """The value of the first of ``keys`` that is set (neither absent nor null), else ``default``."""
+    for key in keys:
+        value = select(cfg, key)
+        if value is not None:
+            return value
+    return default
 
 
 def dropout_settings(cfg: Mapping) -> dict[str, Any]:
     """The dropout the model gets: ``{variant, p, input_p}``; p and input_p from
     ``regularization.dropout_p`` / ``input_dropout_p`` when set, else from ``model.dropout``."""
-    return {"variant": str(_get(cfg, "model.dropout.variant", "inverted")),
-            "p": _get(cfg, "regularization.dropout_p", _get(cfg, "model.dropout.p", 0.0)),
-            "input_p": float(_get(cfg, "regularization.input_dropout_p", _get(cfg, "model.dropout.input_p", 0.0)))}
+    return {"variant": str(_first(cfg, "model.dropout.variant", default="inverted")),
+            "p": _first(cfg, "regularization.dropout_p", "model.dropout.p", default=0.0),
+            "input_p": float(_first(cfg, "regularization.input_dropout_p", "model.dropout.input_p", default=0.0))}
 
 
 def build_model(cfg: Mapping, in_shape: tuple[int, ...], out_features: int) -> nn.Module:
@@ -182,7 +183,7 @@ def build_model(cfg: Mapping, in_shape: tuple[int, ...], out_features: int) -> n
     name = m["name"]
     common = dict(activation=cfg["activation"], init=cfg["init"], dropout=dropout_settings(cfg),
                   norm=str(m.get("norm", "none") or "none"), groups=int(m.get("groups", 8) or 8),
-                  input_noise=float(_get(cfg, "regularization.input_noise", 0.0)))
+                  input_noise=float(_first(cfg, "regularization.input_noise", default=0.0)))
     if name == "mlp":
         return MLP(math.prod(in_shape), out_features, int(m["width"]), int(m["depth"]), **common)
     if name == "linear":
@@ -271,47 +272,49 @@ def summary(model: nn.Module, in_shape: Sequence[int] | None = None) -> str:
 
 
 # ----------------------------------------------------------------------------------------------
-# Config checks (validate.py checks model.name, mlp width/depth and the dropout probabilities)
+# Config checks (the rules that join groups, e.g. a CNN needs image data, live in engine/validate.py)
 # ----------------------------------------------------------------------------------------------
 
-IMAGE_SIZES = {"mnist": 28, "fashion_mnist": 28, "cifar10": 32}
+# Each model's config keys. ``linear`` is an MLP without hidden layers (width and depth unused).
+MODEL_KEYS: dict[str, tuple[str, ...]] = {
+    "mlp": ("name", "width", "depth", "norm", "groups", "dropout"),
+    "linear": ("name", "width", "depth", "norm", "groups", "dropout"),
+    "cnn": ("name", "width", "depth", "kernel_size", "pool", "hidden", "norm", "groups", "dropout"),
+}
+DROPOUT_KEYS = ("variant", "p", "input_p")
 
 
 def validate_config(cfg: Mapping) -> list[str]:
+    """Check every key of the ``model`` group (and its ``dropout`` node); raise ConfigError on a
+    bad one."""
     from nnbasics.errors import ConfigError
-    from nnbasics.engine.validate import _get as get, check_name, check_number
 
-    notes: list[str] = []
-    name = get(cfg, "model.name")
-    if get(cfg, "model.norm") is not None:
-        check_name(cfg, "model.norm", NORMS)
-    if get(cfg, "model.dropout.variant") is not None:
-        check_name(cfg, "model.dropout.variant", DROPOUT_VARIANTS)
-    norm = get(cfg, "model.norm", "none")
-    pieces = pieces_of(cfg["activation"]) if get(cfg, "activation.name") == "maxout" else 1
-    if name == "cnn":
-        width = check_number(cfg, "model.width", low=1, integer=True)
-        depth = check_number(cfg, "model.depth", low=0, integer=True)
+    name = check_name(cfg, "model.name", MODELS)
+    check_keys(select(cfg, "model"), "model", MODEL_KEYS[name])
+    if name == "mlp":
+        check_number(cfg, "model.depth", low=0, integer=True)
+        check_number(cfg, "model.width", low=1, integer=True)
+    elif name == "linear":
+        check_number(cfg, "model.depth", low=0, integer=True, optional=True)
+        check_number(cfg, "model.width", low=0, integer=True, optional=True)
+    else:
+        check_number(cfg, "model.width", low=1, integer=True)
+        check_number(cfg, "model.depth", low=0, integer=True)
         k = check_number(cfg, "model.kernel_size", low=1, integer=True)
         if k % 2 == 0:
             raise ConfigError("model.kernel_size", k, "must be odd (the 'same' padding is kernel_size // 2)")
         check_name(cfg, "model.pool", POOLS)
         check_number(cfg, "model.hidden", low=0, integer=True)
-        data = get(cfg, "data.name")
-        if data not in IMAGE_SIZES:
-            raise ConfigError("model.name", name, f"the CNN needs image data ({', '.join(IMAGE_SIZES)}); "
-                              f"data={data} is not images: use model=mlp")
-        if get(cfg, "model.pool") != "none" and 2**depth > IMAGE_SIZES[data]:
-            raise ConfigError("model.depth", depth, f"{depth} blocks with 2x2 pooling shrink a "
-                              f"{IMAGE_SIZES[data]}-pixel image to nothing; at most {int(math.log2(IMAGE_SIZES[data]))}")
-        channels = [width * 2**i * pieces for i in range(depth)]
-    else:
-        channels = [int(get(cfg, "model.width", 1)) * pieces] if name == "mlp" and get(cfg, "model.depth", 0) else []
-    if norm == "group":
-        groups = check_number(cfg, "model.groups", low=1, integer=True)
-        bad = [c for c in channels if c % groups]
-        if bad:
-            raise ConfigError("model.groups", groups, f"must divide the number of units per layer ({bad[0]})")
-    if norm == "batch" and get(cfg, "batch_size") == 1:
-        notes.append("model.norm=batch with batch_size=1: every unit normalizes to beta (batch statistics of one sample)")
-    return notes
+    if select(cfg, "model.norm") is not None:
+        check_name(cfg, "model.norm", NORMS)
+    check_number(cfg, "model.groups", low=1, integer=True, optional=select(cfg, "model.norm") != "group")
+    dropout = select(cfg, "model.dropout")
+    if dropout is not None:
+        if not isinstance(dropout, Mapping):
+            raise ConfigError("model.dropout", dropout, f"must be a node with the keys {', '.join(DROPOUT_KEYS)}")
+        check_keys(dropout, "model.dropout", DROPOUT_KEYS)
+        if select(cfg, "model.dropout.variant") is not None:
+            check_name(cfg, "model.dropout.variant", DROPOUT_VARIANTS)
+        for key in ("model.dropout.p", "model.dropout.input_p"):
+            check_number(cfg, key, low=0, high=1, high_open=True, optional=True)
+    return []

@@ -32,6 +32,7 @@ from typing import Any, Mapping
 
 import torch
 
+from nnbasics.config import check_bool, check_keys, check_name, check_number, select
 from nnbasics.errors import ConfigError
 from nnbasics.optim.adagrad import AdaGrad
 from nnbasics.optim.adam import Adam, AdamW
@@ -131,23 +132,21 @@ def _plain(value):
 
 
 def validate_config(cfg: Mapping) -> list[str]:
-    """Check the optimizer's own options (validate.py checks name, lr > 0, impl, momentum >= 0,
-    weight_decay >= 0 and eps > 0). Returns warnings."""
-    from nnbasics.engine.validate import _get, check_name, check_number
-
+    """Check every key of the ``optimizer`` group: the name, the keys that optimizer takes
+    (COMMON_KEYS and its constructor's arguments) and each value. Returns warnings."""
     notes: list[str] = []
-    name = _get(cfg, "optimizer.name")
-    node = _get(cfg, "optimizer") or {}
-    if name not in OPTIMIZERS:
-        return notes
-    if _get(cfg, "optimizer.lr_scaling") is not None:
+    name = check_name(cfg, "optimizer.name", OPTIMIZERS)
+    check_keys(select(cfg, "optimizer"), "optimizer", set(COMMON_KEYS) | set(hyperparameters(name)))
+    check_number(cfg, "optimizer.lr", low=0, low_open=True)
+    if select(cfg, "optimizer.impl") is not None:
+        check_name(cfg, "optimizer.impl", IMPLS)
+    if select(cfg, "optimizer.lr_scaling") is not None:
         check_name(cfg, "optimizer.lr_scaling", LR_SCALINGS)
     check_number(cfg, "optimizer.base_batch_size", low=1, integer=True, optional=True)
-    allowed = set(COMMON_KEYS) | set(hyperparameters(name))
-    for key in node:
-        if key not in allowed:
-            raise ConfigError(f"optimizer.{key}", node[key], f"optimizer={name} takes: {', '.join(sorted(allowed))}")
-    betas = _get(cfg, "optimizer.betas")
+    momentum = check_number(cfg, "optimizer.momentum", low=0, optional=True)
+    check_number(cfg, "optimizer.weight_decay", low=0, optional=True)
+    check_number(cfg, "optimizer.eps", low=0, low_open=True, optional=True)
+    betas = select(cfg, "optimizer.betas")
     if betas is not None:
         ok = not isinstance(betas, (str, bytes, Mapping)) and hasattr(betas, "__len__") and len(betas) == 2 and all(
             isinstance(b, (int, float)) and not isinstance(b, bool) and 0 <= b < 1 for b in betas)
@@ -158,15 +157,12 @@ def validate_config(cfg: Mapping) -> list[str]:
     check_number(cfg, "optimizer.lr_decay", low=0, optional=True)
     check_number(cfg, "optimizer.initial_accumulator_value", low=0, optional=True)
     for key in ("centered", "amsgrad", "nesterov"):
-        value = _get(cfg, f"optimizer.{key}")
-        if value is not None and not isinstance(value, bool):
-            raise ConfigError(f"optimizer.{key}", value, "must be true or false")
-    momentum = _get(cfg, "optimizer.momentum")
+        check_bool(cfg, f"optimizer.{key}", optional=True)
     if name == "nesterov" and momentum is not None and momentum <= 0:
         raise ConfigError("optimizer.momentum", momentum, "Nesterov momentum needs momentum > 0")
-    nesterov_on = name == "momentum" and _get(cfg, "optimizer.nesterov")
-    if nesterov_on and ((momentum or 0) <= 0 or _get(cfg, "optimizer.dampening")):
+    nesterov_on = name == "momentum" and select(cfg, "optimizer.nesterov")
+    if nesterov_on and ((momentum or 0) <= 0 or select(cfg, "optimizer.dampening")):
         raise ConfigError("optimizer.nesterov", True, "Nesterov momentum needs momentum > 0 and dampening 0")
-    if isinstance(momentum, (int, float)) and momentum >= 1:
+    if momentum is not None and momentum >= 1:
         notes.append(f"optimizer.momentum={momentum} >= 1: the velocity never decays and training usually diverges")
     return notes

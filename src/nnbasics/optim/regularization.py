@@ -23,6 +23,8 @@ from typing import Mapping
 import torch
 from torch import nn
 
+from nnbasics.config import check_bool, check_keys, check_name, check_number, select
+
 # option name -> the keys it is meant to switch on (validate_config warns when none is on)
 REGULARIZERS: dict[str, tuple[str, ...]] = {
     "none": (),
@@ -35,6 +37,8 @@ REGULARIZERS: dict[str, tuple[str, ...]] = {
     "maxnorm_dropout": ("max_norm", "dropout_p", "input_dropout_p"),
     "input_noise": ("input_noise",),
 }
+# The keys of the group besides name: every option has all of them (see the module docstring).
+KEYS = ("weight_decay", "l1", "decoupled", "max_norm", "input_noise", "dropout_p", "input_dropout_p")
 
 
 def _num(cfg: Mapping, key: str, default: float = 0.0) -> float:
@@ -115,28 +119,18 @@ def after_step_(model: nn.Module, cfg: Mapping) -> None:
 
 
 def validate_config(cfg: Mapping) -> list[str]:
-    """Check the ``regularization`` node's own options (validate.py checks the name,
-    weight_decay >= 0 and l1 >= 0)."""
-    from nnbasics.errors import ConfigError
-    from nnbasics.engine.validate import _get, check_number
-
+    """Check every key of the ``regularization`` group; raise ConfigError on a bad one. Returns
+    warnings (the ones that join the optimizer's settings live in engine/validate.py)."""
     notes: list[str] = []
+    name = check_name(cfg, "regularization.name", REGULARIZERS)
+    check_keys(select(cfg, "regularization"), "regularization", ("name", *KEYS))
+    for key in ("regularization.weight_decay", "regularization.l1", "regularization.input_noise"):
+        check_number(cfg, key, low=0, optional=True)
     check_number(cfg, "regularization.max_norm", low=0, low_open=True, optional=True)
-    check_number(cfg, "regularization.input_noise", low=0, optional=True)
     for key in ("regularization.dropout_p", "regularization.input_dropout_p"):
         check_number(cfg, key, low=0, high=1, high_open=True, optional=True)
-    decoupled = _get(cfg, "regularization.decoupled")
-    if decoupled not in (None, True, False):
-        raise ConfigError("regularization.decoupled", decoupled, "must be true or false")
-    reg = _get(cfg, "regularization") or {}
-    name = reg.get("name")
-    wanted = REGULARIZERS.get(name, ())
-    if wanted and not any(reg.get(k) not in (None, 0, 0.0) for k in wanted):
-        notes.append(f"regularization={name} with {', '.join(f'{k}={reg.get(k)}' for k in wanted)} regularizes nothing")
-    if decoupled and _get(cfg, "optimizer.name") not in ("adamw", "sgd", "momentum", "nesterov"):
-        notes.append(f"regularization.decoupled=true with optimizer={_get(cfg, 'optimizer.name')}: its weight_decay is "
-                     f"added to the gradient (coupled); use optimizer=adamw for decoupled weight decay")
-    if (_get(cfg, "optimizer.weight_decay") or 0) > 0 and not decoupled and (_num(reg, "weight_decay") > 0 or _num(reg, "l1") > 0):
-        # (with decoupled=true the parameter groups carry their own weight_decay, which overrides the optimizer's)
-        notes.append("both optimizer.weight_decay and a regularization penalty are set: the weights are decayed twice")
+    check_bool(cfg, "regularization.decoupled", optional=True)
+    values = {k: select(cfg, f"regularization.{k}") for k in REGULARIZERS[name]}
+    if values and not any(v not in (None, 0, 0.0) for v in values.values()):
+        notes.append(f"regularization={name} with {', '.join(f'{k}={v}' for k, v in values.items())} regularizes nothing")
     return notes

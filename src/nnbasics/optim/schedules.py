@@ -27,6 +27,7 @@ import warnings
 from functools import partial
 from typing import Callable, Mapping, Sequence
 
+from nnbasics.config import check_keys, check_name, check_number, select
 from nnbasics.errors import ConfigError
 
 UNITS = ("epoch", "step")
@@ -128,32 +129,25 @@ def build_schedule(cfg: Mapping, total_steps: int, steps_per_epoch: int = 1) -> 
 
 
 def validate_config(cfg: Mapping) -> list[str]:
-    """Check the scheduler's own options (validate.py checks name and warmup_steps >= 0)."""
-    from nnbasics.engine.validate import _get, check_name, check_number
-
-    name = _get(cfg, "scheduler.name")
-    if name not in SCHEDULES:
-        return []
+    """Check every key of the ``scheduler`` group; raise ConfigError on a bad one. Returns warnings."""
+    name = check_name(cfg, "scheduler.name", SCHEDULES)
     notes: list[str] = []
-    allowed = {"name", "warmup_steps", *SCHEDULE_KEYS[name]}
-    for key in _get(cfg, "scheduler"):
-        if key not in allowed:
-            raise ConfigError(f"scheduler.{key}", _get(cfg, f"scheduler.{key}"),
-                              f"scheduler={name} takes: {', '.join(sorted(allowed))}")
+    check_keys(select(cfg, "scheduler"), "scheduler", ("name", "warmup_steps", *SCHEDULE_KEYS[name]))
+    check_number(cfg, "scheduler.warmup_steps", low=0, integer=True, optional=True)
     required = [k for k, v in SCHEDULE_KEYS[name].items() if v is None]
     for key in required:
-        if _get(cfg, f"scheduler.{key}") is None:
+        if select(cfg, f"scheduler.{key}") is None:
             raise ConfigError(f"scheduler.{key}", None, f"scheduler={name} needs {key}")
-    if "unit" in SCHEDULE_KEYS[name] and _get(cfg, "scheduler.unit") is not None:
+    if "unit" in SCHEDULE_KEYS[name] and select(cfg, "scheduler.unit") is not None:
         check_name(cfg, "scheduler.unit", UNITS)
-    if "gamma" in SCHEDULE_KEYS[name] and _get(cfg, "scheduler.gamma") is not None:
+    if "gamma" in SCHEDULE_KEYS[name] and select(cfg, "scheduler.gamma") is not None:
         gamma = check_number(cfg, "scheduler.gamma", low=0, low_open=True)
         if gamma > 1:
             notes.append(f"scheduler.gamma={gamma} > 1: the learning rate grows instead of decaying")
     if name == "step":
         check_number(cfg, "scheduler.step_size", low=1, integer=True)
     if name == "multistep":
-        ms = _get(cfg, "scheduler.milestones")
+        ms = select(cfg, "scheduler.milestones")
         ok = not isinstance(ms, (str, bytes, Mapping)) and hasattr(ms, "__len__") and all(
             isinstance(m, int) and not isinstance(m, bool) and m >= 1 for m in ms) and list(ms) == sorted(set(ms))
         if not ok:
