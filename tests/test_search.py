@@ -63,17 +63,16 @@ def test_search_configs_are_wide_log_ranges_on_val_acc(name, sampler):
 
 
 def test_a_search_run_cannot_read_the_test_split(compose, toy_overrides, tmp_path, monkeypatch):
-    from nnbasics.data import datasets as data_mod
     from nnbasics.engine import train as train_mod
 
-    bundles = []
-    real_load = data_mod.load_data
+    setups = []
+    real_prepare = train_mod.prepare
 
     def spy(*a, **kw):
-        bundles.append(real_load(*a, **kw))
-        return bundles[-1]
+        setups.append(real_prepare(*a, **kw))
+        return setups[-1]
 
-    monkeypatch.setattr(train_mod.data_mod, "load_data", spy)
+    monkeypatch.setattr(train_mod, "prepare", spy)
     normal = train_mod.train(compose(toy_overrides + ["epochs=1"]), run_dir=tmp_path / "normal")
     assert "test/acc" in normal  # control: outside a search the test split is evaluated once
     searched = train_mod.train(compose(toy_overrides + ["epochs=1", "search=true", "eval_test=true"]),
@@ -82,8 +81,8 @@ def test_a_search_run_cannot_read_the_test_split(compose, toy_overrides, tmp_pat
     on_disk = json.loads((tmp_path / "search" / "metrics.json").read_text())
     assert on_disk["status"] == "completed" and not any(k.startswith("test/") for k in on_disk)
     with pytest.raises(RuntimeError, match="never read inside a hyperparameter search"):
-        bundles[-1].load_test()  # the run's own data: its test split is locked
-    bundles[0].load_test()  # and the normal run's is not
+        setups[-1].load_test()  # the run's own data: its test split is locked
+    setups[0].load_test()  # and the normal run's is not
 
 
 # ----------------------------------------------------------------------------------------------

@@ -71,21 +71,32 @@ def test_eval_test_false_never_reads_test(compose, toy_overrides, tmp_path):
 
 
 def test_search_mode_forbids_the_test_split(compose, toy_overrides, tmp_path, monkeypatch):
-    """search=true: the final evaluation skips test, and any attempt to read it raises."""
-    import nnbasics.data.datasets as data_mod
+    """search=true: the final evaluation skips test, and any attempt to read it raises (the set-up
+    every trainer shares hands out a bundle whose test split is sealed; the caller's bundle is not
+    changed)."""
+    import nnbasics.engine.setup as setup_mod
 
     seen = {}
-    real = data_mod.load_data
+    real = setup_mod.prepare
 
     def spy(*a, **k):
-        seen["bundle"] = real(*a, **k)
-        return seen["bundle"]
+        seen["setup"] = real(*a, **k)
+        return seen["setup"]
 
-    monkeypatch.setattr(data_mod, "load_data", spy)
+    monkeypatch.setattr(setup_mod, "prepare", spy)
+    import nnbasics.engine.train as train_mod
+    monkeypatch.setattr(train_mod, "prepare", spy)
     m = train(compose(toy_overrides + ["search=true", "eval_test=true"]), run_dir=tmp_path / "r")
     assert "test/acc" not in m
     with pytest.raises(RuntimeError, match="never read inside a hyperparameter search"):
-        seen["bundle"].load_test()
+        seen["setup"].load_test()
+    with pytest.raises(RuntimeError, match="never read inside a hyperparameter search"):
+        seen["setup"].bundle.load_test()
+    given = setup_mod.prepare(compose(toy_overrides))
+    sealed = setup_mod.prepare(compose(toy_overrides + ["search=true"]), data=given.bundle)
+    with pytest.raises(RuntimeError, match="never read inside a hyperparameter search"):
+        sealed.load_test()
+    assert len(given.load_test()) > 0  # the bundle a caller passed in still reads its test split
 
 
 def test_hparams_are_in_the_run_events(compose, toy_overrides, tmp_path):

@@ -151,7 +151,7 @@ def _record_failure(job_dir: Path | None, error: BaseException) -> None:
     path = job_dir / "metrics.json"
     if path.exists():
         return
-    from nnbasics.engine.train import write_json
+    from nnbasics.engine.rundir import write_json
 
     job_dir.mkdir(parents=True, exist_ok=True)
     tb = "".join(traceback.format_exception(type(error), error, error.__traceback__))

@@ -43,7 +43,8 @@ def train_main(cfg: DictConfig) -> float | None:
     from hydra.core.hydra_config import HydraConfig
 
     from nnbasics.errors import ConfigError, DataError, DivergenceError, NNBasicsError
-    from nnbasics.engine.train import train, write_json
+    from nnbasics.engine.rundir import write_json
+    from nnbasics.engine.train import train
 
     run_dir = Path(HydraConfig.get().runtime.output_dir)
     try:

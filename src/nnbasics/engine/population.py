@@ -61,17 +61,19 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 from torch import Tensor, nn
 
+from nnbasics.config import select
 from nnbasics.data import datasets as data_mod
+from nnbasics.engine import loop
+from nnbasics.engine.rundir import RunDir, checkpoint_state
+from nnbasics.engine.setup import Budget, prepare, resolve_batch_size
+from nnbasics.engine.validate import validate
 from nnbasics.errors import Unsupported
-from nnbasics.nn.losses import build_loss, correct
+from nnbasics.nn.losses import correct
 from nnbasics.nn.models import build_model, count_parameters
 from nnbasics.optim.batched import BatchedOptimizer, group_hparams
 from nnbasics.optim.optimizers import build_optimizer
-from nnbasics.data.preprocessing import build_preprocessor
 from nnbasics.optim.regularization import after_step_, param_groups, penalty
 from nnbasics.optim.schedules import build_schedule
-from nnbasics.engine.train import _select
-from nnbasics.engine.validate import validate
 
 log = logging.getLogger("nnbasics")
 
@@ -108,7 +110,7 @@ def group_key(cfg: Mapping) -> str:
     without its per-member keys (``MEMBER_KEYS``), keeping ``SHARED_SUBKEYS``."""
     d = _container(cfg)
     d.pop("hydra", None)
-    keep = {k: _select(d, k) for k in SHARED_SUBKEYS}
+    keep = {k: select(d, k) for k in SHARED_SUBKEYS}
     for k in MEMBER_KEYS:
         _pop(d, k)
     d["__shared__"] = keep
@@ -120,7 +122,7 @@ def group_key(cfg: Mapping) -> str:
 def unsupported_reason(cfg: Mapping) -> str | None:
     """Why ``cfg`` cannot be a population member (None when it can), from the config alone.
     ``Population`` makes the remaining checks (model structure, optimizer lockstep)."""
-    get = lambda k: _select(cfg, k)  # noqa: E731
+    get = lambda k: select(cfg, k)  # noqa: E731
     if get("model.name") != "mlp":
         return f"model.name={get('model.name')} (population training supports the MLP family)"
     if str(get("model.norm") or "none") not in ("none", "None"):
@@ -363,8 +365,6 @@ class Population:
     cannot be trained together."""
 
     def __init__(self, cfgs: Sequence[Mapping], log_every_epoch: bool = True):
-        from nnbasics.engine.train import resolve_batch_size, resolve_device
-
         given = [c if isinstance(c, DictConfig) else OmegaConf.create(c) for c in cfgs]
         if not given:
             raise ValueError("a population needs at least one config")
@@ -385,26 +385,15 @@ class Population:
         cfg0 = self.cfgs[0]
         self.K = len(self.cfgs)
         self.log_every_epoch = log_every_epoch
-        self.device = resolve_device(cfg0.device)
-        if cfg0.get("threads"):
-            torch.set_num_threads(int(cfg0.threads))
-        self.t_start = time.perf_counter()
-
-        # data: once for all members
-        self.bundle = data_mod.load_data(cfg0.data, device=self.device)
-        if cfg0.get("search"):
-            from nnbasics.engine.train import _test_split_forbidden
-
-            self.bundle.load_test = _test_split_forbidden
-        self.pre = build_preprocessor(cfg0.preprocess).fit(self.bundle.train.x)
-        self.train_split = data_mod.Split(self.pre.transform(self.bundle.train.x), self.bundle.train.y)
-        self.val_split = data_mod.Split(self.pre.transform(self.bundle.val.x), self.bundle.val.y)
-        self.n_train = len(self.train_split)
+        # data, preprocessing, loss: once for all members, through the one set-up path
+        self.setup = prepare(cfg0)
+        self.device, self.bundle, self.pre = self.setup.device, self.setup.bundle, self.setup.preprocessor
+        self.train_split, self.val_split, self.task = self.setup.train, self.setup.val, self.setup.task
+        self.n_train = self.setup.n_train
         self.batch_size = resolve_batch_size(cfg0.batch_size, self.n_train)
-        self.steps_per_epoch = math.ceil(self.n_train / self.batch_size)
-        self.total_steps = int(cfg0.steps) if cfg0.get("steps") else int(cfg0.epochs) * self.steps_per_epoch
-        self.epochs = math.ceil(self.total_steps / self.steps_per_epoch)
-        self.task = self.bundle.task
+        self.budget = Budget.of(cfg0, self.n_train, self.batch_size)
+        self.steps_per_epoch, self.total_steps = self.budget.steps_per_epoch, self.budget.total_steps
+        self.epochs = self.budget.epochs
 
         # members: built by the library, exactly as train() builds them
         in_shape = tuple(self.train_split.x.shape[1:])
@@ -415,7 +404,7 @@ class Population:
             self.models.append(m)
             self.rng_after_init.append(_rng_state(self.device))
             self.texts.append(_model_texts(m))
-        self.loss_fn = build_loss(cfg0.loss)
+        self.loss_fn = self.setup.loss_fn
         self.family = OPTIMIZER_FAMILIES[str(cfg0.optimizer.name)]
         self.net = BatchedMLP(self.models, int(cfg0.model.depth))
         self._check_forward()
@@ -426,8 +415,10 @@ class Population:
         self.same_schedule = len({json.dumps(_container(c.scheduler), sort_keys=True) for c in self.cfgs}) == 1
         self.loss_vec = self._vectorized_loss()
         self.has_penalty = any(penalty(m, c.regularization) is not None for m, c in zip(self.models, self.cfgs))
-        self.has_constraint = any(bool(_select(c, "regularization.max_norm")) for c in self.cfgs)
+        self.has_constraint = any(bool(select(c, "regularization.max_norm")) for c in self.cfgs)
         self.seeds = [int(c.seed) for c in self.cfgs]
+        self._step = 0
+        self._streams: tuple | None = None
 
     # --- checks before training ------------------------------------------------------------------
 
@@ -559,7 +550,7 @@ class Population:
                             {f"model.{n}": t for n, t in self._member_params(k).items()}, ())
 
     @torch.no_grad()
-    def evaluate(self, split: data_mod.Split, chunk: int = 4096) -> tuple[Tensor, Tensor]:
+    def evaluate(self, split: data_mod.Split, chunk: int = 4096) -> tuple[list[float], list[float]]:
         """Per-member mean loss and accuracy over a split (eval mode: no dropout)."""
         total_loss = torch.zeros(self.K, device=self.device)
         total_correct = torch.zeros(self.K, device=self.device)
@@ -571,7 +562,7 @@ class Population:
             total_loss += self.loss_vec(out, yk) * len(y)
             total_correct += self._correct_vec(out, yk)
         n = max(1, len(split))
-        return total_loss.cpu().double() / n, total_correct.cpu().double() / n
+        return (total_loss.cpu().double() / n).tolist(), (total_correct.cpu().double() / n).tolist()
 
     def batch(self, idxs: Sequence[Tensor], shared_input: bool, stream_of: Tensor) -> tuple[Tensor, Tensor]:
         """One step's inputs and labels from each stream's batch indices ``idxs``. ``shared_input``
@@ -589,130 +580,59 @@ class Population:
         x = x_all.index_select(0, idx.reshape(-1)).view(*idx.shape, *x_all.shape[1:])
         return x, y_all.index_select(0, idx.reshape(-1)).view(*idx.shape, *y_all.shape[1:])
 
-    def run(self) -> list[MemberResult]:
-        K, device = self.K, self.device
-        replacement = self.cfgs[0].sampling == "replacement"
-        streams = sorted(set(self.seeds))
-        stream_of = torch.tensor([streams.index(s) for s in self.seeds], device=device)
-        # members are ordered by seed, so each stream's members are consecutive; with streams of
-        # equal size, member k reads stream k // (K / S): each batch is read once per stream
-        shared_input = len({self.seeds.count(s) for s in streams}) == 1
-        generators = {s: torch.Generator().manual_seed(s) for s in streams}
-        check_every = 1 if device.type == "cpu" else 25
-        log_every = max(1, self.steps_per_epoch // 20)
-        eval_every = int(self.cfgs[0].get("eval_every", 1) or 1)
-        alive = torch.ones(K, dtype=torch.bool)
-        diverged_at: list[int | None] = [None] * K
-        epochs_done = [0] * K
-        steps_done = [0] * K
-        history: list[list[dict]] = [[] for _ in range(K)]
-        curve: list[list[list[float]]] = [[] for _ in range(K)]
-        init_lr0 = [float(self.hparams[0][k]["lr"]) for k in range(K)]
-        step, t_loop = 0, time.perf_counter()
-        log.info(f"population of {K} on {device}: {self.n_train} train / {len(self.val_split)} val, batch "
-                 f"{self.batch_size}, {self.total_steps} updates, {len(streams)} data stream(s)")
-        for epoch in range(self.epochs):
-            sum_loss = torch.zeros(K, device=device)
-            sum_correct = torch.zeros(K, device=device)
-            seen = 0
-            batchers = [data_mod.minibatches(self.n_train, self.batch_size, generators[s], replacement, device)
-                        for s in streams]
-            for idxs in zip(*batchers):
-                if step >= self.total_steps:
-                    break
-                factors = self._factors(step)
-                x, y = self.batch(idxs, shared_input, stream_of)
-                out = self.net(x)
-                losses = self.loss_vec(out, y)
-                objective = losses.sum()
-                if self.has_penalty:
-                    reg = self._regularize()
-                    if reg is not None:
-                        objective = objective + reg
-                self.opt.zero_grad()
-                objective.backward()
-                self.opt.step(factors)
-                if self.has_constraint:
-                    self._constrain()
-                with torch.no_grad():
-                    sum_loss += losses.detach() * idxs[0].numel()
-                    sum_correct += self._correct_vec(out.detach(), y)
-                seen += idxs[0].numel()
-                step += 1
-                if step % check_every == 0:
-                    finite = torch.isfinite(losses.detach()).cpu()
-                    newly = alive & ~finite
-                    for k in torch.nonzero(newly).flatten().tolist():
-                        diverged_at[k], steps_done[k], epochs_done[k] = step, step, len(history[k])
-                        log.error(f"member {self.order[k]} (seed {self.seeds[k]}): loss became non-finite at "
-                                  f"step {step}")
-                    alive &= finite
-                    if not bool(alive.any()):
-                        break
-                if step % log_every == 0:
-                    now = time.perf_counter() - t_loop
-                    lv = losses.detach().cpu().tolist()
-                    for k in range(K):
-                        if alive[k]:
-                            curve[k].append([step, now, lv[k]])
-            if not bool(alive.any()):
-                break
-            # end of epoch: per-member rows
-            tl = sum_loss.cpu().double() / max(1, seen)
-            ta = sum_correct.cpu().double() / max(1, seen)
-            for k in torch.nonzero(alive & ~torch.isfinite(tl)).flatten().tolist():
-                diverged_at[k], steps_done[k], epochs_done[k] = step, step, len(history[k])
-            alive &= torch.isfinite(tl)
-            val = None
-            if (epoch + 1) % eval_every == 0 or epoch + 1 == self.epochs:
-                val = self.evaluate(self.val_split)
-            factor_now = self._factors(max(0, step - 1))
-            for k in range(K):
-                if not alive[k]:
-                    continue
-                f = float(factor_now[k]) if isinstance(factor_now, Tensor) else factor_now
-                row = {"epoch": epoch + 1, "step": step, "lr": init_lr0[k] * f,
-                       "train/loss": float(tl[k]), "train/acc": float(ta[k]), "time_s": time.perf_counter() - t_loop}
-                if val is not None:
-                    row.update({"val/loss": float(val[0][k]), "val/acc": float(val[1][k])})
-                history[k].append(row)
-            if self.log_every_epoch:
-                best = max((r[-1].get("val/acc", float("nan")) for r in history if r), default=float("nan"))
-                log.info(f"population epoch {epoch + 1}/{self.epochs}: {int(alive.sum())}/{K} members training, "
-                         f"best val/acc {best:.4f}")
-            if step >= self.total_steps:
-                break
+    # --- the loop's learner interface (engine.loop) ---------------------------------------------
 
-        # final evaluation, as train() does it
-        wall = time.perf_counter() - self.t_start
-        results: list[MemberResult] = []
-        tr = self.evaluate(self.train_split)
-        va = self.evaluate(self.val_split)
-        te = None
-        cfg0 = self.cfgs[0]
-        if cfg0.get("eval_test", True) and not cfg0.get("search") and bool(alive.any()):
-            test = self.bundle.load_test()
-            te = self.evaluate(data_mod.Split(self.pre.transform(test.x), test.y))
-        wall = time.perf_counter() - self.t_start
+    def set_lr(self, step: int) -> None:
+        self._step = step
+
+    def step(self, idxs: Sequence[Tensor]) -> tuple[Tensor, Tensor, Tensor]:
+        """One update of every member on its stream's batch (``idxs``: one index tensor per stream)."""
+        if self._streams is None:
+            streams = sorted(set(self.seeds))
+            stream_of = torch.tensor([streams.index(s) for s in self.seeds], device=self.device)
+            # members are ordered by seed, so each stream's members are consecutive; with streams of
+            # equal size, member k reads stream k // (K / S): each batch is read once per stream
+            self._streams = (len({self.seeds.count(s) for s in streams}) == 1, stream_of)
+        shared_input, stream_of = self._streams
+        x, y = self.batch(idxs, shared_input, stream_of)
+        out = self.net(x)
+        losses = self.loss_vec(out, y)
+        objective = losses.sum()
+        if self.has_penalty:
+            reg = self._regularize()
+            if reg is not None:
+                objective = objective + reg
+        self.opt.zero_grad()
+        objective.backward()
+        self.opt.step(self._factors(self._step))
+        if self.has_constraint:
+            self._constrain()
+        with torch.no_grad():
+            hits = self._correct_vec(out.detach(), y)
+        return losses.detach(), hits, losses.detach()
+
+    def lrs(self) -> list[float]:
+        f = self._factors(self._step)
+        fs = f.tolist() if isinstance(f, Tensor) else [f] * self.K
+        return [float(self.hparams[0][k]["lr"]) * fs[k] for k in range(self.K)]
+
+    def run(self) -> list[MemberResult]:
+        """Train every member with the one loop; one ``MemberResult`` per config, in the given order."""
+        log.info(f"population of {self.K} on {self.device}: {self.n_train} train / {len(self.val_split)} val, batch "
+                 f"{self.batch_size}, {self.total_steps} updates, {len(set(self.seeds))} data stream(s)")
+        p = loop.run(self, self.setup, self.budget, eval_every=int(self.cfgs[0].get("eval_every", 1) or 1),
+                     log_epochs=self.log_every_epoch, label=lambda k: f"member {self.order[k]} (seed {self.seeds[k]}): ")
         params = count_parameters(self.models[0])
-        for k, c in enumerate(self.cfgs):
-            final: dict[str, Any] = {"status": "completed" if alive[k] else "diverged",
-                                     "epochs": len(history[k]), "steps": step if alive[k] else steps_done[k],
-                                     "seed": int(c.seed), "batch_size": self.batch_size, "parameters": params}
-            if alive[k]:
-                final.update({"train/loss": float(tr[0][k]), "train/acc": float(tr[1][k]),
-                              "val/loss": float(va[0][k]), "val/acc": float(va[1][k])})
-                if te is not None:
-                    final.update({"test/loss": float(te[0][k]), "test/acc": float(te[1][k])})
-            else:
-                final["diverged_at_step"] = diverged_at[k]
-            final["wall_time_s"] = wall
-            final["population_size"] = K
+        extra = [{"seed": int(c.seed), "batch_size": self.batch_size, "parameters": params} for c in self.cfgs]
+        finals = loop.final_metrics(self, self.setup, p, self.cfgs[0], extra)
+        results: list[MemberResult] = []
+        for k, (c, final) in enumerate(zip(self.cfgs, finals)):
+            final["population_size"] = self.K
             final["population_member"] = self.order[k]
-            results.append(MemberResult(c, final, history[k], curve[k], self._state_dict(k),
+            results.append(MemberResult(c, final, p.history[k], p.curve[k], self._state_dict(k),
                                         self._optimizer_state(k) if c.get("checkpoint", True) else None,
-                                        self.pre.state_dict(), generators[int(c.seed)].get_state(), self.texts[k]))
-        in_given_order: list[MemberResult] = [results[0]] * K
+                                        self.pre.state_dict(), p.generators[int(c.seed)].get_state(), self.texts[k]))
+        in_given_order: list[MemberResult] = [results[0]] * self.K
         for k, i in enumerate(self.order):
             in_given_order[i] = results[k]
         return in_given_order
@@ -774,36 +694,22 @@ class _Apply(nn.Module):
 
 
 def write_member(result: MemberResult, run_dir: str | Path) -> dict:
-    """Write one member's run directory with the files ``train`` writes; returns its metrics
-    (with ``history``, as ``train`` returns them)."""
-    from torch.utils.tensorboard import SummaryWriter
-
-    from nnbasics.engine.train import FINAL_KEYS, git_revision, hparams_of, save_atomic, write_hparams, write_json
-
-    run_dir = Path(run_dir)
-    run_dir.mkdir(parents=True, exist_ok=True)
+    """Write one member's run directory through the one run-directory writer (the files ``train``
+    writes; a directory that holds a finished run is refused); returns its metrics (with
+    ``history``, as ``train`` returns them)."""
+    rd = RunDir(run_dir)
+    rd.open(result.cfg)
     cfg, final = result.cfg, result.metrics
-    (run_dir / "config.yaml").write_text(OmegaConf.to_yaml(cfg, resolve=True))
-    (run_dir / "git.txt").write_text(git_revision() + "\n")
-    save_atomic(result.preprocess_state, run_dir / "preprocess.pt")
-    writer = SummaryWriter(str(run_dir / "tb"))
-    for tag, text in result.texts.items():
-        writer.add_text(tag, "<pre>" + text + "</pre>", 0)
+    rd.start(cfg, result.preprocess_state, result.texts)
     for row in result.history:
-        for k in ("train/loss", "train/acc", "val/loss", "val/acc", "lr"):
-            if k in row:
-                writer.add_scalar(k, row[k], row["step"])
-    write_hparams(writer, hparams_of(cfg), {k: final[k] for k in FINAL_KEYS if k in final}, final.get("steps", 0))
-    writer.close()
+        rd.log_epoch(row)
     if cfg.get("checkpoint", True) and result.optimizer_state is not None:
         last = result.history[-1] if result.history else {"epoch": 0, "step": 0, "time_s": 0.0}
-        save_atomic({"model": result.model_state, "optimizer": result.optimizer_state,
-                     "generator": result.generator_state, "torch_rng": torch.get_rng_state(), "cuda_rng": None,
-                     "epoch": last["epoch"], "step": last["step"], "history": json.dumps(result.history),
-                     "curve": json.dumps(result.curve), "elapsed_s": last["time_s"]}, run_dir / "checkpoint.pt")
-    write_json(run_dir / "history.json", {"epochs": result.history, "curve": result.curve,
-                                          "curve_columns": ["step", "time_s", "train/loss"]})
-    write_json(run_dir / "metrics.json", final)
+        rd.save_checkpoint(checkpoint_state(
+            model=result.model_state, optimizer=result.optimizer_state, generator=result.generator_state,
+            torch_rng=torch.get_rng_state(), cuda_rng=None, epoch=last["epoch"], step=last["step"],
+            history=result.history, curve=result.curve, elapsed_s=last["time_s"]))
+    rd.finish(cfg, final, result.history, result.curve)
     return {**final, "history": result.history}
 
 

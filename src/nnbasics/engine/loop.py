@@ -1,0 +1,214 @@
+"""The one training loop: epochs of mini-batches for K members (K = 1 for a single run).
+
+The loop owns the bookkeeping every way of training shares: the data streams (one seeded
+``torch.Generator`` per seed, as ``data.minibatches`` draws them), the LR schedule step, the
+running train loss and accuracy, the divergence rule, the loss curve, validation every
+``eval_every`` epochs, the per-epoch history rows and log line, the budget, and the final
+evaluation. What one update *is* belongs to a ``Learner``:
+
+- ``engine.train.Solo``: one ``nn.Module`` and its optimizer (monitor hooks, checkpoints, resume);
+- ``engine.population.Population``: K models with stacked weights, one batched update.
+
+A Learner has ``K``, ``seeds`` (member k reads the data stream of ``seeds[k]``) and:
+
+    set_lr(step)                 the schedule's LR for this update
+    step(idxs) -> (losses, correct, check)   one update on the streams' batch indices; K-vectors:
+                                 the members' mini-batch losses, correct counts, and the value
+                                 whose finiteness decides divergence
+    lrs() -> list[float]         each member's current LR
+    evaluate(split) -> (losses, accs)        per-member means over a split (eval mode)
+
+Divergence: a member whose loss (checked every update on CPU, every 25 on CUDA, and at the end of
+each epoch) is not finite stops training; the others go on; when none is left the loop ends.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable, Mapping, Protocol, Sequence
+
+import torch
+from torch import Tensor
+
+from nnbasics.data import datasets as data_mod
+from nnbasics.engine.setup import Budget, Setup
+
+log = logging.getLogger("nnbasics")
+
+ROW_KEYS = ("train/loss", "train/acc", "val/loss", "val/acc")
+
+
+class Learner(Protocol):
+    K: int
+    seeds: Sequence[int]
+
+    def set_lr(self, step: int) -> None: ...
+    def step(self, idxs: Sequence[Tensor]) -> tuple[Tensor, Tensor, Tensor]: ...
+    def lrs(self) -> list[float]: ...
+    def evaluate(self, split: data_mod.Split) -> tuple[list[float], list[float]]: ...
+
+
+@dataclass
+class Progress:
+    """Where the loop stands: everything a checkpoint keeps and the final metrics read."""
+
+    K: int
+    epoch: int = 0
+    step: int = 0
+    elapsed_before: float = 0.0
+    history: list[list[dict]] = field(default_factory=list)
+    curve: list[list[list[float]]] = field(default_factory=list)
+    alive: list[bool] = field(default_factory=list)
+    diverged_at: list[int | None] = field(default_factory=list)
+    diverged_loss: list[float] = field(default_factory=list)
+    steps_done: list[int | None] = field(default_factory=list)
+    generators: dict[int, torch.Generator] = field(default_factory=dict)
+    t_loop: float = 0.0
+
+    def __post_init__(self):
+        K = self.K
+        self.history = self.history or [[] for _ in range(K)]
+        self.curve = self.curve or [[] for _ in range(K)]
+        self.alive = self.alive or [True] * K
+        self.diverged_at = self.diverged_at or [None] * K
+        self.diverged_loss = self.diverged_loss or [math.nan] * K
+        self.steps_done = self.steps_done or [None] * K
+
+    def elapsed(self) -> float:
+        return self.elapsed_before + time.perf_counter() - self.t_loop
+
+    def kill(self, k: int, value: float, label: str) -> None:
+        if not self.alive[k]:
+            return
+        self.alive[k] = False
+        self.diverged_at[k], self.steps_done[k], self.diverged_loss[k] = self.step, self.step, value
+        log.error(f"{label}training diverged: loss is {value} at step {self.step}")
+
+
+def run(learner: Learner, setup: Setup, budget: Budget, *, progress: Progress | None = None,
+        eval_every: int = 1, show_bar: bool = False, log_epochs: bool = True, on_epoch: Callable[[Progress, list], None] | None = None,
+        label: Callable[[int], str] = lambda k: "") -> Progress:
+    """Train ``learner`` for ``budget`` (continuing ``progress`` when resuming); ``on_epoch(progress,
+    rows)`` runs after each epoch's validation (rows[k] is member k's row, None when it is gone)."""
+    K, device = learner.K, setup.device
+    p = progress or Progress(K)
+    streams = sorted(set(int(s) for s in learner.seeds))
+    for s in streams:
+        p.generators.setdefault(s, torch.Generator().manual_seed(s))
+    check_every = 1 if device.type == "cpu" else 25
+    log_every = max(1, budget.steps_per_epoch // 20)
+    p.t_loop = time.perf_counter()
+    for epoch in range(p.epoch, budget.epochs):
+        sum_loss = torch.zeros(K, device=device)
+        sum_correct = torch.zeros(K, device=device)
+        seen = 0
+        batchers = [data_mod.minibatches(setup.n_train, budget.batch_size, p.generators[s], setup.replacement, device)
+                    for s in streams]
+        bar = _bar(budget.steps_per_epoch, epoch, budget.epochs) if show_bar else None
+        for idxs in zip(*batchers):
+            if p.step >= budget.total_steps:
+                break
+            learner.set_lr(p.step)
+            losses, correct, check = learner.step(idxs)
+            with torch.no_grad():
+                sum_loss += losses.detach() * len(idxs[0])
+                sum_correct += correct
+            seen += len(idxs[0])
+            p.step += 1
+            if p.step % check_every == 0:
+                finite = torch.isfinite(check.detach()).cpu().tolist()
+                if not all(finite):
+                    values = check.detach().cpu().tolist()
+                    for k in range(K):
+                        if not finite[k]:
+                            p.kill(k, values[k], label(k))
+                    if not any(p.alive):
+                        break
+            if p.step % log_every == 0:
+                now, values = p.elapsed(), losses.detach().cpu().tolist()
+                for k in range(K):
+                    if p.alive[k]:
+                        p.curve[k].append([p.step, now, values[k]])
+            if bar is not None:
+                bar.update(1)
+        if bar is not None:
+            bar.close()
+        if not any(p.alive):
+            break
+        train_loss = (sum_loss.cpu().double() / max(1, seen)).tolist()
+        train_acc = (sum_correct.cpu().double() / max(1, seen)).tolist()
+        for k in range(K):
+            if not math.isfinite(train_loss[k]):
+                p.kill(k, train_loss[k], label(k))
+        if not any(p.alive):
+            break
+        val = None
+        if (epoch + 1) % eval_every == 0 or epoch + 1 == budget.epochs:
+            val = learner.evaluate(setup.val)
+        lrs, rows = learner.lrs(), []
+        for k in range(K):
+            if not p.alive[k]:
+                rows.append(None)
+                continue
+            row = {"epoch": epoch + 1, "step": p.step, "lr": lrs[k], "train/loss": train_loss[k],
+                   "train/acc": train_acc[k], "time_s": p.elapsed()}
+            if val is not None:
+                row.update({"val/loss": val[0][k], "val/acc": val[1][k]})
+            p.history[k].append(row)
+            rows.append(row)
+        p.epoch = epoch + 1
+        if log_epochs:
+            _log_epoch(p, rows, budget.epochs)
+        if on_epoch is not None:
+            on_epoch(p, rows)
+        if p.step >= budget.total_steps:
+            break
+    return p
+
+
+def _log_epoch(p: Progress, rows: list, epochs: int) -> None:
+    if len(rows) == 1:
+        row = rows[0]
+        log.info("epoch %d/%d  " % (p.epoch, epochs) + "  ".join(f"{k} {row[k]:.4f}" for k in ROW_KEYS if k in row))
+        return
+    best = max((r.get("val/acc", float("nan")) for r in rows if r), default=float("nan"))
+    log.info(f"population epoch {p.epoch}/{epochs}: {sum(p.alive)}/{len(rows)} members training, "
+             f"best val/acc {best:.4f}")
+
+
+def final_metrics(learner: Learner, setup: Setup, p: Progress, cfg: Mapping,
+                  extra: Sequence[Mapping[str, Any]]) -> list[dict]:
+    """Each member's final metrics: train and val in eval mode; the test split once (never inside
+    a search, and only for members that finished). ``extra[k]``: member k's own keys (seed, ...)."""
+    K = learner.K
+    finals: list[dict[str, Any]] = []
+    evals: dict[str, tuple[list[float], list[float]]] = {}
+    if any(p.alive):
+        evals["train"] = learner.evaluate(setup.train)
+        evals["val"] = learner.evaluate(setup.val)
+        if cfg.get("eval_test", True) and not cfg.get("search"):
+            evals["test"] = learner.evaluate(setup.load_test())
+    wall = p.elapsed_before + time.perf_counter() - setup.t_start
+    for k in range(K):
+        final: dict[str, Any] = {"status": "completed" if p.alive[k] else "diverged", "epochs": len(p.history[k]),
+                                 "steps": p.step if p.alive[k] else p.steps_done[k], **extra[k]}
+        if p.alive[k]:
+            for split, (loss, acc) in evals.items():
+                final.update({f"{split}/loss": loss[k], f"{split}/acc": acc[k]})
+        else:
+            final["diverged_at_step"] = p.diverged_at[k]
+        final["wall_time_s"] = wall
+        finals.append(final)
+    return finals
+
+
+def _bar(total: int, epoch: int, epochs: int):
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, desc=f"epoch {epoch + 1}/{epochs}", leave=False, unit="step", dynamic_ncols=True)
+
+
+__all__ = ["Learner", "Progress", "run", "final_metrics"]
