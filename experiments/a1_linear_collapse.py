@@ -51,7 +51,7 @@ def run(ctx: Context) -> Outcome:
     mlp = ctx.train_seeds(xor + ["model.depth=1", "model.width=4", "activation=tanh", "init=xavier_uniform"],
                           name="xor_tanh_2-4-2")
 
-    identity = ["activation=identity"] if ctx.available("activation", "identity") else ["activation.name=identity"]
+    identity = ["activation=identity"]
     deep = ctx.pick(
         smoke=["data=spiral", "epochs=10", "model.width=32", "batch_size=32"],
         default=["data=mnist", "epochs=5", "model.width=256", "batch_size=128"],

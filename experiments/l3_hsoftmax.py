@@ -182,7 +182,7 @@ def run(ctx) -> Outcome:
     steps = ctx.pick(smoke=20, default=1200, full=5000)
 
     threads = torch.get_num_threads()
-    if getattr(ctx, "threads", None):
+    if ctx.threads:
         torch.set_num_threads(int(ctx.threads))
     try:
         rows = timing(classes, d, repeats, ctx.seeds[0], ctx.log)

@@ -98,7 +98,7 @@ def run(ctx) -> Outcome:
     # One CPU thread unless the run names a count: on a shared machine extra threads mostly
     # measure the neighbours' load, and the comparison is between methods, not core counts.
     threads = torch.get_num_threads()
-    torch.set_num_threads(int(getattr(ctx, "threads", None) or 1))
+    torch.set_num_threads(int(ctx.threads or 1))
     try:
         return _run(ctx)
     finally:

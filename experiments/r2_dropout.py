@@ -9,8 +9,8 @@ same seeds, same batches. The reference trains 301 epochs; we train 300.
 from __future__ import annotations
 
 from nnbasics.suite.context import Context, Outcome
+from nnbasics.suite.curves import accuracy_curves
 from nnbasics.suite.stats import fmt, md_table, mean_std
-from nnbasics.viz.figures import new_figure
 
 ID = "R2"
 TITLE = "Dropout 0.2 on 300 MNIST images"
@@ -36,24 +36,13 @@ def run(ctx: Context) -> Outcome:
          f"eval_every={ctx.pick(smoke=5, default=10)}"]
     results = {arm: ctx.train_seeds(base + over, name=arm) for arm, over in ARMS.items()}
     rows, numbers = [], {}
-    fig = new_figure(10, 4)
-    for i, (arm, runs) in enumerate(results.items()):
+    for arm, runs in results.items():
         tr, te = [r["train/acc"] for r in runs], [r["test/acc"] for r in runs]
         gap = [a - b for a, b in zip(tr, te)]
         numbers[arm] = {"train_acc": mean_std(tr)[0], "test_acc": mean_std(te)[0], "gap": mean_std(gap)[0],
                         "gap_std": mean_std(gap)[1]}
         rows.append([arm, fmt(*mean_std(tr)), fmt(*mean_std(te)), fmt(*mean_std(gap)), *REF[arm]])
-        ax = fig.add_subplot(1, 2, i + 1)
-        h = runs[0]["history"]
-        ax.plot([r["epoch"] for r in h], [r["train/acc"] for r in h], label="train (running, with dropout on)")
-        hv = [r for r in h if "val/acc" in r]
-        ax.plot([r["epoch"] for r in hv], [r["val/acc"] for r in hv], "o-", ms=3, label="val")
-        ax.set_ylim(0, 1.02)
-        ax.set_xlabel("epoch")
-        ax.set_ylabel("accuracy (seed 0)")
-        ax.set_title(f"R2: {arm}")
-        ax.legend(fontsize=8)
-    fig.tight_layout()
+    fig = accuracy_curves(results, "R2", train_label="train (running, with dropout on)", legend_size=8)
     figures = [ctx.save_figure(fig, "accuracy_curves")]
     table = md_table(["arm", "train acc (eval mode)", "test acc", "gap", "reference train", "reference test"], rows)
     g0, g1 = numbers["no dropout"]["gap"], numbers["dropout 0.2"]["gap"]

@@ -36,6 +36,7 @@ from __future__ import annotations
 import math
 
 from nnbasics.suite.context import Context, Outcome
+from nnbasics.suite.curves import plot_metric
 from nnbasics.suite.stats import fmt, md_table, mean_std
 from nnbasics.viz.figures import new_figure
 
@@ -129,9 +130,8 @@ def run(ctx: Context) -> Outcome:
     ax.legend(fontsize=8)
     ax = fig.add_subplot(1, 2, 2)
     for arm in names:
-        h = [row for row in results[arm][0]["history"] if "val/acc" in row]
-        ax.plot([row["epoch"] for row in h], [100 * (1 - row["val/acc"]) for row in h], "o-", ms=3,
-                label=f"{arm} (lr {chosen[arm]:g})")
+        plot_metric(ax, results[arm][0]["history"], "val/acc", error=True, percent=True, marker="o", ms=3,
+                    label=f"{arm} (lr {chosen[arm]:g})")
     ax.set_yscale("log")
     ax.set_xlabel("epoch")
     ax.set_ylabel("validation error (%, seed 0)")

@@ -24,6 +24,7 @@ from omegaconf import OmegaConf
 
 from nnbasics.data import datasets as data_mod
 from nnbasics.suite.context import Outcome
+from nnbasics.nn import losses
 from nnbasics.nn.models import build_model, count_parameters
 
 ID = "U1"
@@ -47,14 +48,6 @@ def deep_width(shallow_params: int, depth: int = DEEP_DEPTH) -> int:
     return min(range(1, 4 * int(math.sqrt(shallow_params)) + 2), key=lambda u: (abs(params(u) - shallow_params), u))
 
 
-def _mse_fn():
-    try:
-        from nnbasics.nn.losses import LOSSES
-        return LOSSES.get("mse", F.mse_loss)
-    except ImportError:
-        return F.mse_loss
-
-
 def fit(cfg, bundle, width: int, depth: int, steps: int, seed: int, lr: float = 0.01):
     """Fit one MLP (the configured one, at this width and depth) to one curve; returns (model,
     test MSE, parameter count)."""
@@ -65,7 +58,7 @@ def fit(cfg, bundle, width: int, depth: int, steps: int, seed: int, lr: float = 
     model = build_model(cfg, bundle.in_shape, bundle.out_features)
     opt = torch.optim.Adam(model.parameters(), lr=lr)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, steps)
-    loss_fn = _mse_fn()
+    loss_fn = losses.mse
     x, y = bundle.train.x, bundle.train.y
     for _ in range(steps):
         opt.zero_grad(set_to_none=True)
@@ -90,7 +83,7 @@ def run(ctx) -> Outcome:
     params: dict[tuple[int, str], int] = {}
     curves = {}  # (function, width) -> (x, shallow prediction, deep prediction) for the first seed
     threads = torch.get_num_threads()
-    if getattr(ctx, "threads", None):
+    if ctx.threads:
         torch.set_num_threads(int(ctx.threads))
     try:
         base = ctx.compose(["data=curve", "data.noise=0.0", "model=mlp", "activation=tanh", "init=xavier_uniform"])

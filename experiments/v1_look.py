@@ -14,7 +14,6 @@ the most frequent confusions and how confident the worst mistakes are.
 from __future__ import annotations
 
 import statistics
-from pathlib import Path
 
 import torch
 import torch.nn.functional as F
@@ -67,24 +66,18 @@ def _smoke_model(ctx, seed: int):
 
 
 def _mnist_model(ctx, seed: int, epochs: int, keep: bool):
-    from nnbasics.data import datasets as data_mod
-
     over = ["data=mnist", f"epochs={epochs}"] + OVERRIDES + (["checkpoint=true"] if keep else [])
     result = ctx.train(over, seed=seed, name="mlp_784_100_10")
     if not keep:
         return None, None, None, None, float(result["test/acc"])
-    cfg = ctx.compose(over)
-    bundle = data_mod.load_data(cfg.data, "cpu")
-    model = build_model(cfg, bundle.in_shape, bundle.out_features)
-    state = torch.load(Path(result["run_dir"]) / "checkpoint.pt", map_location="cpu", weights_only=False)
-    model.load_state_dict(state["model"])
+    model, bundle = ctx.model_of(result)  # the checkpoint, loaded with weights_only=True
     test = bundle.load_test()  # evaluation after training: the test split's one reading for this figure
     return model, (bundle.train.x, bundle.train.y, test.x, test.y), bundle.in_shape, bundle.classes, float(result["test/acc"])
 
 
 def run(ctx) -> Outcome:
     threads = torch.get_num_threads()
-    if getattr(ctx, "threads", None):
+    if ctx.threads:
         torch.set_num_threads(int(ctx.threads))
     try:
         accs, first = [], None

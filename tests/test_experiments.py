@@ -4,8 +4,11 @@ each; never real data, never the network), which must leave the library as it fo
 
 from __future__ import annotations
 
+import importlib
 import json
 import math
+import pkgutil
+import sys
 import textwrap
 from pathlib import Path
 
@@ -137,11 +140,73 @@ def test_every_experiment_module_follows_the_contract():
         assert module.TITLE and module.CLAIM and module.REFERENCE and callable(module.run)
 
 
+_ALL_IMPORTED: list = []
+
+
+def _library_state() -> dict:
+    """Every public attribute of every ``nnbasics`` module (by identity) and the contents of the
+    public dicts, lists and sets among them (the registries: OPTIMIZERS, LOSSES, LOSS_TASKS,
+    ACTIVATIONS, INITIALIZERS, DATASETS, PREPROCESSORS, SCHEDULES, REGULARIZERS, MODELS, ...)."""
+    import nnbasics
+
+    if not _ALL_IMPORTED:  # all of them, once: a module first imported mid-run is checked too
+        for info in pkgutil.walk_packages(nnbasics.__path__, "nnbasics."):
+            importlib.import_module(info.name)
+        _ALL_IMPORTED.append(True)
+    state = {}
+    for name, module in sorted(sys.modules.items()):
+        if not (name == "nnbasics" or name.startswith("nnbasics.")) or module is None:
+            continue
+        for attr, value in vars(module).items():
+            if attr.startswith("_"):
+                continue
+            state[f"{name}.{attr}"] = id(value)
+            if isinstance(value, dict):
+                state[f"{name}.{attr}[...]"] = {k: (id(v), tuple(sorted(map(id, v))) if isinstance(v, (set, frozenset))
+                                                    else None) for k, v in value.items()}
+            elif isinstance(value, (list, set)):
+                state[f"{name}.{attr}[...]"] = sorted(map(id, value))
+    return state
+
+
+def test_library_state_sees_an_assignment_and_a_registry_entry():
+    from nnbasics.engine import batch_size
+    from nnbasics.nn import losses
+
+    before = _library_state()
+    original = batch_size.is_out_of_memory
+    losses.LOSSES["l1_probe"] = losses.mse
+    batch_size.is_out_of_memory = lambda err: True
+    try:
+        after = _library_state()
+    finally:
+        losses.LOSSES.pop("l1_probe")
+        batch_size.is_out_of_memory = original
+    changed = {k for k in before.keys() | after.keys() if before.get(k) != after.get(k)}
+    assert "nnbasics.nn.losses.LOSSES[...]" in changed and "nnbasics.engine.batch_size.is_out_of_memory" in changed
+    assert _library_state() == before
+
+
 @pytest.mark.parametrize("exp_id", list(EXPERIMENTS))
-def test_experiment_smoke(exp_id, tmp_path):
-    """Every experiment runs end to end at the smoke budget and leaves its result and a figure."""
+def test_experiment_smoke(exp_id, tmp_path, monkeypatch):
+    """Every experiment runs end to end at the smoke budget, leaves its result and a figure, and
+    leaves the library as it found it (no attribute assigned, no registry entry added or removed:
+    an experiment passes what it needs to ``train``)."""
+    before = _library_state()
+    during: set[str] = set()
+    train = Context.train
+
+    def checked_train(self, *args, **kwargs):  # a patch undone afterwards is still a patch while runs train
+        now = _library_state()
+        during.update(k for k in before.keys() | now.keys() if before.get(k) != now.get(k))
+        return train(self, *args, **kwargs)
+
+    monkeypatch.setattr(Context, "train", checked_train)
     record = run_experiment(EXPERIMENTS[exp_id], budget="smoke", seeds=[0, 1], out=tmp_path, device="cpu",
-                              verbose=False)
+                            verbose=False)
+    after = _library_state()
+    changed = sorted(during | {k for k in before.keys() | after.keys() if before.get(k) != after.get(k)})
+    assert not changed, f"{exp_id} changed the library: {changed}"
     assert record["status"] == "ok", record.get("traceback")
     out = tmp_path / "smoke" / exp_id
     md = (out / "result.md").read_text()
