@@ -278,3 +278,27 @@ def test_make_norm_and_make_dropout():
         L_norms.make_norm("instance", 8)
     with pytest.raises(ValueError):
         L_norms.GroupNorm(3, 8)
+
+
+@pytest.mark.parametrize("groups", [6, 3, 2, 1])
+@pytest.mark.parametrize("bias", [True, False])
+def test_stacked_linear_equals_each_members_linear(groups, bias):
+    """The stacked layer of K members against F.linear of each member on its group's input,
+    values and gradients."""
+    from nnbasics.nn.linear import stacked_linear
+
+    torch.manual_seed(0)
+    K, B, n_in, n_out = 6, 5, 7, 4
+    W = torch.randn(K, n_out, n_in, requires_grad=True)
+    b = torch.randn(K, n_out, requires_grad=True) if bias else None
+    h = torch.randn(groups, B, n_in, requires_grad=True)
+    y = stacked_linear(h, W, b)
+    assert y.shape == (K, B, n_out)
+    ref = torch.stack([torch.nn.functional.linear(h[k // (K // groups)], W[k], None if b is None else b[k])
+                       for k in range(K)])
+    torch.testing.assert_close(y, ref)
+    g = torch.randn_like(y)
+    grads = torch.autograd.grad(y, [h, W] + ([b] if bias else []), g)
+    ref_grads = torch.autograd.grad(ref, [h, W] + ([b] if bias else []), g)
+    for a, r in zip(grads, ref_grads):
+        torch.testing.assert_close(a, r)

@@ -68,6 +68,7 @@ from nnbasics.engine.rundir import RunDir, checkpoint_state
 from nnbasics.engine.setup import Budget, prepare, resolve_batch_size
 from nnbasics.engine.validate import validate
 from nnbasics.errors import Unsupported
+from nnbasics.nn.linear import stacked_linear
 from nnbasics.nn.losses import correct
 from nnbasics.nn.models import build_model, count_parameters
 from nnbasics.optim.batched import BatchedOptimizer, group_hparams
@@ -301,21 +302,9 @@ class BatchedMLP:
         return torch.stack(outs)
 
     def _linear(self, i: int, h: Tensor) -> Tensor:
-        """Linear layer i of every member, computed transposed: y^T = W h^T + b, out x B for each
-        member, returned as its K x B x out view. h is K x B x in: one ``baddbmm`` over members.
-        h is G x B x in with G < K (G groups of K/G consecutive members reading one input each):
-        one ``baddbmm`` over the groups, each group's weights one (K/G * out) x in matrix, so the
-        input is never copied per member, and the G x (K/G * out) x B result is K x out x B
-        without a copy. Transposed because then autograd's weight gradient, dY^T h, comes out in
-        W's own layout (the other way round it is a transposed tensor that must be copied into
-        W.grad's layout, which cost as much as a matrix product here), and the next layer's h^T
-        is contiguous again."""
-        W, b = self.weights[i], self.biases[i]
-        G, n, out = h.shape[0], self.K // h.shape[0], W.shape[1]
-        Wg = W.reshape(G, n * out, W.shape[2])
-        hT = h.transpose(1, 2)
-        yT = torch.bmm(Wg, hT) if b is None else torch.baddbmm(b.reshape(G, n * out, 1), Wg, hT)
-        return yT.view(self.K, out, -1).transpose(1, 2)
+        """Linear layer i of every member (``nn.linear.stacked_linear``: the layer's maths for
+        stacked weights, beside ``Linear``)."""
+        return stacked_linear(h, self.weights[i], self.biases[i])
 
     def forward(self, x: Tensor, train: bool = True) -> Tensor:
         """x is G x B x ... with G dividing K, and member k reads ``x[k // (K // G)]``: G = K,

@@ -68,6 +68,27 @@ class Linear(_OwnsInit, nn.Linear):
         self._setup_init(init, nonlinearity, param)
 
 
+def stacked_linear(h: Tensor, weight: Tensor, bias: Tensor | None) -> Tensor:
+    """The linear layer y = h W^T + b of K models at once, their weights stacked: ``weight`` is
+    K x out x in, ``bias`` K x out (or None), ``h`` is G x B x in with G dividing K (member k
+    reads ``h[k // (K / G)]``: G = K, every member its own inputs; G < K, groups of K/G
+    consecutive members share one input). Returns K x B x out.
+
+    Computed transposed, y^T = W h^T + b: one ``baddbmm`` over the G groups, each group's weights
+    one (K/G * out) x in matrix, so a shared input is never copied per member and the
+    G x (K/G * out) x B result is K x out x B without a copy. Transposed because then autograd's
+    weight gradient, dY^T h, comes out in W's own layout (the other way round it is a transposed
+    tensor that must be copied into W.grad's layout, which cost as much as a matrix product on a
+    2-core CPU), and the next layer's h^T is contiguous again. Member k's rows equal
+    ``F.linear(h[k // (K / G)], weight[k], bias[k])`` up to float rounding (tests)."""
+    K, out = weight.shape[0], weight.shape[1]
+    G = h.shape[0]
+    Wg = weight.reshape(G, (K // G) * out, weight.shape[2])
+    hT = h.transpose(1, 2)
+    yT = torch.bmm(Wg, hT) if bias is None else torch.baddbmm(bias.reshape(G, (K // G) * out, 1), Wg, hT)
+    return yT.view(K, out, -1).transpose(1, 2)
+
+
 class Conv2d(_OwnsInit, nn.Conv2d):
     """A 2-D convolution (``nn.Conv2d``) whose ``reset_parameters`` applies the injected
     initializer; fans count the receptive field (fan_in = in_channels * kh * kw)."""
