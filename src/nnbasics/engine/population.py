@@ -70,7 +70,8 @@ from nnbasics.engine.validate import validate
 from nnbasics.errors import Unsupported
 from nnbasics.nn.linear import stacked_linear
 from nnbasics.nn.losses import correct
-from nnbasics.nn.models import build_model, count_parameters
+from nnbasics.nn.activations import Activation
+from nnbasics.nn.models import build_model, count_parameters, start_texts
 from nnbasics.optim.batched import BatchedOptimizer, group_hparams
 from nnbasics.optim.optimizers import build_optimizer
 from nnbasics.optim.regularization import after_step_, param_groups, penalty
@@ -174,12 +175,7 @@ def _linears(model: nn.Module) -> list[nn.Linear]:
 
 
 def _is_activation(m: nn.Module) -> bool:
-    from nnbasics.nn import activations
-
-    registry = getattr(activations, "ACTIVATIONS", {})
-    classes = tuple(v for v in registry.values() if isinstance(v, type))
-    base = getattr(activations, "Activation", None)
-    return bool(classes and isinstance(m, classes)) or (isinstance(base, type) and isinstance(m, base))
+    return isinstance(m, Activation)
 
 
 def _plain_linear(m: nn.Module) -> bool:
@@ -392,7 +388,7 @@ class Population:
             m = build_model(c, in_shape, self.bundle.out_features).to(self.device)
             self.models.append(m)
             self.rng_after_init.append(_rng_state(self.device))
-            self.texts.append(_model_texts(m))
+            self.texts.append(start_texts(m))
         self.loss_fn = self.setup.loss_fn
         self.family = OPTIMIZER_FAMILIES[str(cfg0.optimizer.name)]
         self.net = BatchedMLP(self.models, int(cfg0.model.depth))
@@ -650,19 +646,6 @@ class Population:
                 if st:
                     opt.state[p] = st
         return opt.state_dict()
-
-
-def _model_texts(model: nn.Module) -> dict[str, str]:
-    """What train() writes as TensorBoard text at the start: the model summary and the init
-    audit (taken right after the model is built)."""
-    from nnbasics.nn import models as models_mod
-
-    texts = {}
-    if hasattr(models_mod, "summary"):
-        texts["model/summary"] = models_mod.summary(model)
-    if hasattr(models_mod, "init_audit") and hasattr(models_mod, "format_init_audit"):
-        texts["model/init_audit"] = models_mod.format_init_audit(models_mod.init_audit(model))
-    return texts
 
 
 class _Apply(nn.Module):

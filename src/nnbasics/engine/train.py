@@ -24,7 +24,7 @@ from nnbasics.engine.setup import Budget, Setup, prepare, resolve_batch_size, re
 from nnbasics.engine.validate import validate
 from nnbasics.errors import ConfigError, DivergenceError, NNBasicsError
 from nnbasics.nn.losses import correct
-from nnbasics.nn.models import build_model, count_parameters, format_init_audit, init_audit, summary
+from nnbasics.nn.models import build_model, count_parameters, start_texts, summary
 from nnbasics.optim.optimizers import build_optimizer
 from nnbasics.optim.regularization import after_step_, param_groups, penalty
 from nnbasics.optim.schedules import build_schedule
@@ -138,7 +138,7 @@ def train(cfg: Mapping, run_dir: str | os.PathLike | None = None, *, data: data_
     device = setup.device
     torch.manual_seed(cfg.seed)
     model = build_model(cfg, setup.in_shape, setup.bundle.out_features).to(device)
-    audit = init_audit(model)  # before any update: the init as drawn
+    texts = start_texts(model)  # before any update: the init as drawn
     if cfg.batch_size == "auto":
         from nnbasics.engine.batch_size import find_batch_size
 
@@ -152,7 +152,6 @@ def train(cfg: Mapping, run_dir: str | os.PathLike | None = None, *, data: data_
     schedule = build_schedule(cfg.scheduler, budget.total_steps, budget.steps_per_epoch)
 
     progress = loop.Progress(1)
-    texts = None
     if state is not None:
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
@@ -166,9 +165,7 @@ def train(cfg: Mapping, run_dir: str | os.PathLike | None = None, *, data: data_
         progress.elapsed_before = state["elapsed_s"]
         rd.writer(purge_step=progress.step)
         log.info(f"resuming {rd.path} at epoch {progress.epoch} (step {progress.step})")
-    else:
-        texts = {"model/summary": summary(model), "model/init_audit": format_init_audit(audit)}
-    rd.start(cfg, setup.preprocessor.state_dict(), texts)
+    rd.start(cfg, setup.preprocessor.state_dict(), texts if state is None else None)
 
     from nnbasics.engine.monitor import Monitor
 
@@ -179,7 +176,7 @@ def train(cfg: Mapping, run_dir: str | os.PathLike | None = None, *, data: data_
              f"updates/epoch, {budget.total_steps} updates in all")
     if state is None:
         log.info("model:\n" + summary(model, setup.in_shape))
-        log.info("init audit:\n" + format_init_audit(audit))
+        log.info("init audit:\n" + texts["model/init_audit"])
         monitor.on_train_start(progress.step)
 
     def on_epoch(p: loop.Progress, rows: list) -> None:

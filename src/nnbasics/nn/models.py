@@ -236,6 +236,12 @@ def format_init_audit(rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
+def start_texts(model: nn.Module) -> dict[str, str]:
+    """The start-of-run reports (TensorBoard TEXT tag -> text): the model summary and the init
+    audit, taken right after the model is built."""
+    return {"model/summary": summary(model), "model/init_audit": format_init_audit(init_audit(model))}
+
+
 def summary(model: nn.Module, in_shape: Sequence[int] | None = None) -> str:
     """Per layer (leaf modules in order): its name, type, output shape (when ``in_shape`` is
     given: one forward pass of a zero sample, in eval mode), parameter shapes and parameter
