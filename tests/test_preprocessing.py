@@ -53,7 +53,7 @@ def test_statistics_come_from_the_training_split_alone():
 def test_training_run_fits_on_the_training_split_and_applies_it_unchanged(option, compose, tmp_path, monkeypatch):
     """Spy on the preprocessor train() builds: fit sees exactly the training split, once; the
     validation and test splits are only transformed; preprocess.pt holds the training statistics."""
-    from nnbasics.engine import train as train_mod
+    from nnbasics.engine import setup as setup_mod
     from nnbasics.data.datasets import load_data
 
     calls = {"fit": [], "transform": []}
@@ -65,7 +65,7 @@ def test_training_run_fits_on_the_training_split_and_applies_it_unchanged(option
         pre.transform = lambda x: (calls["transform"].append(x.clone()), transform(x))[1]
         return pre
 
-    monkeypatch.setattr(train_mod, "build_preprocessor", spy_builder)
+    monkeypatch.setattr(setup_mod, "build_preprocessor", spy_builder)  # the one set-up path builds it
     overrides = ["preprocess.k=2"] if option == "pca" else []
     cfg = compose(TOY + [f"preprocess={option}", "steps=2", "checkpoint=false"] + overrides)
     train(cfg, run_dir=tmp_path / "run")
