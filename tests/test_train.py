@@ -8,7 +8,10 @@ from pathlib import Path
 import pytest
 import torch
 
+from omegaconf import open_dict
+
 from nnbasics.engine.train import train
+from nnbasics.errors import DivergenceError
 
 CONF = Path(__file__).resolve().parents[1] / "conf"
 
@@ -110,3 +113,28 @@ def test_hparams_are_in_the_run_events(compose, toy_overrides, tmp_path):
     start = plugins["_hparams_/session_start_info"]
     for name in (b"activation", b"optimizer", b"lr", b"seed", b"width", b"depth"):
         assert name in start
+
+
+def test_an_empty_validation_split_has_no_val_metrics(compose, toy_overrides, tmp_path):
+    """With no validation samples (data.val_size=0), val metrics are absent, not 0: a search that
+    minimizes val/loss can never pick such a run for a 0.0 it never measured."""
+    import dataclasses
+
+    from nnbasics.data.datasets import Split, load_data
+
+    cfg = compose(toy_overrides)
+    bundle = load_data(cfg.data)
+    empty = dataclasses.replace(bundle, val=Split(bundle.val.x[:0], bundle.val.y[:0]))
+    m = train(cfg, run_dir=tmp_path / "r", data=empty)
+    assert m["status"] == "completed" and "train/acc" in m and "test/acc" in m
+    assert not any(k.startswith("val/") or k.startswith("best/") for k in m)
+    assert all("val/acc" not in row and "val/loss" not in row for row in m["history"])
+    on_disk = json.loads((tmp_path / "r" / "metrics.json").read_text())
+    assert not any(k.startswith("val/") for k in on_disk)
+
+
+def test_best_epoch_numbers_come_from_the_history(compose, toy_overrides, tmp_path):
+    m = train(compose(toy_overrides + ["epochs=4"]), run_dir=tmp_path / "r")
+    best = max(m["history"], key=lambda r: r["val/acc"])
+    assert (m["best/epoch"], m["best/val/acc"], m["best/val/loss"]) == (best["epoch"], best["val/acc"], best["val/loss"])
+

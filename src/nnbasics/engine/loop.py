@@ -65,6 +65,7 @@ class Progress:
     diverged_at: list[int | None] = field(default_factory=list)
     diverged_loss: list[float] = field(default_factory=list)
     steps_done: list[int | None] = field(default_factory=list)
+    start_loss: list[float] = field(default_factory=list)   # each member's first mini-batch loss
     generators: dict[int, torch.Generator] = field(default_factory=dict)
     t_loop: float = 0.0
 
@@ -76,6 +77,7 @@ class Progress:
         self.diverged_at = self.diverged_at or [None] * K
         self.diverged_loss = self.diverged_loss or [math.nan] * K
         self.steps_done = self.steps_done or [None] * K
+        self.start_loss = self.start_loss or [math.nan] * K
 
     def elapsed(self) -> float:
         return self.elapsed_before + time.perf_counter() - self.t_loop
@@ -89,10 +91,12 @@ class Progress:
 
 
 def run(learner: Learner, setup: Setup, budget: Budget, *, progress: Progress | None = None,
-        eval_every: int = 1, show_bar: bool = False, log_epochs: bool = True, on_epoch: Callable[[Progress, list], None] | None = None,
+        eval_every: int = 1, show_bar: bool = False, log_epochs: bool = True, blowup: float | None = None, on_epoch: Callable[[Progress, list], None] | None = None,
         label: Callable[[int], str] = lambda k: "") -> Progress:
     """Train ``learner`` for ``budget`` (continuing ``progress`` when resuming); ``on_epoch(progress,
-    rows)`` runs after each epoch's validation (rows[k] is member k's row, None when it is gone)."""
+    rows)`` runs after each epoch's validation (rows[k] is member k's row, None when it is gone).
+    ``blowup``: a member whose loss exceeds ``blowup`` times its first mini-batch loss has
+    diverged too (None: only NaN and Inf count)."""
     K, device = learner.K, setup.device
     p = progress or Progress(K)
     streams = sorted(set(int(s) for s in learner.seeds))
@@ -118,12 +122,17 @@ def run(learner: Learner, setup: Setup, budget: Budget, *, progress: Progress | 
                 sum_correct += correct
             seen += len(idxs[0])
             p.step += 1
+            if p.step == 1 and blowup is not None:
+                p.start_loss = [abs(v) for v in check.detach().cpu().tolist()]
             if p.step % check_every == 0:
-                finite = torch.isfinite(check.detach()).cpu().tolist()
-                if not all(finite):
+                bad = ~torch.isfinite(check.detach())
+                if blowup is not None:
+                    bad |= check.detach().abs() > blowup * torch.tensor(p.start_loss, device=device)
+                bad = bad.cpu().tolist()
+                if any(bad):
                     values = check.detach().cpu().tolist()
                     for k in range(K):
-                        if not finite[k]:
+                        if bad[k]:
                             p.kill(k, values[k], label(k))
                     if not any(p.alive):
                         break
@@ -146,7 +155,7 @@ def run(learner: Learner, setup: Setup, budget: Budget, *, progress: Progress | 
         if not any(p.alive):
             break
         val = None
-        if (epoch + 1) % eval_every == 0 or epoch + 1 == budget.epochs:
+        if len(setup.val) and ((epoch + 1) % eval_every == 0 or epoch + 1 == budget.epochs):
             val = learner.evaluate(setup.val)
         lrs, rows = learner.lrs(), []
         for k in range(K):
@@ -182,15 +191,20 @@ def _log_epoch(p: Progress, rows: list, epochs: int) -> None:
 def final_metrics(learner: Learner, setup: Setup, p: Progress, cfg: Mapping,
                   extra: Sequence[Mapping[str, Any]]) -> list[dict]:
     """Each member's final metrics: train and val in eval mode; the test split once (never inside
-    a search, and only for members that finished). ``extra[k]``: member k's own keys (seed, ...)."""
+    a search, and only for members that finished). A split with no samples (``data.val_size=0``)
+    has no metrics at all (absent, not 0). ``best/*``: the epoch with the highest val/acc in the
+    history and its numbers (what a source that keeps its best-validation parameters reports). ``extra[k]``: member k's own keys (seed, ...)."""
     K = learner.K
     finals: list[dict[str, Any]] = []
     evals: dict[str, tuple[list[float], list[float]]] = {}
     if any(p.alive):
         evals["train"] = learner.evaluate(setup.train)
-        evals["val"] = learner.evaluate(setup.val)
+        if len(setup.val):
+            evals["val"] = learner.evaluate(setup.val)
         if cfg.get("eval_test", True) and not cfg.get("search"):
-            evals["test"] = learner.evaluate(setup.load_test())
+            test = setup.load_test()
+            if len(test):
+                evals["test"] = learner.evaluate(test)
     wall = p.elapsed_before + time.perf_counter() - setup.t_start
     for k in range(K):
         final: dict[str, Any] = {"status": "completed" if p.alive[k] else "diverged", "epochs": len(p.history[k]),
@@ -198,6 +212,11 @@ def final_metrics(learner: Learner, setup: Setup, p: Progress, cfg: Mapping,
         if p.alive[k]:
             for split, (loss, acc) in evals.items():
                 final.update({f"{split}/loss": loss[k], f"{split}/acc": acc[k]})
+            scored = [r for r in p.history[k] if "val/acc" in r]
+            if scored:
+                best = max(scored, key=lambda r: r["val/acc"])  # the first epoch of the highest
+                final.update({"best/epoch": best["epoch"], "best/val/acc": best["val/acc"],
+                              "best/val/loss": best["val/loss"]})
         else:
             final["diverged_at_step"] = p.diverged_at[k]
         final["wall_time_s"] = wall

@@ -606,7 +606,8 @@ class Population:
         log.info(f"population of {self.K} on {self.device}: {self.n_train} train / {len(self.val_split)} val, batch "
                  f"{self.batch_size}, {self.total_steps} updates, {len(set(self.seeds))} data stream(s)")
         p = loop.run(self, self.setup, self.budget, eval_every=int(self.cfgs[0].get("eval_every", 1) or 1),
-                     log_epochs=self.log_every_epoch, label=lambda k: f"member {self.order[k]} (seed {self.seeds[k]}): ")
+                     log_epochs=self.log_every_epoch, blowup=self.cfgs[0].get("divergence_factor"),
+                     label=lambda k: f"member {self.order[k]} (seed {self.seeds[k]}): ")
         params = count_parameters(self.models[0])
         extra = [{"seed": int(c.seed), "batch_size": self.batch_size, "parameters": params} for c in self.cfgs]
         finals = loop.final_metrics(self, self.setup, p, self.cfgs[0], extra)

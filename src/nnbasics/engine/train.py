@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import os
 from pathlib import Path
 from typing import Any, Callable, Mapping
@@ -163,6 +164,7 @@ def train(cfg: Mapping, run_dir: str | os.PathLike | None = None, *, data: data_
         progress.epoch, progress.step = state["epoch"], state["step"]
         progress.history, progress.curve = [json.loads(state["history"])], [json.loads(state["curve"])]
         progress.elapsed_before = state["elapsed_s"]
+        progress.start_loss = [float(state.get("start_loss", math.nan))]
         rd.writer(purge_step=progress.step)
         log.info(f"resuming {rd.path} at epoch {progress.epoch} (step {progress.step})")
     rd.start(cfg, setup.preprocessor.state_dict(), texts if state is None else None)
@@ -183,16 +185,18 @@ def train(cfg: Mapping, run_dir: str | os.PathLike | None = None, *, data: data_
         rd.log_epoch(rows[0])
         monitor.on_epoch_end(p.epoch, p.step)
         if cfg.get("checkpoint", True):
-            rd.save_checkpoint(checkpoint_state(
+            rd.save_checkpoint(dict(checkpoint_state(
                 model=model.state_dict(), optimizer=optimizer.state_dict(),
                 generator=p.generators[int(cfg.seed)].get_state(), torch_rng=torch.get_rng_state(),
                 cuda_rng=torch.cuda.get_rng_state(device) if device.type == "cuda" else None,
-                epoch=p.epoch, step=p.step, history=p.history[0], curve=p.curve[0], elapsed_s=p.elapsed()))
+                epoch=p.epoch, step=p.step, history=p.history[0], curve=p.curve[0], elapsed_s=p.elapsed()),
+                start_loss=p.start_loss[0]))
 
     learner = Solo(cfg, setup, model, optimizer, schedule, monitor)
     try:
         progress = loop.run(learner, setup, budget, progress=progress, eval_every=int(cfg.get("eval_every", 1) or 1),
-                            show_bar=bool(cfg.get("progress", True)), on_epoch=on_epoch)
+                            show_bar=bool(cfg.get("progress", True)), on_epoch=on_epoch,
+                            blowup=cfg.get("divergence_factor"))
     except (RuntimeError, MemoryError) as e:
         from nnbasics.engine.batch_size import is_out_of_memory
 
