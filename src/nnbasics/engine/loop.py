@@ -122,7 +122,7 @@ def run(learner: Learner, setup: Setup, budget: Budget, *, progress: Progress | 
                 sum_correct += correct
             seen += len(idxs[0])
             p.step += 1
-            if p.step == 1 and blowup is not None:
+            if p.step == 1:
                 p.start_loss = [abs(v) for v in check.detach().cpu().tolist()]
             if p.step % check_every == 0:
                 bad = ~torch.isfinite(check.detach())

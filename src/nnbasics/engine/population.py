@@ -342,6 +342,7 @@ class MemberResult:
     preprocess_state: dict[str, Tensor] = field(repr=False, default_factory=dict)
     generator_state: Tensor | None = field(repr=False, default=None)
     texts: dict[str, str] = field(repr=False, default_factory=dict)  # TensorBoard text (model summary, init audit)
+    start_loss: float = math.nan  # the first mini-batch loss (the blow-up rule's reference)
 
 
 class Population:
@@ -617,7 +618,8 @@ class Population:
             final["population_member"] = self.order[k]
             results.append(MemberResult(c, final, p.history[k], p.curve[k], self._state_dict(k),
                                         self._optimizer_state(k) if c.get("checkpoint", True) else None,
-                                        self.pre.state_dict(), p.generators[int(c.seed)].get_state(), self.texts[k]))
+                                        self.pre.state_dict(), p.generators[int(c.seed)].get_state(), self.texts[k],
+                                        p.start_loss[k]))
         in_given_order: list[MemberResult] = [results[0]] * self.K
         for k, i in enumerate(self.order):
             in_given_order[i] = results[k]
@@ -681,7 +683,7 @@ def write_member(result: MemberResult, run_dir: str | Path) -> dict:
         rd.save_checkpoint(checkpoint_state(
             model=result.model_state, optimizer=result.optimizer_state, generator=result.generator_state,
             torch_rng=torch.get_rng_state(), cuda_rng=None, epoch=last["epoch"], step=last["step"],
-            history=result.history, curve=result.curve, elapsed_s=last["time_s"]))
+            history=result.history, curve=result.curve, elapsed_s=last["time_s"], start_loss=result.start_loss))
     rd.finish(cfg, final, result.history, result.curve)
     return {**final, "history": result.history}
 

@@ -102,11 +102,11 @@ def write_hparams(writer, hparams: dict, metrics: dict, step: int = 0) -> None:
 
 def checkpoint_state(*, model: Mapping, optimizer: Mapping, generator: torch.Tensor, torch_rng: torch.Tensor,
                      cuda_rng: torch.Tensor | None, epoch: int, step: int, history: list, curve: list,
-                     elapsed_s: float) -> dict[str, Any]:
+                     elapsed_s: float, start_loss: float = math.nan) -> dict[str, Any]:
     """The checkpoint layout (``checkpoint.pt``): everything a resume needs to continue bit for bit."""
     return {"model": model, "optimizer": optimizer, "generator": generator, "torch_rng": torch_rng,
             "cuda_rng": cuda_rng, "epoch": epoch, "step": step, "history": json.dumps(history),
-            "curve": json.dumps(curve), "elapsed_s": elapsed_s}
+            "curve": json.dumps(curve), "elapsed_s": elapsed_s, "start_loss": start_loss}
 
 
 class RunDir:

@@ -185,11 +185,11 @@ def train(cfg: Mapping, run_dir: str | os.PathLike | None = None, *, data: data_
         rd.log_epoch(rows[0])
         monitor.on_epoch_end(p.epoch, p.step)
         if cfg.get("checkpoint", True):
-            rd.save_checkpoint(dict(checkpoint_state(
+            rd.save_checkpoint(checkpoint_state(
                 model=model.state_dict(), optimizer=optimizer.state_dict(),
                 generator=p.generators[int(cfg.seed)].get_state(), torch_rng=torch.get_rng_state(),
                 cuda_rng=torch.cuda.get_rng_state(device) if device.type == "cuda" else None,
-                epoch=p.epoch, step=p.step, history=p.history[0], curve=p.curve[0], elapsed_s=p.elapsed()),
+                epoch=p.epoch, step=p.step, history=p.history[0], curve=p.curve[0], elapsed_s=p.elapsed(),
                 start_loss=p.start_loss[0]))
 
     learner = Solo(cfg, setup, model, optimizer, schedule, monitor)
