@@ -32,6 +32,11 @@ class RecordingWriter:
     def add_image(self, tag, img, step=None, dataformats="CHW"):
         self.calls.append(("image", tag, np.asarray(img).shape, step))
 
+    def add_figure(self, tag, figure, global_step=None, close=True):
+        from nnbasics.viz.figures import figure_to_array
+
+        self.calls.append(("image", tag, figure_to_array(figure).shape, global_step))
+
     def add_text(self, tag, text, step=None):
         self.calls.append(("text", tag, text, step))
 
@@ -319,7 +324,8 @@ def test_a_1d_regression_gets_a_fit_figure_and_other_inputs_none(tmp_path):
 
 def test_decision_boundary_shows_the_classes_the_model_predicts():
     """A fixed classifier (class = x1 > 0) must paint the two half planes in two colours."""
-    from nnbasics.viz.plots import decision_boundary, figure_to_array
+    from nnbasics.viz.figures import figure_to_array
+    from nnbasics.viz.plots import decision_boundary
 
     model = nn.Linear(2, 2)
     with torch.no_grad():

@@ -20,7 +20,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from nnbasics.viz.figures import figure_to_array, new_figure, save_figure  # noqa: F401  (the monitor's names)
+from nnbasics.viz.figures import new_figure
 
 
 @dataclass
