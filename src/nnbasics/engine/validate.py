@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import math
 import warnings
-from typing import Callable, Mapping
+from typing import Callable, Mapping, Sequence
 
 from nnbasics.config import check_bool, check_keys, check_name, check_number, select
 from nnbasics.data import datasets, preprocessing
@@ -42,7 +42,15 @@ OPTIONAL_GROUPS = ("monitor",)  # absent or null: no monitor
 # when a config is composed with return_hydra_config=True).
 BOOLEANS = ("eval_test", "search", "progress", "checkpoint")
 TOP_LEVEL_KEYS = ("epochs", "steps", "batch_size", "sampling", "seed", "device", "threads", "eval_every",
-                  "resume", "hydra") + BOOLEANS
+                  "resume", "divergence_factor", "hydra") + BOOLEANS
+
+# Bounds that keep a value from overflowing torch (seeds, thread counts) or allocating without
+# bound (a model or a toy data set far beyond what this library trains).
+MAX_SEED = 2**32 - 1              # numpy's and most libraries' seed range; torch takes it too
+MAX_THREADS = 1024
+MAX_TOY_SAMPLES = 10_000_000      # the toy sets are generated in memory
+MAX_PARAMETERS = 2**31            # 8 GiB of float32 weights, before gradients and optimizer state
+IN_FEATURES = {"mnist": 784, "fashion_mnist": 784, "cifar10": 3072, "curve": 1}  # toy sets: 2
 
 
 def validate(cfg: Mapping, *, custom_loss: bool = False) -> list[str]:
@@ -50,6 +58,7 @@ def validate(cfg: Mapping, *, custom_loss: bool = False) -> list[str]:
     Returns warnings (combinations that are allowed but usually a mistake). ``custom_loss``: the
     caller supplies its own loss callable (``train(..., loss=fn)``), so the loss-vs-task rule is
     not applied."""
+    _check_resolvable(cfg)
     check_keys(cfg, "", (*TOP_LEVEL_KEYS, *GROUP_VALIDATORS))
     for group in GROUP_VALIDATORS:
         node = select(cfg, group)
@@ -60,6 +69,8 @@ def validate(cfg: Mapping, *, custom_loss: bool = False) -> list[str]:
     for check in GROUP_VALIDATORS.values():
         notes.extend(check(cfg))
     notes.extend(_check_across_groups(cfg, custom_loss))
+    _check_sizes(cfg)
+    notes.extend(_check_budget(cfg))
     for note in notes:
         warnings.warn(note, stacklevel=2)
     return notes
@@ -71,18 +82,103 @@ def _check_top_level(cfg: Mapping) -> None:
     if select(cfg, "batch_size") not in ("full", "auto"):
         check_number(cfg, "batch_size", low=1, integer=True)
     check_name(cfg, "sampling", ("shuffle", "replacement"))
-    check_number(cfg, "seed", low=0, integer=True)
+    check_number(cfg, "seed", low=0, high=MAX_SEED, integer=True)
     check_number(cfg, "eval_every", low=1, integer=True, optional=True)
     device = select(cfg, "device")
     if not isinstance(device, str) or not (device in ("auto", "cpu", "cuda") or device.startswith("cuda:")):
         raise ConfigError("device", device, "choose auto, cpu, cuda or cuda:N")
-    check_number(cfg, "threads", low=1, integer=True, optional=True)
+    check_number(cfg, "threads", low=1, high=MAX_THREADS, integer=True, optional=True)
+    check_number(cfg, "divergence_factor", low=1, low_open=True, optional=True)
     for key in BOOLEANS:  # absent: the engine's default; present: a real boolean (null is none)
         if key in cfg:
             check_bool(cfg, key)
     resume = select(cfg, "resume")
     if resume is not None and not (isinstance(resume, str) and resume):
         raise ConfigError("resume", resume, "must be the directory of a run to continue, or null")
+
+
+def _check_resolvable(cfg: Mapping) -> None:
+    """Every interpolation resolves (``${oc.env:X}`` with X unset, ``${nope}``): refused naming
+    the key, before a check or a resolver further down meets it half-way."""
+    from omegaconf import DictConfig, OmegaConf
+    from omegaconf.errors import OmegaConfBaseException
+
+    if not isinstance(cfg, DictConfig):
+        return
+    body = cfg.copy()
+    if "hydra" in body:  # Hydra's own node resolves only inside a running job
+        from omegaconf import open_dict
+
+        with open_dict(body):
+            del body["hydra"]
+    try:
+        OmegaConf.to_container(body, resolve=True)
+    except OmegaConfBaseException as e:
+        key = getattr(e, "full_key", None) or "?"
+        raw = None
+        try:
+            raw = OmegaConf.to_container(body, resolve=False)
+            for part in key.split("."):
+                raw = raw[int(part)] if isinstance(raw, list) else raw[part]
+        except Exception:  # noqa: BLE001 - only for the message
+            pass
+        reason = str(e).splitlines()[0] if str(e) else type(e).__name__
+        raise ConfigError(key, raw, f"it cannot be resolved ({reason}); set the variable or key it refers to, "
+                          f"or give a plain value") from None
+
+
+def _check_sizes(cfg: Mapping) -> None:
+    """Values that are valid numbers but beyond what torch or memory can take: seeds that
+    overflow, a toy data set or a model far too large to allocate."""
+    check_number(cfg, "data.split_seed", low=0, high=MAX_SEED, integer=True, optional=True)
+    data = select(cfg, "data.name")
+    if data in datasets.TOY_SETS:
+        check_number(cfg, "data.n_samples", low=4, high=MAX_TOY_SAMPLES, integer=True)
+    model = select(cfg, "model.name")
+    width = select(cfg, "model.width") or 1
+    depth = select(cfg, "model.depth") or 0
+    pieces = activations.pieces_of(select(cfg, "activation"))
+    n_in = IN_FEATURES.get(data, 2)
+    if model == "cnn":
+        k, hidden = select(cfg, "model.kernel_size") or 3, select(cfg, "model.hidden") or 0
+        chans = [3 if data == "cifar10" else 1] + [width * 2**i for i in range(depth)]
+        n = sum(k * k * a * b * pieces for a, b in zip(chans, chans[1:])) + chans[-1] * n_in * hidden * pieces
+    elif model == "linear" or depth == 0:
+        n = n_in * 10
+    else:
+        n = (n_in + (depth - 1) * width + 10) * width * pieces
+    if n > MAX_PARAMETERS:
+        key, value = ("activation.pieces", pieces) if pieces > max(64, width) else ("model.width", width)
+        raise ConfigError(key, value, f"the model would have about {n:.3g} parameters ({4 * n / 2**30:.3g} GiB "
+                          f"of float32 weights), more than the {MAX_PARAMETERS:.3g} a run here can take; "
+                          f"lower model.width, model.depth or activation.pieces")
+
+
+def _check_budget(cfg: Mapping) -> list[str]:
+    """Values that fit the config but not the run: a training subset larger than the split (an
+    toy set's split is known here, an image set's once it is loaded: ``setup.prepare``), LR
+    milestones that the run never reaches."""
+    notes: list[str] = []
+    data, train_size = select(cfg, "data.name"), select(cfg, "data.train_size")
+    if data in datasets.TOY_SETS:
+        split = select(cfg, "data.n_samples") - select(cfg, "data.val_size") - select(cfg, "data.test_size")
+    else:
+        split = None
+    if train_size is not None and split is not None and train_size > split:
+        raise ConfigError("data.train_size", train_size, f"the training split of {data} has only {split} samples "
+                          f"(after the validation and test splits); at most {split}, or null for all of them")
+    unit = select(cfg, "scheduler.unit", "epoch")
+    steps, epochs = select(cfg, "steps"), select(cfg, "epochs")
+    length = steps if unit == "step" else (epochs if steps is None else None)
+    if length is not None:
+        for key in ("scheduler.milestones", "scheduler.step_size"):
+            value = select(cfg, key)
+            values = list(value) if isinstance(value, Sequence) and not isinstance(value, str) else [value]
+            late = [v for v in values if isinstance(v, (int, float)) and v >= length]
+            if late:
+                notes.append(f"{key}={value}: {', '.join(map(str, late))} at or beyond the run's {length} "
+                             f"{'updates' if unit == 'step' else 'epochs'}: that LR change never happens")
+    return notes
 
 
 def _check_across_groups(cfg: Mapping, custom_loss: bool) -> list[str]:
