@@ -397,3 +397,144 @@ def test_real_fashion_mnist():
     x, y = data.load_raw({"name": "fashion_mnist", "root": str(SHARED_DATA), "download": False}, train=True)
     assert torch.bincount(y).tolist() == [6000] * 10
     assert int(y[0]) == 9 and int(x[0].sum()) == 76247
+
+
+# ----------------------------------------------------------------------------------------------
+# Data conventions: data.scale, data.split, data.test_size; the sources' toy generators
+# ----------------------------------------------------------------------------------------------
+
+# sha256 (first 16 hex digits) of train, val and test x and y of each toy set with its conf/data
+# defaults, computed before data.geometry / val_size=0 existed: the default stays bit-identical.
+TOY_DIGESTS = {"xor": "4eaab5d603187a20", "spiral": "dea7ed0f06f372fb", "circles": "2b2d65afbbe07400",
+               "moons": "d4ac2da16695ebfa", "blobs": "f9b579f0b7f04123", "curve": "680f5ef7fc8a9cbc"}
+
+
+def _digest(*splits) -> str:
+    h = hashlib.sha256()
+    for s in splits:
+        h.update(s.x.numpy().tobytes())
+        h.update(s.y.numpy().tobytes())
+    return h.hexdigest()[:16]
+
+
+@pytest.mark.parametrize("name", sorted(TOY_DIGESTS))
+def test_toy_defaults_are_bit_identical_to_before_the_source_options(compose, name):
+    from omegaconf import OmegaConf
+
+    cfg = OmegaConf.to_container(compose([f"data={name}"]).data, resolve=True)
+    bundle = data.load_data(cfg)
+    assert _digest(bundle.train, bundle.val, bundle.load_test()) == TOY_DIGESTS[name]
+
+
+def test_image_defaults_give_todays_tensors(tmp_path):
+    """scale=standardize split=random (the defaults) = the code before the options: a seeded
+    permutation, train_size from its remainder, (x / 255 - mean) / std."""
+    xtr, ytr, xte, _ = make_fake_mnist(tmp_path)
+    new = data.load_data(cfg_for(tmp_path, train_size=30, scale="standardize", split="random"))
+    perm = torch.randperm(60, generator=torch.Generator().manual_seed(0))
+    x = (xtr.unsqueeze(1).float() / 255 - 0.1307) / 0.3081
+    assert torch.equal(new.train.x, x[perm[10:][:30]]) and torch.equal(new.val.x, x[perm[:10]])
+    assert torch.equal(new.train.y, ytr[perm[10:][:30]])
+    assert torch.equal(new.load_test().x, (xte.unsqueeze(1).float() / 255 - 0.1307) / 0.3081)
+    legacy = data.load_data(cfg_for(tmp_path, train_size=30))  # no scale / split keys at all
+    assert torch.equal(legacy.train.x, new.train.x) and torch.equal(legacy.val.y, new.val.y)
+
+
+@pytest.mark.parametrize("scale, lo, hi", [("unit", 0.0, 1.0), ("raw", 0.0, 255.0)])
+def test_scale_unit_and_raw(tmp_path, scale, lo, hi):
+    xtr, *_ = make_fake_mnist(tmp_path)
+    bundle = data.load_data(cfg_for(tmp_path, scale=scale, split="first"))
+    ref = xtr.unsqueeze(1).float()[10:] * (hi / 255.0)
+    assert torch.allclose(bundle.train.x, ref) and bundle.train.x.dtype == torch.float32
+    assert bundle.train.x.min() >= lo and bundle.train.x.max() <= hi
+
+
+def test_split_first_and_last_take_the_file_order(tmp_path):
+    _, ytr, _, yte = make_fake_mnist(tmp_path)
+    first = data.load_data(cfg_for(tmp_path, split="first", train_size=20))
+    assert torch.equal(first.val.y, ytr[:10]) and torch.equal(first.train.y, ytr[10:30])
+    last = data.load_data(cfg_for(tmp_path, split="last", train_size=20))
+    assert torch.equal(last.val.y, ytr[50:]) and torch.equal(last.train.y, ytr[:20])
+    none = data.load_data(cfg_for(tmp_path, split="first", val_size=0, train_size=25))
+    assert len(none.val) == 0 and torch.equal(none.train.y, ytr[:25])
+
+
+def test_test_size_takes_the_first_test_images(tmp_path):
+    *_, yte = make_fake_mnist(tmp_path)
+    assert torch.equal(data.load_data(cfg_for(tmp_path, test_size=7)).load_test().y, yte[:7])
+    assert len(data.load_data(cfg_for(tmp_path, test_size=None)).load_test()) == 20
+
+
+def test_cifar10_image_folder_refuses_file_order_options(tmp_path):
+    from omegaconf import OmegaConf
+    from nnbasics.errors import ConfigError
+
+    (tmp_path / "cifar10-jpeg" / "train" / "airplane").mkdir(parents=True)
+    cfg = {"name": "cifar10", "root": str(tmp_path), "download": False, "val_size": 10, "split": "last"}
+    with pytest.raises(DataError, match="class by class"):
+        data.load_data(cfg)
+    with pytest.raises(DataError, match="class by class"):
+        data.load_data({**cfg, "split": "random", "test_size": 100})
+    with pytest.raises(ConfigError, match="data.split"):
+        data.validate_config(OmegaConf.create({"data": {**cfg, "image_folder": str(tmp_path / "cifar10-jpeg")}}))
+
+
+def test_cs231n_spiral_follows_the_notes():
+    """The notes' generator: N points per class, r = linspace(0, 1, N), t = linspace(4j, 4(j+1), N)
+    + 0.2 randn, x = r (sin t, cos t): the radius of each point is its position on its arm."""
+    x, y = data.make_toy("spiral", 300, noise=0.2, classes=3, geometry="cs231n")
+    assert x.shape == (300, 2) and torch.equal(torch.bincount(y), torch.tensor([100, 100, 100]))
+    r = x.norm(dim=1)
+    for j in range(3):
+        assert torch.allclose(r[y == j].sort().values, torch.linspace(0, 1, 100), atol=1e-6)
+    # with no noise the angle is the notes' linspace: atan2(sin t, cos t) = t mod 2 pi
+    x0, y0 = data.make_toy("spiral", 300, noise=0.0, classes=3, geometry="cs231n")
+    r0 = x0.norm(dim=1)
+    arm = (y0 == 1) & (r0 > 0)
+    t = torch.linspace(4.0, 8.0, 100)[1:]
+    angle = torch.atan2(x0[arm, 0], x0[arm, 1])
+    expected = torch.atan2(torch.sin(t), torch.cos(t))
+    assert torch.allclose(angle[r0[arm].argsort()], expected, atol=1e-5)
+
+
+def test_toy_set_can_train_on_every_point(compose, toy_overrides, tmp_path):
+    from nnbasics.train import train
+
+    cfg = compose(toy_overrides + ["data.val_size=0", "data.test_size=0", "data.n_samples=90",
+                                   "data.geometry=cs231n", "device=cpu", "checkpoint=false"])
+    m = train(cfg, run_dir=tmp_path / "r")
+    assert m["status"] == "completed" and "train/acc" in m
+    assert not any(k.startswith(("val/", "test/")) for k in m)  # an empty split has no metrics
+
+
+def test_synthetic_linear_is_d2ls_set():
+    x, y = data.make_synthetic_linear(20000, features=200, weight=0.01, bias=0.05, noise=0.01)
+    # least squares recovers w = 0.01 everywhere and b = 0.05; the residual std is the noise
+    a = torch.cat([x, torch.ones(len(x), 1)], dim=1).double()
+    coef = torch.linalg.lstsq(a, y.double()).solution.squeeze(1)
+    assert torch.allclose(coef[:200], torch.full((200,), 0.01, dtype=torch.float64), atol=3e-4)
+    assert abs(coef[200].item() - 0.05) < 3e-4
+    assert abs((a @ coef.unsqueeze(1) - y.double()).std().item() - 0.01) < 5e-4
+    bundle = data.load_data({"name": "synthetic_linear", "n_samples": 120, "val_size": 100, "test_size": 0,
+                             "features": 200, "target": "value"})
+    assert (len(bundle.train), len(bundle.val), bundle.task, bundle.out_features) == (20, 100, "regression", 1)
+
+
+@pytest.mark.parametrize("override, key", [("data.scale=minmax", "data.scale"), ("data.split=middle", "data.split"),
+                                           ("data.test_size=0", "data.test_size"),
+                                           ("+data.geometry=cs231n", "data.geometry")])
+def test_data_options_are_validated(compose, override, key):
+    from nnbasics.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=key.replace(".", r"\.")):
+        data.validate_config(compose([override]))
+
+
+@pytest.mark.skipif(not (SHARED_DATA / "MNIST" / "raw").is_dir(), reason="../shared/data is absent")
+def test_real_mnist_last_split_and_unit_scale():
+    cfg = {"name": "mnist", "root": str(SHARED_DATA), "download": False, "val_size": 10000, "split": "last",
+           "scale": "unit", "train_size": 1000}
+    bundle = data.load_data(cfg)
+    assert len(bundle.train) == 1000 and len(bundle.val) == 10000
+    assert bundle.train.y[0].item() == 5 and round(bundle.train.x[0].sum().item() * 255) == 27525
+    assert 0.0 <= bundle.train.x.min() and bundle.train.x.max() <= 1.0

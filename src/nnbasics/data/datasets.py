@@ -1,13 +1,14 @@
 """Data sets as device-resident tensors, served as shuffled mini-batches by index.
 
 MNIST and Fashion-MNIST are read from their IDX files, CIFAR-10 through torchvision (or from an
-image-folder copy), once, into uint8 tensors, normalized once on the target device, and split:
-a seeded validation split is carved from the training split; the test split is read only when
-asked for (`load_test`), after training.
+image-folder copy), once, into uint8 tensors, scaled once on the target device (``data.scale``:
+standardize, unit or raw), and split (``data.split``: a seeded random validation split, or the
+first / last images of the training file); the test split is read only when asked for
+(`load_test`), after training (``data.test_size``: its first N images).
 There are no per-sample PIL transforms and no DataLoader in the training loop.
 
-Toy data sets are generated in code: xor, spiral, circles, moons, blobs (2-D classification)
-and curve (1-D regression).
+Toy data sets are generated in code: xor, spiral, circles, moons, blobs (2-D classification),
+curve (1-D regression) and synthetic_linear (d2l's linear regression in d = 200).
 """
 
 from __future__ import annotations
@@ -29,7 +30,11 @@ from nnbasics.config import check_bool, check_keys, check_name, check_number, se
 from nnbasics.errors import ConfigError, DataError
 
 IMAGE_SETS = ("mnist", "fashion_mnist", "cifar10")
-TOY_SETS = ("xor", "spiral", "circles", "moons", "blobs", "curve")
+TOY_SETS = ("xor", "spiral", "circles", "moons", "blobs", "curve", "synthetic_linear")
+REGRESSION_SETS = ("curve", "synthetic_linear")
+SCALES = ("standardize", "unit", "raw")  # data.scale of an image set
+SPLITS = ("random", "first", "last")     # data.split of an image set
+GEOMETRIES = ("nnbasics", "cs231n")      # data.geometry of the spiral
 DATASETS = IMAGE_SETS + TOY_SETS
 TARGETS = ("label", "parity", "attributes", "value")
 IMAGE_SIZES = {"mnist": 28, "fashion_mnist": 28, "cifar10": 32}  # pixels per side
@@ -335,10 +340,19 @@ def load_raw(cfg: Mapping, train: bool) -> tuple[Tensor, Tensor]:
     raise DataError(f"unknown image data set {name!r}; valid: {', '.join(IMAGE_SETS)}")
 
 
-def normalize(x_uint8: Tensor, name: str, device) -> Tensor:
-    """x = (x / 255 - mean) / std per channel, computed once on the target device."""
-    mean, std = NORMALIZATION[name]
+def normalize(x_uint8: Tensor, name: str, device, scale: str = "standardize") -> Tensor:
+    """The pixels as floats on the target device, computed once (``data.scale``):
+    standardize: x = (x / 255 - mean) / std per channel (the published constants above);
+    unit: x = x / 255 in [0, 1] (Keras examples, deep-learning-from-scratch ``normalize=True``, d2l's
+    ``ToTensor``); raw: x in [0, 255] as floats (cs231n, with ``preprocess=mean`` for its mean image)."""
+    if scale not in SCALES:
+        raise ValueError(f"unknown data.scale {scale!r}; valid: {', '.join(SCALES)}")
+    if scale == "raw":
+        return x_uint8.to(device).float()
     x = x_uint8.to(device).float().div_(255.0)
+    if scale == "unit":
+        return x
+    mean, std = NORMALIZATION[name]
     shape = (1, -1, 1, 1)
     return x.sub_(torch.tensor(mean, device=device).view(shape)).div_(torch.tensor(std, device=device).view(shape))
 
@@ -375,24 +389,72 @@ def carve_validation(n: int, val_size: int, split_seed: int) -> tuple[Tensor, Te
     return perm[val_size:], perm[:val_size]
 
 
+def split_indices(n: int, split: str, val_size: int, split_seed: int = 0,
+                  train_size: int | None = None) -> tuple[Tensor, Tensor]:
+    """Indices (train, val) of range(n), the training file in its published order (``data.split``):
+    random: a seeded permutation, validation its first ``val_size`` (``carve_validation``);
+    first / last: validation the first / last ``val_size`` images of the file (Keras-style
+    courses hold out the last N; cs231n's CIFAR-10 validation is images 49,000-49,999).
+    ``train_size`` then keeps the first N of the remaining indices: in file order for first / last
+    (cs231n's ``X_train[:num_train]``, DLFS's ``x_train[:300]``), in permuted order for random."""
+    if split == "random":
+        tr, va = carve_validation(n, val_size, split_seed)
+    elif split in ("first", "last"):
+        if not 0 <= val_size < n:
+            raise ValueError(f"val_size={val_size} must be in [0, {n})")
+        order = torch.arange(n)
+        cut = val_size if split == "first" else n - val_size
+        tr, va = (order[cut:], order[:cut]) if split == "first" else (order[:cut], order[cut:])
+    else:
+        raise ValueError(f"unknown data.split {split!r}; valid: {', '.join(SPLITS)}")
+    if train_size:
+        tr = tr[: int(train_size)]
+    return tr, va
+
+
+def _cifar10_from_image_folder(cfg: Mapping) -> bool:
+    """Whether ``_load_cifar10`` reads an image-folder copy (the same rule it follows)."""
+    root = resolve_root(cfg.get("root"))
+    return bool(cfg.get("image_folder")) or (
+        not (root / "cifar-10-batches-py").is_dir() and (root / "cifar10-jpeg" / "train").is_dir())
+
+
+def _check_file_order(cfg: Mapping) -> None:
+    """first / last / test_size pick images by their position in the published file. The CIFAR-10
+    pickle batches have that order; an image-folder copy is stored class by class and does not (its
+    first 1,000 test images are all airplanes), so it is refused rather than silently wrong."""
+    name = cfg["name"]
+    ordered = cfg.get("split", "random") in ("first", "last") or cfg.get("test_size") is not None
+    if name == "cifar10" and ordered and _cifar10_from_image_folder(cfg):
+        raise DataError("data.split=first/last and data.test_size take CIFAR-10 images by their position in the "
+                        "published file (the pickle batches, data_batch_1..5 and test_batch); this copy is an "
+                        "image folder, stored class by class, which has no such order. Use data.split=random "
+                        "and data.test_size=null, or place torchvision's cifar-10-batches-py/ under data.root.")
+
+
 def load_data(cfg: Mapping, device: torch.device | str = "cpu") -> DataBundle:
     """The configured data set as a DataBundle on ``device``. The test split is not read here:
-    only ``bundle.load_test()`` reads it, once, after training."""
+    only ``bundle.load_test()`` reads it, once, after training (its first ``data.test_size``
+    images when set; null: all). ``data.scale`` and ``data.split`` (see ``normalize`` and
+    ``split_indices``) default to standardize and random: today's tensors, bit for bit."""
     name = cfg["name"]
     if name in TOY_SETS:
         return _toy_bundle(cfg, device)
-    target = cfg.get("target", "label")
+    _check_file_order(cfg)
+    target, scale = cfg.get("target", "label"), cfg.get("scale", "standardize")
     x_all, labels_all = load_raw(cfg, train=True)
-    tr, va = carve_validation(len(labels_all), int(cfg.get("val_size", 5000)), int(cfg.get("split_seed", 0)))
-    if cfg.get("train_size"):
-        tr = tr[: int(cfg["train_size"])]
-    x_all = normalize(x_all, name, device)
+    tr, va = split_indices(len(labels_all), cfg.get("split", "random"), int(cfg.get("val_size", 5000)),
+                           int(cfg.get("split_seed", 0)), cfg.get("train_size"))
+    x_all = normalize(x_all, name, device, scale)
     y_all = make_targets(labels_all, target).to(device)
     tr, va = tr.to(device), va.to(device)
+    test_size = cfg.get("test_size")
 
     def load_test() -> Split:
         x, labels = load_raw(cfg, train=False)
-        return Split(normalize(x, name, device), make_targets(labels, target).to(device))
+        if test_size is not None:
+            x, labels = x[: int(test_size)], labels[: int(test_size)]
+        return Split(normalize(x, name, device, scale), make_targets(labels, target).to(device))
 
     task, out = task_of(target, 10)
     classes = CIFAR10_CLASSES if name == "cifar10" else tuple(str(i) for i in range(10))
@@ -407,12 +469,16 @@ def load_data(cfg: Mapping, device: torch.device | str = "cpu") -> DataBundle:
 
 
 def make_toy(name: str, n: int, noise: float = 0.1, classes: int = 3, seed: int = 0,
-             function: str = "sin") -> tuple[Tensor, Tensor]:
+             function: str = "sin", geometry: str = "nnbasics") -> tuple[Tensor, Tensor]:
     """Generate a toy data set: (x float N x 2, y long N) for classification sets, (x N x 1,
     y N x 1) for ``curve``.
 
     xor: points uniform in [-1, 1]^2, label = sign(x1) != sign(x2).
-    spiral: ``classes`` interleaved arms (cs231n), r in [0, 1], angle grows with r.
+    spiral, ``geometry=nnbasics`` (this library's own): ``classes`` arms 2 pi / classes apart,
+    radius r uniform in [0, 1], angle = offset + 4 r + N(0, (2 noise)^2).
+    spiral, ``geometry=cs231n`` (the cs231n notes, "neural-networks-case-study"): n / classes
+    points per class j, r = linspace(0, 1, N), t = linspace(4 j, 4 (j + 1), N) + N(0, noise^2)
+    (the notes use noise 0.2), points r (sin t, cos t).
     circles: two concentric circles of radius 1 and 0.5.
     moons: two interleaving half circles (scikit-learn's make_moons).
     blobs: ``classes`` Gaussian clusters with centres on a circle of radius 2.
@@ -422,7 +488,19 @@ def make_toy(name: str, n: int, noise: float = 0.1, classes: int = 3, seed: int 
     if name == "xor":
         x = torch.rand(n, 2, generator=g) * 2 - 1
         y = ((x[:, 0] > 0) != (x[:, 1] > 0)).long()
+    elif name == "spiral" and geometry == "cs231n":
+        if n % classes:
+            raise ValueError(f"the cs231n spiral has n / classes points per class: n_samples={n} is not a "
+                             f"multiple of classes={classes}")
+        per = n // classes
+        y = torch.arange(classes).repeat_interleave(per)
+        r = torch.linspace(0.0, 1.0, per).repeat(classes)
+        t = torch.cat([torch.linspace(4.0 * j, 4.0 * (j + 1), per) for j in range(classes)])
+        t = t + torch.randn(n, generator=g) * noise
+        x = torch.stack([r * torch.sin(t), r * torch.cos(t)], dim=1)
     elif name == "spiral":
+        if geometry != "nnbasics":
+            raise ValueError(f"unknown spiral geometry {geometry!r}; valid: {', '.join(GEOMETRIES)}")
         y = torch.arange(n) % classes
         r = torch.rand(n, generator=g)
         t = y * (2 * math.pi / classes) + r * 4 + torch.randn(n, generator=g) * noise * 2
@@ -457,19 +535,38 @@ def make_toy(name: str, n: int, noise: float = 0.1, classes: int = 3, seed: int 
     return x[perm].float(), y[perm]
 
 
+def make_synthetic_linear(n: int, features: int = 200, weight: float = 0.01, bias: float = 0.05,
+                          noise: float = 0.01, seed: int = 0) -> tuple[Tensor, Tensor]:
+    """d2l's synthetic linear regression set (``weight-decay.md``, ``d2l.SyntheticRegressionData``):
+    x ~ N(0, I) of dimension ``features``, y = x . w + b + N(0, noise^2), w = ``weight`` in every
+    coordinate; the book's weight-decay chapter uses 20 training and 100 validation points, d 200,
+    w 0.01, b 0.05, noise 0.01 (few points in many dimensions: a model that overfits)."""
+    g = torch.Generator().manual_seed(seed)
+    x = torch.randn(n, features, generator=g)
+    y = x @ torch.full((features, 1), float(weight)) + bias + torch.randn(n, 1, generator=g) * noise
+    return x, y
+
+
 def _toy_bundle(cfg: Mapping, device) -> DataBundle:
+    """A generated set split into validation (the first ``val_size`` points), test (the next
+    ``test_size``) and training (the rest); val and test may be 0 (train on every point)."""
     name = cfg["name"]
     n, val, test = int(cfg.get("n_samples", 1000)), int(cfg.get("val_size", 200)), int(cfg.get("test_size", 200))
-    if val + test >= n:
-        raise ValueError(f"val_size + test_size = {val + test} must be below n_samples = {n}")
+    if val < 0 or test < 0 or val + test >= n:
+        raise ValueError(f"val_size + test_size = {val + test} must be in [0, n_samples = {n})")
     classes = int(cfg.get("classes", 3)) if name in ("spiral", "blobs") else 2
-    x, y = make_toy(name, n, float(cfg.get("noise", 0.1)), classes, int(cfg.get("split_seed", 0)),
-                    cfg.get("function", "sin"))
+    if name == "synthetic_linear":
+        x, y = make_synthetic_linear(n, int(cfg.get("features", 200)), float(cfg.get("weight", 0.01)),
+                                     float(cfg.get("bias", 0.05)), float(cfg.get("noise", 0.01)),
+                                     int(cfg.get("split_seed", 0)))
+    else:
+        x, y = make_toy(name, n, float(cfg.get("noise", 0.1)), classes, int(cfg.get("split_seed", 0)),
+                        cfg.get("function", "sin"), cfg.get("geometry", "nnbasics"))
     x, y = x.to(device), y.to(device)
     train = Split(x[val + test:], y[val + test:])
     if cfg.get("train_size"):
         train = Split(train.x[: int(cfg["train_size"])], train.y[: int(cfg["train_size"])])
-    if name == "curve":
+    if name in REGRESSION_SETS:
         task, out = "regression", 1
     else:
         # parity / attributes derive binary / multi-label targets from the class (handy for tests)
@@ -488,8 +585,11 @@ def _toy_bundle(cfg: Mapping, device) -> DataBundle:
 
 # The config keys of an image set, and of a toy set (each toy set also takes its own: classes for
 # the classification sets, where spiral and blobs use it; function for curve).
-IMAGE_KEYS = ("name", "root", "download", "val_size", "train_size", "split_seed", "target", "image_folder")
+IMAGE_KEYS = ("name", "root", "download", "val_size", "train_size", "test_size", "split_seed", "split", "scale",
+              "target", "image_folder")
 TOY_KEYS = ("name", "root", "n_samples", "noise", "val_size", "test_size", "train_size", "split_seed", "target")
+TOY_OWN_KEYS = {"curve": ("function",), "spiral": ("classes", "geometry"),
+                "synthetic_linear": ("features", "weight", "bias")}
 
 
 def validate_config(cfg: Mapping) -> list[str]:
@@ -499,6 +599,14 @@ def validate_config(cfg: Mapping) -> list[str]:
     if name in IMAGE_SETS:
         check_keys(node, "data", IMAGE_KEYS)
         check_number(cfg, "data.val_size", low=0, high=50000, integer=True)
+        check_number(cfg, "data.test_size", low=1, integer=True, optional=True)
+        if select(cfg, "data.scale") is not None:
+            check_name(cfg, "data.scale", SCALES)
+        if select(cfg, "data.split") is not None:
+            split = check_name(cfg, "data.split", SPLITS)
+            if name == "cifar10" and split != "random" and select(cfg, "data.image_folder"):
+                raise ConfigError("data.split", split, "an image-folder copy of CIFAR-10 is stored class by class and "
+                                  "has no published file order; use random, or the pickle batches (image_folder=null)")
         check_name(cfg, "data.target", ("label", "parity", "attributes"))
         if "download" in node:
             check_bool(cfg, "data.download")
@@ -506,19 +614,27 @@ def validate_config(cfg: Mapping) -> list[str]:
         if folder is not None and not (isinstance(folder, str) and folder):
             raise ConfigError("data.image_folder", folder, "must be a folder (a path) or null")
     else:
-        check_keys(node, "data", TOY_KEYS + (("function",) if name == "curve" else ("classes",)))
-        check_name(cfg, "data.target", ("value",) if name == "curve" else ("label", "parity", "attributes"))
+        check_keys(node, "data", TOY_KEYS + TOY_OWN_KEYS.get(name, ("classes",)))
+        check_name(cfg, "data.target", ("value",) if name in REGRESSION_SETS else ("label", "parity", "attributes"))
         n = check_number(cfg, "data.n_samples", low=4, integer=True)
-        val = check_number(cfg, "data.val_size", low=1, integer=True)
-        test = check_number(cfg, "data.test_size", low=1, integer=True)
+        val = check_number(cfg, "data.val_size", low=0, integer=True)
+        test = check_number(cfg, "data.test_size", low=0, integer=True)
         if val + test >= n:
             raise ConfigError("data.val_size", val, f"val_size + test_size must be below data.n_samples={n}")
         check_number(cfg, "data.noise", low=0)
         if name == "curve":
             if select(cfg, "data.function") is not None:
                 check_name(cfg, "data.function", CURVE_FUNCTIONS)
+        elif name == "synthetic_linear":
+            check_number(cfg, "data.features", low=1, integer=True)
+            check_number(cfg, "data.weight")
+            check_number(cfg, "data.bias")
         else:
-            check_number(cfg, "data.classes", low=2, integer=True, optional=True)
+            classes = check_number(cfg, "data.classes", low=2, integer=True, optional=True)
+            if name == "spiral" and select(cfg, "data.geometry") is not None:
+                if check_name(cfg, "data.geometry", GEOMETRIES) == "cs231n" and n % (classes or 3):
+                    raise ConfigError("data.n_samples", n, f"the cs231n spiral has n_samples / classes points per "
+                                      f"class: a multiple of data.classes={classes or 3}")
     check_number(cfg, "data.train_size", low=1, integer=True, optional=True)
     check_number(cfg, "data.split_seed", low=0, integer=True, optional=True)
     root = select(cfg, "data.root")
