@@ -248,6 +248,8 @@ class Monitor:
         self._hooks: list = []
         self._captured: dict[str, tuple[Tensor, Tensor]] = {}
         self._sample_idx: Tensor | None = None
+        self._sample_cache: tuple[Tensor, Tensor] | None = None  # (split.x it was taken from, the sample)
+        self._before: list[Tensor] = []  # the weights before a snapshot's update, reused buffers
         self._last_scan: ScanResult | None = None
         self._last_weight_hist = -1
         if self.level == "full":
@@ -280,8 +282,13 @@ class Monitor:
             grads = [p.grad.detach() for p in layer.module.parameters(recurse=False) if p.grad is not None]
             norms.append(torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(g.float()) for g in grads]))
                          if grads else torch.full((), float("nan"), device=weights[0].device))
-        self._pending = {"step": step, "grad_norm": torch.stack(norms) if norms else None,
-                         "before": [w.clone() for w in weights]}
+        # the weights before the update, copied into buffers kept from one snapshot to the next
+        if len(self._before) != len(weights) or any(b.shape != w.shape or b.dtype != w.dtype or b.device != w.device
+                                                    for b, w in zip(self._before, weights)):
+            self._before = [torch.empty_like(w, memory_format=torch.contiguous_format) for w in weights]
+        for b, w in zip(self._before, weights):
+            b.copy_(w)
+        self._pending = {"step": step, "grad_norm": torch.stack(norms) if norms else None, "before": self._before}
         hists = {}
         if step != self._last_weight_hist:
             hists.update({f"weight/{layer.name}": w for layer, w in zip(self.layers, weights)})
@@ -303,8 +310,10 @@ class Monitor:
         pending, self._pending = self._pending, None
         if pending is not None and pending["step"] == step and self.layers:
             after = [layer.module.weight.detach() for layer in self.layers]
-            ratio = torch.stack([torch.linalg.vector_norm((w - w0).float()) / torch.linalg.vector_norm(w0.float())
-                                 for w, w0 in zip(after, pending["before"])])
+            before_norms = [torch.linalg.vector_norm(w0.float()) for w0 in pending["before"]]
+            # ||W_after - W_before|| in place in the buffer (it is rewritten at the next snapshot)
+            ratio = torch.stack([torch.linalg.vector_norm(w0.sub_(w).float()) / n0
+                                 for w, w0, n0 in zip(after, pending["before"], before_norms)])
             std = torch.stack([w.float().std() if w.numel() > 1 else torch.zeros((), device=w.device) for w in after])
             values = torch.cat([pending["grad_norm"].float(), ratio, std]).cpu().tolist()  # the one read-back
             n = len(self.layers)
@@ -378,11 +387,15 @@ class Monitor:
             return None
         if self.sample is None or self.sample >= len(split):
             return split.x
+        if self._sample_cache is not None and self._sample_cache[0] is split.x:
+            return self._sample_cache[1]  # gathered once per training split, not at every scan
         if self._sample_idx is None:
             # a fixed sample, drawn with its own generator: the run's random streams are untouched
             g = torch.Generator().manual_seed(0)
             self._sample_idx = torch.randperm(len(split), generator=g)[:self.sample].sort().values.to(split.x.device)
-        return split.x[self._sample_idx]
+        x = split.x[self._sample_idx]
+        self._sample_cache = (split.x, x)
+        return x
 
     @torch.no_grad()
     def _scan(self, step: int, keep_values: bool, chunk: int = 4096, keep_max: int = 200_000) -> ScanResult:
@@ -405,7 +418,8 @@ class Monitor:
                     return
                 pre = inputs[0]
                 if act.dead_counted and pre.shape == output.shape and pre.dim() >= 1:
-                    a = _units_active(pre)
+                    # 2-D (units in dim 1): no transposed copy of the mask
+                    a = (pre > 0).any(dim=0) if pre.dim() == 2 else _units_active(pre)
                     active[act.name] = a if act.name not in active else active[act.name] | a
                 if act.saturation_counted:
                     c = _saturated_count(output, act.kind)
@@ -498,13 +512,12 @@ class Monitor:
             self._save(fig, "fit.png", "figures/fit", step)
 
     def _save(self, fig, filename: str, tag: str, step: int) -> None:
-        from nnbasics.viz import plots
+        from nnbasics.viz.figures import log_figure, save_figure
 
-        folder = (self.run_dir / "figures") if self.run_dir is not None else None
-        if folder is None:
-            self.writer.add_image(tag, plots.figure_to_array(fig), step, dataformats="HWC")
+        if self.run_dir is None:
+            log_figure(self.writer, tag, fig, step)
         else:
-            plots.save_figure(fig, folder / filename, self.writer, tag, step)
+            save_figure(fig, self.run_dir / "figures" / filename, self.writer, tag, step)
 
 
 def validate_config(cfg: Mapping) -> list[str]:
