@@ -267,8 +267,8 @@ def _find_run(path: str | os.PathLike, checkpoint: str | os.PathLike) -> tuple[P
 
             jobs = [d for d in find_job_dirs(run_dir) if d != run_dir]
             if jobs:
-                raise RunError(f"{run_dir} is a sweep directory ({len(jobs)} runs), not a run: give one of its "
-                               f"run directories (e.g. {jobs[0]}), or read them all with load_sweep")
+                raise RunError(f"{run_dir} is not a run directory but holds {len(jobs)} runs (a sweep?): give one "
+                               f"of its run directories (e.g. {jobs[0]}), or read them all with load_sweep")
         raise RunError(f"{run_dir} is not a run directory: it has no config.yaml (the resolved config "
                        f"every run writes when it starts)")
     if not ckpt.exists():
