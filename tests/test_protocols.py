@@ -148,3 +148,62 @@ def test_cs231n_spiral_2layer(tmp_path):
     0-2, each its own spiral: 0.99, 0.983, see docs/reproductions.md; tolerance 0.015)."""
     m = run_protocol(tmp_path, "experiment=cs231n_spiral_2layer")
     assert m["train/acc"] == pytest.approx(0.98, abs=0.015)
+
+
+@needs_data
+@pytest.mark.slow
+def test_dlfs_overfit_weight_decay(tmp_path):
+    """`nnbasics-train experiment=dlfs_overfit_weight_decay seed=0,1,2` -> mean train/acc 0.927 and
+    test/acc 0.721 at the end ("epoch:200"). Measured (seeds 0-2): train 0.901 +- 0.053, test 0.710
+    +- 0.030; one published run vs a 3-seed mean: tolerance 2.3 std (train 0.12, test 0.07)."""
+    runs = [run_protocol(tmp_path / str(s), "experiment=dlfs_overfit_weight_decay", f"seed={s}") for s in range(3)]
+    assert sum(m["train/acc"] for m in runs) / 3 == pytest.approx(0.927, abs=0.12)
+    assert sum(m["test/acc"] for m in runs) / 3 == pytest.approx(0.721, abs=0.07)
+
+
+BATCH_NORM = [  # (norm, init.std, published final training accuracy, tolerance from the measured spread)
+    ("batch", 0.0136, 1.000, 0.01),   # measured 0.998, 0.998, 0.997
+    ("none", 0.0136, 0.116, 0.005),   # measured 0.116 x 3 (the most frequent class of the 1,000 images)
+    ("batch", 1.0, 0.419, 0.05),      # measured 0.417, 0.448, 0.415: 0.427 +- 0.019
+]
+
+
+@needs_data
+@pytest.mark.slow
+@pytest.mark.parametrize("norm, std, published, tol", BATCH_NORM)
+def test_dlfs_batch_norm_test(tmp_path, norm, std, published, tol):
+    """`nnbasics-train experiment=dlfs_batch_norm_test model.norm=N init.std=S seed=0` -> train/acc."""
+    m = run_protocol(tmp_path, "experiment=dlfs_batch_norm_test", f"model.norm={norm}", f"init.std={std}", "seed=0")
+    assert m["train/acc"] == pytest.approx(published, abs=tol)
+
+
+@needs_data
+@pytest.mark.slow
+@pytest.mark.xfail(strict=True, reason="measured: diverges (loss ~1e14 at the first updates, NaN at step 4 in float32, seeds "
+                   "0 and 2); DLFS's float64 numpy trains on to 0.097")
+def test_dlfs_batch_norm_test_std1_without_bn(tmp_path):
+    """`nnbasics-train experiment=dlfs_batch_norm_test model.norm=none init.std=1.0` -> train/acc 0.097."""
+    m = run_protocol(tmp_path, "experiment=dlfs_batch_norm_test", "model.norm=none", "init.std=1.0")
+    assert m["train/acc"] == pytest.approx(0.097, abs=0.05)
+
+
+@needs_data
+@pytest.mark.slow
+def test_dlfs_overfit_dropout(tmp_path):
+    """`nnbasics-train experiment=dlfs_overfit_dropout seed=0,1,2` -> mean train/acc 0.67, test/acc 0.548
+    (still under-trained, so the seed spread is wide). Measured (seeds 0-2): train 0.632 +- 0.088,
+    test 0.521 +- 0.084; one published run vs a 3-seed mean: tolerance 2.3 std (train 0.20, test 0.19)."""
+    runs = [run_protocol(tmp_path / str(s), "experiment=dlfs_overfit_dropout", f"seed={s}") for s in range(3)]
+    assert sum(m["train/acc"] for m in runs) / 3 == pytest.approx(0.67, abs=0.20)
+    assert sum(m["test/acc"] for m in runs) / 3 == pytest.approx(0.548, abs=0.19)
+
+
+@pytest.mark.slow
+def test_d2l_weight_decay_lambda_3_cures_the_overfit(tmp_path):
+    """`nnbasics-train -m experiment=d2l_weight_decay regularization.weight_decay=0,6` (lambda 0 vs 3) ->
+    lambda 0 "overfits badly" (train mse ~0, val mse far above), lambda 3 lowers the validation loss.
+    Measured (seeds 0-2): lambda 0 val/loss 0.061 +- 0.004 with train/loss < 1e-4; lambda 3 val/loss 0.022 +- 0.003."""
+    free = run_protocol(tmp_path / "0", "experiment=d2l_weight_decay", "regularization.weight_decay=0")
+    decay = run_protocol(tmp_path / "3", "experiment=d2l_weight_decay", "regularization.weight_decay=6")
+    assert free["train/loss"] < 0.1 * free["val/loss"]
+    assert decay["val/loss"] < 0.5 * free["val/loss"]
