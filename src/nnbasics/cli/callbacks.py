@@ -22,6 +22,7 @@ from __future__ import annotations
 import logging
 import math
 import os
+import sys
 import traceback
 from pathlib import Path
 from typing import Any
@@ -83,7 +84,19 @@ class SweepCallback(Callback):
 
     # --- in the process that runs the sweep ----------------------------------------------------
 
+    def on_run_start(self, config: DictConfig, **kwargs: Any) -> None:
+        """A single run: refuse a bad config or run directory before Hydra creates or writes it."""
+        from nnbasics.cli.train import preflight
+
+        preflight(config)
+
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
+        from nnbasics.cli.train import check_sweep_dir
+
+        check_sweep_dir(config)
+        sweep_dir = OmegaConf.select(config, "hydra.sweep.dir")
+        if sweep_dir:
+            (Path(str(sweep_dir)) / FAILURES).unlink(missing_ok=True)  # failures of an earlier multirun there
         if not (self.firewall and is_optuna(config)):
             return
         task = list(config.hydra.overrides.task)
@@ -98,15 +111,21 @@ class SweepCallback(Callback):
         from nnbasics.cli.summary import write_summary
 
         sweep_dir = Path(str(config.hydra.sweep.dir))
+        failures = read_failures(sweep_dir)
         try:
             s = write_summary(sweep_dir, self.metric, self.mode)
         except Exception as e:  # a summary must never turn a finished sweep into a failed one
             log.warning(f"no summary written for {sweep_dir}: {e}")
-            return
-        n = sum(len(c.jobs) for c in s.configs)
-        done = sum(c.count("completed") for c in s.configs)
-        best = f"; best by {s.metric}: {s.label(s.best)}" if s.best is not None else ""
-        log.info(f"summary of {n} runs ({done} completed){best}: {sweep_dir / 'summary.md'}")
+        else:
+            n = sum(len(c.jobs) for c in s.configs)
+            done = sum(c.count("completed") for c in s.configs)
+            best = f"; best by {s.metric}: {s.label(s.best)}" if s.best is not None else ""
+            log.info(f"summary of {n} runs ({done} completed){best}: {sweep_dir / 'summary.md'}")
+        if failures:
+            jobs = ", ".join(f"#{num}" for num, _ in failures)
+            print(f"error: {len(failures)} job(s) of this multirun failed or were refused ({jobs}); "
+                  f"each one's error is above and in {sweep_dir / FAILURES}", file=sys.stderr)
+            sys.exit(1)
 
     # --- in the process that runs the job (a worker for joblib and submitit) -------------------
 
@@ -118,7 +137,9 @@ class SweepCallback(Callback):
             import torch
 
             torch.set_num_threads(n)
-            log.info(f"torch threads for this job: {n}")
+            job_dir = _job_dir(config)
+            if job_dir is None or not (job_dir / "metrics.json").exists():  # never a line into a finished run's log
+                log.info(f"torch threads for this job: {n}")
 
     def on_job_end(self, config: DictConfig, job_return: Any, **kwargs: Any) -> None:
         if not (self.keep_going and _is_multirun(config)):
@@ -127,6 +148,10 @@ class SweepCallback(Callback):
 
         if job_return.status == JobStatus.FAILED:
             error = job_return._return_value
+            sweep_dir = OmegaConf.select(config, "hydra.sweep.dir")
+            if sweep_dir:
+                note_failure(Path(str(sweep_dir)), OmegaConf.select(config, "hydra.job.num"),
+                             f"{type(error).__name__}: {error}")
             _record_failure(_job_dir(config), error)
             log.error(f"job failed: {error!r}; the sweep goes on")
             if not is_optuna(config):  # Optuna records a raised error as a failed trial itself
@@ -144,14 +169,38 @@ def _finite(x: Any) -> bool:
         return False
 
 
+FAILURES = "failures.txt"  # in the sweep directory: one line per job of the last multirun that failed or was refused
+
+
+def note_failure(sweep_dir: Path, job_num: Any, message: str) -> None:
+    """Note a job that failed or was refused (read by ``on_multirun_end`` for the exit status);
+    one short appended line, so jobs in other processes can note theirs beside it."""
+    line = f"{job_num}\t{' '.join(str(message).split())}\n"
+    try:
+        with open(sweep_dir / FAILURES, "a") as f:
+            f.write(line)
+    except OSError:
+        pass
+
+
+def read_failures(sweep_dir: Path) -> list[tuple[str, str]]:
+    try:
+        lines = (sweep_dir / FAILURES).read_text().splitlines()
+    except OSError:
+        return []
+    return [tuple(line.split("\t", 1)) for line in lines if "\t" in line]
+
+
 def _record_failure(job_dir: Path | None, error: BaseException) -> None:
-    """Write metrics.json {status: failed, error} unless the run already wrote its own."""
+    """Write metrics.json {status: failed, error} unless the run already wrote its own, or the
+    directory holds another run (finished, or live in another process)."""
     if job_dir is None:
         return
     path = job_dir / "metrics.json"
-    if path.exists():
+    from nnbasics.engine.rundir import lock_holder, write_json
+
+    if path.exists() or lock_holder(job_dir) is not None:
         return
-    from nnbasics.engine.rundir import write_json
 
     job_dir.mkdir(parents=True, exist_ok=True)
     tb = "".join(traceback.format_exception(type(error), error, error.__traceback__))

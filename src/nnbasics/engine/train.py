@@ -20,7 +20,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from nnbasics.data import datasets as data_mod
 from nnbasics.engine import loop
-from nnbasics.engine.rundir import RunDir, checkpoint_state, git_revision, write_json
+from nnbasics.engine.rundir import RunDir, WriteError, checkpoint_state, git_revision, write_json
 from nnbasics.engine.setup import Budget, Setup, prepare, resolve_batch_size, resolve_device
 from nnbasics.engine.validate import validate
 from nnbasics.errors import ConfigError, DivergenceError, NNBasicsError
@@ -197,6 +197,10 @@ def train(cfg: Mapping, run_dir: str | os.PathLike | None = None, *, data: data_
         progress = loop.run(learner, setup, budget, progress=progress, eval_every=int(cfg.get("eval_every", 1) or 1),
                             show_bar=bool(cfg.get("progress", True)), on_epoch=on_epoch,
                             blowup=cfg.get("divergence_factor"))
+    except OSError as e:  # a file of the run that could not be written (no space left on device, ...)
+        error = e if isinstance(e, WriteError) else WriteError(Path(e.filename or rd.path), e)
+        rd.fail({"error": str(error), "step": progress.step})
+        raise error from None
     except (RuntimeError, MemoryError) as e:
         from nnbasics.engine.batch_size import is_out_of_memory
 
