@@ -138,3 +138,15 @@ def test_best_epoch_numbers_come_from_the_history(compose, toy_overrides, tmp_pa
     best = max(m["history"], key=lambda r: r["val/acc"])
     assert (m["best/epoch"], m["best/val/acc"], m["best/val/loss"]) == (best["epoch"], best["val/acc"], best["val/loss"])
 
+
+
+def test_a_loss_that_blows_up_is_divergence(compose, toy_overrides, tmp_path):
+    """Adam at lr 1e6 does not produce NaN quickly but a loss many orders above its start: with
+    divergence_factor set, that is recorded as diverged, like a NaN."""
+    cfg = compose(toy_overrides + ["optimizer=adam", "optimizer.lr=1e6", "scheduler=constant", "epochs=3"])
+    with open_dict(cfg):
+        cfg.divergence_factor = 1e3
+    with pytest.raises(DivergenceError):
+        train(cfg, run_dir=tmp_path / "r")
+    m = json.loads((tmp_path / "r" / "metrics.json").read_text())
+    assert m["status"] == "diverged" and m["diverged_at_step"] >= 1
