@@ -150,3 +150,20 @@ def test_a_loss_that_blows_up_is_divergence(compose, toy_overrides, tmp_path):
         train(cfg, run_dir=tmp_path / "r")
     m = json.loads((tmp_path / "r" / "metrics.json").read_text())
     assert m["status"] == "diverged" and m["diverged_at_step"] >= 1
+
+
+def test_progress_bar_is_off_when_output_is_not_a_terminal(compose, toy_overrides, tmp_path):
+    """progress=true draws tqdm's bar on a terminal only: a piped or SLURM log gets no carriage
+    returns."""
+    import subprocess
+    import sys
+
+    code = ("import nnbasics.cli.train\n"
+            "from hydra import compose, initialize_config_dir\n"
+            "from nnbasics.engine.train import train\n"
+            f"with initialize_config_dir(config_dir={str(Path(__file__).resolve().parents[1] / 'conf')!r}, version_base='1.3'):\n"
+            f"    cfg = compose(config_name='train', overrides={toy_overrides + ['progress=true']!r})\n"
+            f"train(cfg, run_dir={str(tmp_path / 'r')!r})\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert "\r" not in out.stderr and "it/s" not in out.stderr and "step/s" not in out.stderr

@@ -227,7 +227,9 @@ def final_metrics(learner: Learner, setup: Setup, p: Progress, cfg: Mapping,
 def _bar(total: int, epoch: int, epochs: int):
     from tqdm.auto import tqdm
 
-    return tqdm(total=total, desc=f"epoch {epoch + 1}/{epochs}", leave=False, unit="step", dynamic_ncols=True)
+    # disable=None: no bar when the output is not a terminal (SLURM and piped logs get no carriage returns)
+    return tqdm(total=total, desc=f"epoch {epoch + 1}/{epochs}", leave=False, unit="step", dynamic_ncols=True,
+                disable=None)
 
 
 __all__ = ["Learner", "Progress", "run", "final_metrics"]
