@@ -40,23 +40,28 @@ from omegaconf import OmegaConf
 from torch import nn
 
 from nnbasics.suite.context import Context, Outcome
-from nnbasics.suite.stats import fmt, md_table, mean_std
+from nnbasics.suite.stats import beyond, checks_verdict, fmt, less, md_table, mean, mean_std
 from nnbasics.viz.figures import new_figure
 from nnbasics.engine.monitor import RELU_FAMILY, SATURATING, SATURATION_MARGIN, find_layers
 
 ID = "A3"
 TITLE = "Deep MLP (10 hidden layers): sigmoid vs tanh vs the ReLU family"
-CLAIM = "sigmoid saturates and kills gradients in deep nets; ReLU, Leaky ReLU, ELU, SELU, Maxout compared"
+CLAIM = ("in a deep net the sigmoid saturates and its gradient shrinks toward the input layers, and it trains worst "
+         "(Glorot and Bengio 2010: the top sigmoid layer saturates; MNIST test error sigmoid 2.21 % vs tanh 1.76 %); "
+         "ReLU, Leaky ReLU, ELU, SELU and Maxout keep the gradient alive")
 REFERENCE = ("Glorot and Bengio 2010 (5 x 1000 hidden, standard init U(-1/sqrt(n), 1/sqrt(n))): with sigmoid the top "
              "hidden layer is driven to saturation (0) early and escapes only slowly (Fig. 2); the back-propagated "
              "gradients shrink toward the lower layers (Fig. 7); Table 1, MNIST test error %: sigmoid 2.21, tanh 1.76, "
              "softsign 1.64 (normalized init: tanh 1.64)")
 
-VANISH = 0.1        # sigmoid at init: ||dL/dW_1|| / ||dL/dW_10|| must be below this (the gradient vanishes downwards)
-ALIVE = 0.1         # ... while every ReLU-family arm keeps that ratio at or above this
-TRAIN_GAP = 0.05    # sigmoid's mean val acc must be the lowest of all arms and this far below every ReLU-family arm
-SATURATED = 0.10    # after training, some sigmoid hidden layer has at least this fraction of outputs within 0.01
-                    # of 0 or 1 (the saturation Glorot and Bengio saw)
+VANISH = 0.1        # "the gradient vanishes": at init ||dL/dW_1|| / ||dL/dW_10|| is an order of magnitude down
+                    # (below 0.1, by >= 2 standard errors over seeds) for sigmoid ...
+ALIVE = 0.1         # ... and not for any ReLU-family arm (its ratio not below 0.1), sigmoid's ratio below each
+                    # of theirs, separated (the suite's rule)
+SATURATED = 0.10    # "saturates": some sigmoid hidden layer has at least this fraction of outputs within 0.01
+                    # of 0 or 1 after training (mean above it by >= 2 standard errors)
+# "trains worst": sigmoid's val acc below every ReLU-family arm's, separated by >= 2 standard errors
+DEPTH = 10
 TUNE_EPOCHS = 1
 PROBE_N = 1000
 
@@ -111,11 +116,32 @@ def grad_ratio(probed: dict, depth: int) -> float:
     return probed["grad"][0] / last if last > 0 else math.nan
 
 
+def verdict(numbers: dict) -> tuple[bool | None, str]:
+    """``per_seed``: {dataset: {arm: {"grad_ratio_init": [...], "val_acc": [...], "max_saturated_end": [...]}}}."""
+    checks = {}
+    for dataset, arms in numbers["per_seed"].items():
+        sig = arms["sigmoid"]
+        r_alive = {a: arms[a]["grad_ratio_init"] for a in RELU_ARMS}
+        low = min(r_alive, key=lambda a: mean(r_alive[a]))
+        worst = min(RELU_ARMS, key=lambda a: mean(arms[a]["val_acc"]))
+        checks[f"{dataset}: sigmoid's gradient ratio layer 1 / layer {DEPTH} at init {mean(sig['grad_ratio_init']):.2e} "
+               f"(< {VANISH})"] = beyond(sig["grad_ratio_init"], VANISH, above=False)
+        checks[f"{dataset}: ReLU-family ratios not below {ALIVE} and above sigmoid's, separated (lowest {low} "
+               f"{mean(r_alive[low]):.2e})"] = all(
+            not beyond(v, ALIVE, above=False) and less(sig["grad_ratio_init"], v) for v in r_alive.values())
+        checks[f"{dataset}: sigmoid val acc {mean(sig['val_acc']):.3f} below every ReLU-family arm, separated "
+               f"(worst {worst} {mean(arms[worst]['val_acc']):.3f})"] = all(
+            less(sig["val_acc"], arms[a]["val_acc"]) for a in RELU_ARMS)
+        checks[f"{dataset}: most saturated sigmoid layer after training {mean(sig['max_saturated_end']):.2f} "
+               f"(>= {SATURATED})"] = beyond(sig["max_saturated_end"], SATURATED, above=True)
+    return checks_verdict(checks, "(per-seed values; thresholds and differences by >= 2 standard errors)")
+
+
 def run(ctx: Context) -> Outcome:
     from nnbasics.data.datasets import load_data
     from nnbasics.nn.models import build_model
 
-    depth = 10
+    depth = DEPTH
     base = ctx.pick(
         smoke=["data=spiral", "data.train_size=200", "model.width=8", "epochs=2", "batch_size=20"],
         default=["data.train_size=10000", "data.val_size=5000", "model.width=256", "epochs=4", "batch_size=100"],
@@ -126,7 +152,7 @@ def run(ctx: Context) -> Outcome:
     grid = ctx.pick(smoke=[0.1], default=[0.003, 0.01, 0.03, 0.1])
     datasets = ctx.pick(smoke=["spiral"], default=["mnist"], full=["mnist", "fashion_mnist"])
 
-    rows, numbers, checks = [], {}, {}
+    rows, numbers, per_seed = [], {}, {}
     fig = new_figure(15, 4.5 * len(datasets))
     for d_i, dataset in enumerate(datasets):
         data_over = [] if ctx.smoke else [f"data={dataset}"]  # the data group first, then base's data.* values
@@ -154,6 +180,8 @@ def run(ctx: Context) -> Outcome:
             val = [r["val/acc"] for r in runs]
             stats[arm] = {"lr": lr, "tune": tune, "runs": runs, "init": at_init, "end": at_end, "ratio0": ratio0,
                           "ratio1": ratio1, "sat_end": sat_end, "dead_end": dead_end, "val": val}
+            per_seed.setdefault(dataset, {})[arm] = {"grad_ratio_init": ratio0, "grad_ratio_end": ratio1,
+                                                     "val_acc": val, "max_saturated_end": sat_end}
             numbers[f"{dataset}/{arm}"] = {"lr": lr, "val_acc": mean_std(val)[0],
                                            "test_acc": mean_std([r["test/acc"] for r in runs])[0],
                                            "train_loss": mean_std([r["train/loss"] for r in runs])[0],
@@ -166,21 +194,6 @@ def run(ctx: Context) -> Outcome:
                          f"{mean_std(ratio0)[0]:.2e}", f"{mean_std(ratio1)[0]:.2e}",
                          fmt(*mean_std(sat_end)) if all(map(math.isfinite, sat_end)) else "-",
                          fmt(*mean_std(dead_end)) if all(map(math.isfinite, dead_end)) else "-"])
-
-        # the verdict's checks on this data set (all must hold)
-        sig = stats["sigmoid"]
-        r_sig = mean_std(sig["ratio0"])[0]
-        r_alive = {a: mean_std(stats[a]["ratio0"])[0] for a in RELU_ARMS}
-        v = {a: mean_std(s["val"])[0] for a, s in stats.items()}
-        worst_relu = min(RELU_ARMS, key=lambda a: v[a])
-        sat = mean_std(sig["sat_end"])[0]
-        checks[f"{dataset}: sigmoid's gradient ratio layer 1 / layer {depth} at init {r_sig:.2e} (< {VANISH})"] = r_sig < VANISH
-        checks[f"{dataset}: ReLU-family ratios >= {ALIVE} (lowest {min(r_alive, key=r_alive.get)} "
-               f"{min(r_alive.values()):.2e})"] = min(r_alive.values()) >= ALIVE
-        checks[f"{dataset}: sigmoid val acc {v['sigmoid']:.3f} lowest and >= {TRAIN_GAP} below every ReLU-family arm "
-               f"(worst {worst_relu} {v[worst_relu]:.3f})"] = (
-            v["sigmoid"] == min(v.values()) and v[worst_relu] - v["sigmoid"] >= TRAIN_GAP)
-        checks[f"{dataset}: most saturated sigmoid layer after training {sat:.2f} (>= {SATURATED})"] = sat >= SATURATED
 
         # figures: gradient norm per layer at init and after training; validation accuracy per epoch
         for col, (key, title) in enumerate((("init", "at initialization"), ("end", "after training"))):
@@ -206,16 +219,16 @@ def run(ctx: Context) -> Outcome:
     figures = [ctx.save_figure(fig, "gradients_and_accuracy")]
 
     table = (md_table(["data", "activation", "lr (val)", "val acc per lr (tuning run, first seed)", "final train loss",
-                       "val acc", "test acc", f"grad ratio layer 1 / {depth}, init", f"grad ratio, after training",
+                       "val acc", "test acc", f"grad ratio layer 1 / {depth}, init", "grad ratio, after training",
                        "most saturated layer (after)", "most dead layer (after)"], rows)
              + f"\n\nGrad ratio: ||dL/dW_1|| / ||dL/dW_{depth}|| (first over last hidden layer) on {PROBE_N} training "
                "images; saturated: fraction of a layer's outputs within 0.01 of an asymptote; dead: fraction of a "
                "layer's units never positive over those images. Reference (Glorot and Bengio 2010, 5 x 1000, MNIST "
                "test error %): sigmoid 2.21, tanh 1.76 (normalized init 1.64); figures: sigmoid's top layer "
                "saturates, gradients shrink toward the input.")
-    held = all(checks.values())
-    text = "; ".join(f"{k} ({'ok' if ok else 'FAILED'})" for k, ok in checks.items())
     flat = {f"{k}/{m}": val for k, d in numbers.items() for m, val in d.items()}
+    flat["per_seed"] = per_seed
+    held, text = verdict(flat)
     first = datasets[0]
     summary = (f"{first}: grad ratio at init sigmoid {numbers[f'{first}/sigmoid']['grad_ratio_init']:.1e}, ReLU "
                f"{numbers[f'{first}/ReLU']['grad_ratio_init']:.1e}; val acc sigmoid "

@@ -14,16 +14,34 @@ from __future__ import annotations
 import math
 
 from nnbasics.suite.context import Context, Outcome
-from nnbasics.suite.stats import md_table, mean_std
+from nnbasics.suite.stats import INCONCLUSIVE, greater, md_table, mean, mean_std
 from nnbasics.viz.figures import new_figure
 
 ID = "A4"
 TITLE = "Dead ReLUs against the learning rate"
-CLAIM = "ReLUs die at high learning rates"
+CLAIM = ("ReLUs die at high learning rates: with a too-high rate \"as much as 40% of your network can be dead\" "
+         "(cs231n), i.e. more units never fire after training at a high rate than at a low one")
 REFERENCE = "cs231n notes (Neural Networks 1, ReLU cons): \"as much as 40% of your network can be dead\" at a too-high LR"
 
-DEAD_HIGH = 0.10   # held if some (non-diverged) high rate leaves at least 10 % of the hidden units dead ...
-DEAD_LOW = 0.02    # ... while the smallest rate leaves at most 2 % dead
+# No hand-set fractions: held if some larger (non-diverged) rate leaves more hidden units dead than the
+# smallest rate AND than at initialization, each difference separated by >= 2 standard errors (the
+# suite's rule). The source's 40 % is "as much as", a reference, not a threshold.
+
+
+def verdict(numbers: dict) -> tuple[bool | None, str]:
+    """``dead``: {lr: [dead fraction per completed seed]}, ``dead_init``: [per seed]."""
+    dead = {float(k): v for k, v in numbers["dead"].items()}
+    lrs = sorted(dead)
+    ok = [lr for lr in lrs[1:] if dead[lr]]
+    if not dead[lrs[0]] or not ok:
+        return None, INCONCLUSIVE + "the smallest rate or every larger one diverged in every seed"
+    low, init = dead[lrs[0]], numbers["dead_init"]
+    high_lr = max(ok, key=lambda lr: mean(dead[lr]))
+    high = dead[high_lr]
+    held = greater(high, low) and greater(high, init)
+    return held, (f"dead fraction at the smallest lr {lrs[0]:g}: {mean(low):.3f}, at init {mean(init):.3f}; most dead "
+                  f"at a larger non-diverged lr ({high_lr:g}): {mean(high):.3f} (held if above both, separated by "
+                  ">= 2 standard errors)")
 
 
 def _dead_fraction(model, x, batch: int = 2000) -> tuple[float, list[float]]:
@@ -83,7 +101,6 @@ def run(ctx: Context) -> Outcome:
     n = len(ctx.seeds)
     for lr in lrs:
         m, s = mean_std(dead[lr])
-        numbers[f"dead@lr{lr}"] = m
         layer_means = [mean_std([pl[k] for pl in per_layer[lr]])[0] for k in range(len(per_layer[lr][0]))] \
             if per_layer[lr] else []
         rows.append([f"{lr:g}", "n/a" if not math.isfinite(m) else f"{100 * m:.1f} ± {100 * s:.1f} %",
@@ -115,10 +132,7 @@ def run(ctx: Context) -> Outcome:
     low = mean_std(dead[lrs[0]])[0]
     high_lr = max(ok[1:], key=lambda lr: mean_std(dead[lr])[0]) if len(ok) > 1 else None
     high = mean_std(dead[high_lr])[0] if high_lr is not None else float("nan")
-    held = high_lr is not None and math.isfinite(low) and low <= DEAD_LOW and high >= DEAD_HIGH
-    text = (f"dead fraction at the smallest lr {lrs[0]:g}: {low:.3f} (must be <= {DEAD_LOW}); most dead at a larger "
-            f"non-diverged lr ({high_lr}): {high:.3f} (must be >= {DEAD_HIGH}); at init {init_m:.3f}")
-    numbers.update({"dead_at_init": init_m, "dead_low_lr": low, "dead_max_high_lr": high,
-                    "lr_most_dead": high_lr if high_lr is not None else float("nan")})
+    numbers.update({"dead": {f"{lr:g}": dead[lr] for lr in lrs}, "dead_init": init_dead})
+    held, text = verdict(numbers)
     return Outcome(table, held, text, figures, numbers,
                    summary=f"dead {100 * low:.1f} % at lr {lrs[0]:g} -> {100 * high:.1f} % at lr {high_lr}")

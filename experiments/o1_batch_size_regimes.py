@@ -9,10 +9,8 @@ the last epoch (instability), and the validation loss reached against updates an
 
 from __future__ import annotations
 
-import math
-
 from nnbasics.suite.context import Context, Outcome
-from nnbasics.suite.stats import fmt, md_table, mean_std
+from nnbasics.suite.stats import checks_verdict, fmt, greater, less, md_table, mean, mean_std, separated
 from nnbasics.viz.figures import new_figure
 
 ID = "O1"
@@ -37,6 +35,27 @@ def noise(curve: list, last_fraction: float = 0.2) -> float:
     return s / m if m > 0 else float("nan")
 
 
+def verdict(numbers: dict) -> tuple[bool | None, str]:
+    """Per-seed values ``<arm>/<metric>``; every ordering must be separated by the suite's rule
+    (2 standard errors of the difference); no tuned ratios."""
+    gd, sgd, mb = ({m: numbers[f"{a}/{m}"] for m in ("s_per_update", "loss_noise", "val_loss", "train_time_s")}
+                   for a in ARMS)
+    ms = {a: mean(v["s_per_update"]) * 1e3 for a, v in zip(("gd", "sgd", "mb"), (gd, sgd, mb))}
+    checks = {
+        f"cost per update GD {ms['gd']:.2f} ms > mini-batch {ms['mb']:.2f} ms > SGD {ms['sgd']:.2f} ms":
+            greater(gd["s_per_update"], mb["s_per_update"]) and greater(mb["s_per_update"], sgd["s_per_update"]),
+        f"noise SGD {mean(sgd['loss_noise']):.2f} > mini-batch {mean(mb['loss_noise']):.2f} > GD {mean(gd['loss_noise']):.2f}":
+            greater(sgd["loss_noise"], mb["loss_noise"]) and greater(mb["loss_noise"], gd["loss_noise"]),
+        f"mini-batch val loss {mean(mb['val_loss']):.3f} < GD {mean(gd['val_loss']):.3f} (GD stalls at equal epochs)":
+            less(mb["val_loss"], gd["val_loss"]),
+        f"mini-batch time {mean(mb['train_time_s']):.1f} s < SGD {mean(sgd['train_time_s']):.1f} s, val loss "
+        f"{mean(mb['val_loss']):.3f} not above SGD's {mean(sgd['val_loss']):.3f}":
+            less(mb["train_time_s"], sgd["train_time_s"])
+            and not (mean(mb["val_loss"]) > mean(sgd["val_loss"]) and separated(mb["val_loss"], sgd["val_loss"])),
+    }
+    return checks_verdict(checks, "(per-seed values; each ordering separated by >= 2 standard errors)")
+
+
 def run(ctx: Context) -> Outcome:
     epochs = ctx.pick(smoke=3, default=5)
     base = ctx.pick(
@@ -44,7 +63,7 @@ def run(ctx: Context) -> Outcome:
         default=["data=mnist", "data.train_size=5000", "model.width=100"],
     ) + ["model.depth=1", "activation=relu", "init=he_normal", "optimizer=sgd", "scheduler=constant",
          f"epochs={epochs}", "eval_every=1"]
-    results, rows, numbers = {}, [], {}
+    results, rows, numbers, per_seed = {}, [], {}, {}
     for arm, (bs, lr) in ARMS.items():
         runs = ctx.train_seeds(base + [f"batch_size={bs}", f"optimizer.lr={lr}"], name=arm)
         results[arm] = runs
@@ -52,6 +71,8 @@ def run(ctx: Context) -> Outcome:
         total = [r["history"][-1]["time_s"] for r in runs]
         val = [r["val/loss"] for r in runs]
         nz = [noise(r["curve"]) for r in runs]
+        per_seed.update({f"{arm}/s_per_update": per_update, f"{arm}/train_time_s": total,
+                         f"{arm}/val_loss": val, f"{arm}/loss_noise": nz})
         numbers[arm] = {"s_per_update": mean_std(per_update)[0], "train_time_s": mean_std(total)[0],
                         "val_loss": mean_std(val)[0], "loss_noise": mean_std(nz)[0], "updates": runs[0]["steps"]}
         rows.append([arm, runs[0]["steps"], fmt(*mean_std([p * 1e3 for p in per_update]), digits=3),
@@ -76,20 +97,7 @@ def run(ctx: Context) -> Outcome:
 
     table = md_table(["regime", "updates", "ms per update", "training time (s)", "loss noise (CV, last 20 %)",
                       "final val loss", "val acc"], rows)
-    gd, sgd, mb = (numbers[a] for a in ARMS)
-    checks = {
-        f"cost per update GD {gd['s_per_update'] * 1e3:.2f} ms > mini-batch {mb['s_per_update'] * 1e3:.2f} ms > "
-        f"SGD {sgd['s_per_update'] * 1e3:.2f} ms": gd["s_per_update"] > mb["s_per_update"] > sgd["s_per_update"],
-        f"noise SGD {sgd['loss_noise']:.2f} > mini-batch {mb['loss_noise']:.2f} > GD {gd['loss_noise']:.2f}":
-            sgd["loss_noise"] > mb["loss_noise"] > gd["loss_noise"],
-        f"mini-batch val loss {mb['val_loss']:.3f} < GD {gd['val_loss']:.3f} (GD stalls at equal epochs)":
-            mb["val_loss"] < gd["val_loss"],
-        f"mini-batch time {mb['train_time_s']:.1f} s < SGD {sgd['train_time_s']:.1f} s / 2 with val loss <= 1.1 x SGD's "
-        f"{sgd['val_loss']:.3f}": mb["train_time_s"] < sgd["train_time_s"] / 2 and mb["val_loss"] <= 1.1 * sgd["val_loss"],
-    }
-    held = all(checks.values())
-    text = "; ".join(f"{k} ({'ok' if v else 'FAILED'})" for k, v in checks.items()) + " (means over seeds)"
-    flat = {f"{a}/{k}": v for a, d in numbers.items() for k, v in d.items() if not isinstance(v, float) or math.isfinite(v)}
+    held, text = verdict(per_seed)
     summary = ", ".join(f"{a.split(' ')[0]} val loss {numbers[a]['val_loss']:.3f} in {numbers[a]['train_time_s']:.0f} s"
                         for a in ARMS)
-    return Outcome(table, held, text, figures, flat, summary=summary)
+    return Outcome(table, held, text, figures, per_seed, summary=summary)

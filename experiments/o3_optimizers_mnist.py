@@ -9,12 +9,13 @@ same initial weights and the same batches for every optimizer.
 from __future__ import annotations
 
 from nnbasics.suite.context import Context, Outcome
-from nnbasics.suite.stats import curve_at, fmt, md_table, mean_std, smooth
+from nnbasics.suite.stats import checks_verdict, curve_at, fmt, less, md_table, mean, mean_std, smooth
 from nnbasics.viz.figures import new_figure
 
 ID = "O3"
 TITLE = "SGD vs Momentum vs AdaGrad vs Adam on MNIST"
-CLAIM = "on MNIST, Momentum, AdaGrad and Adam learn faster than plain SGD"
+CLAIM = ("on MNIST, Momentum, AdaGrad and Adam learn faster than plain SGD: at 1000 updates the source's mini-batch "
+         "loss is SGD 0.18 against Momentum 0.04, AdaGrad 0.02, Adam 0.03 (one run)")
 REFERENCE = ("deep-learning-from-scratch `ch06/optimizer_compare_mnist.py` (784-100x4-10 ReLU, He init, batch 128): "
              "loss at 1000 it. SGD 0.18, Momentum 0.04, AdaGrad 0.02, Adam 0.03 (one run)")
 
@@ -25,7 +26,15 @@ ARMS = {
     "AdaGrad": (["optimizer=adagrad", "optimizer.lr=0.01"], 0.02),
     "Adam": (["optimizer=adam", "optimizer.lr=0.001"], 0.03),
 }
-RATIO = 0.5  # held if every other optimizer's loss at update 1000 is below RATIO x SGD's
+
+
+def verdict(numbers: dict) -> tuple[bool | None, str]:
+    """Per-seed losses at the read-out update (``<arm>/loss_at_read``): held when every other
+    optimizer's is below SGD's, separated by the suite's rule (2 standard errors)."""
+    sgd = numbers["SGD/loss_at_read"]
+    checks = {f"{a} {mean(numbers[a + '/loss_at_read']):.3f} < SGD {mean(sgd):.3f}": less(numbers[a + "/loss_at_read"], sgd)
+              for a in ARMS if a != "SGD"}
+    return checks_verdict(checks, f"(loss at update {numbers['read_at']}, per seed; each separated by >= 2 standard errors)")
 
 
 def run(ctx: Context) -> Outcome:
@@ -40,7 +49,7 @@ def run(ctx: Context) -> Outcome:
     for arm, (over, _) in ARMS.items():
         results[arm] = ctx.train_seeds(base + over, name=arm)
 
-    rows, numbers = [], {}
+    rows, numbers, per_seed = [], {}, {"read_at": read_at}
     fig = new_figure(7, 4.5)
     ax = fig.add_subplot(1, 1, 1)
     for arm, runs in results.items():
@@ -50,6 +59,7 @@ def run(ctx: Context) -> Outcome:
         at_read = [curve_at(r["curve"], read_at, window) for r in runs]
         at_end = [curve_at(r["curve"], steps, window) for r in runs]
         val = [r["val/acc"] for r in runs]
+        per_seed.update({f"{arm}/loss_at_read": at_read, f"{arm}/loss_at_end": at_end, f"{arm}/val_acc": val})
         numbers[arm] = {"loss_at_read": mean_std(at_read)[0], "loss_at_end": mean_std(at_end)[0], "val_acc": mean_std(val)[0]}
         rows.append([arm, fmt(*mean_std(at_read)), f"{ARMS[arm][1]:.2f}", fmt(*mean_std(at_end)),
                      fmt(*mean_std(val), percent=True)])
@@ -63,12 +73,6 @@ def run(ctx: Context) -> Outcome:
     figures = [ctx.save_figure(fig, "loss_by_optimizer")]
     table = md_table(["optimizer", f"loss at {read_at} (ours)", "reference at 1000", f"loss at {steps}",
                       "val acc"], rows)
-    flat = {f"{a}/{k}": v for a, d in numbers.items() for k, v in d.items()}
-    sgd = numbers["SGD"]["loss_at_read"]
-    ratios = {a: numbers[a]["loss_at_read"] / sgd for a in numbers if a != "SGD"}
-    held = all(r < RATIO for r in ratios.values())
-    text = (f"loss at update {read_at}: SGD {sgd:.3f}; " + ", ".join(
-        f"{a} {numbers[a]['loss_at_read']:.3f} ({r:.2f} x SGD)" for a, r in ratios.items())
-        + f"; held if every ratio < {RATIO}")
+    held, text = verdict(per_seed)
     summary = f"loss@{read_at}: " + ", ".join(f"{a} {numbers[a]['loss_at_read']:.3f}" for a in numbers)
-    return Outcome(table, held, text, figures, flat, summary=summary)
+    return Outcome(table, held, text, figures, per_seed, summary=summary)

@@ -9,10 +9,8 @@ constant, step, exponential, 1/t and cosine decay. Validation loss decides; no t
 
 from __future__ import annotations
 
-import math
-
 from nnbasics.suite.context import Context, Outcome
-from nnbasics.suite.stats import fmt, md_table, mean_std
+from nnbasics.suite.stats import INCONCLUSIVE, checks_verdict, fmt, greater, less, md_table, mean, mean_std
 from nnbasics.viz.figures import new_figure
 
 ID = "O4"
@@ -20,8 +18,8 @@ TITLE = "Learning rate: too high, too low, and decay"
 CLAIM = "too high an LR diverges or jumps over the minimum, too low crawls; decay gets both speed and precision"
 REFERENCE = "shapes in the seed material (cs231n 'learning rate' figure: high LR plateaus high or explodes, low LR is slow)"
 
-CRAWL = 2.0     # the smallest LR's final train loss is above CRAWL x the best LR's
-HIGH_BAD = 2.0  # the largest LR diverges in every seed or ends with val loss above this (ln 10 = 2.30)
+# No tuned ratios: "crawls", "jumps over" and "decay helps" are each a difference from the best
+# constant LR (or from the constant schedule) separated by the suite's rule (2 standard errors).
 DECAYS = {
     "constant": ["scheduler=constant"],
     "step (x0.5 every epoch)": ["scheduler=step", "scheduler.step_size=1", "scheduler.gamma=0.5"],
@@ -29,6 +27,31 @@ DECAYS = {
     "1/t (k=1 per epoch)": ["scheduler=inverse_time", "scheduler.k=1.0"],
     "cosine": ["scheduler=cosine"],
 }
+
+
+def verdict(numbers: dict) -> tuple[bool | None, str]:
+    """``sweep``: {lr: {"val": [...], "train": [...], "diverged": k}} (per seed), ``seeds``,
+    ``decay``: {schedule: [val loss per seed]} (the constant schedule included)."""
+    sweep = {float(k): v for k, v in numbers["sweep"].items()}
+    lrs, n = sorted(sweep), numbers["seeds"]
+    ok = [lr for lr in lrs if sweep[lr]["diverged"] == 0]
+    if not ok:
+        return None, INCONCLUSIVE + "every learning rate of the sweep diverged"
+    best = min(ok, key=lambda lr: mean(sweep[lr]["val"]))
+    top, low = lrs[-1], lrs[0]
+    const = numbers["decay"]["constant"]
+    decays = {k: v for k, v in numbers["decay"].items() if k != "constant"}
+    checks = {
+        f"largest lr {top:g}: {sweep[top]['diverged']}/{n} diverged, else val loss {mean(sweep[top]['val']):.3f} above "
+        f"the best lr's {mean(sweep[best]['val']):.3f}":
+            sweep[top]["diverged"] == n or (top != best and greater(sweep[top]["val"], sweep[best]["val"])),
+        f"smallest lr {low:g} crawls: train loss {mean(sweep[low]['train']):.3f} above the best lr's "
+        f"{mean(sweep[best]['train']):.3f}": low != best and greater(sweep[low]["train"], sweep[best]["train"]),
+        f"best lr {best:g} is inside the range": low < best < top,
+        f"every decay ends below constant's val loss {mean(const):.4f}: "
+        + ", ".join(f"{k} {mean(v):.4f}" for k, v in decays.items()): all(less(v, const) for v in decays.values()),
+    }
+    return checks_verdict(checks, "(per-seed values; each difference separated by >= 2 standard errors)")
 
 
 def run(ctx: Context) -> Outcome:
@@ -91,26 +114,11 @@ def run(ctx: Context) -> Outcome:
              + f"Decay from the high start lr = {start:g} (one grid point above the best constant LR "
                f"by val loss, {best:g}).\n\n"
              + md_table(["schedule", "train loss", "val loss", "val acc"], drows))
-    top = lrs[-1]
-    top_bad = sweep[top]["diverged"] == len(ctx.seeds) or mean_std(sweep[top]["val"])[0] > HIGH_BAD
-    low, best_train = mean_std(sweep[lrs[0]]["train"])[0], mean_std(sweep[best]["train"])[0]
-    const = mean_std([r["val/loss"] for r in decay["constant"]])[0]
-    decays_better = {n: mean_std([r["val/loss"] for r in runs])[0] < const for n, runs in decay.items() if n != "constant"}
-    checks = {
-        f"largest lr {top:g}: {sweep[top]['diverged']}/{len(ctx.seeds)} diverged, val loss "
-        f"{fmt(*mean_std(sweep[top]['val']))} (bad if all diverged or > {HIGH_BAD})": top_bad,
-        f"smallest lr {lrs[0]:g} train loss {low:.3f} > {CRAWL} x best lr's {best_train:.3f}": low > CRAWL * best_train,
-        f"best lr {best:g} is inside the range": lrs[0] < best < lrs[-1],
-        "every decay ends below constant's val loss " + f"{const:.4f}: " + ", ".join(
-            f"{n.split(' ')[0]} {mean_std([r['val/loss'] for r in decay[n]])[0]:.4f}" for n in decays_better):
-            all(decays_better.values()),
-    }
-    held = all(checks.values())
-    text = "; ".join(f"{k} ({'ok' if v else 'FAILED'})" for k, v in checks.items())
-    numbers = {"best_lr": best, "start_lr": start, "smallest_lr_train_loss": low, "best_lr_train_loss": best_train,
-               "constant_val_loss": const}
-    numbers.update({f"decay/{n.split(' ')[0]}": mean_std([r["val/loss"] for r in runs])[0] for n, runs in decay.items()})
-    numbers = {k: v for k, v in numbers.items() if math.isfinite(v)}
+    numbers = {"seeds": len(ctx.seeds), "best_lr": best, "start_lr": start,
+               "sweep": {f"{lr:.6g}": {k: sweep[lr][k] for k in ("val", "train", "diverged")} for lr in lrs},
+               "decay": {n.split(" ")[0]: [r["val/loss"] for r in runs] for n, runs in decay.items()}}
+    held, text = verdict(numbers)
+    const = mean(numbers["decay"]["constant"])
     summary = (f"best lr {best:g}; from lr {start:g}: constant val loss {const:.3f}, decays "
-               + "/".join(f"{numbers[f'decay/{n.split(chr(32))[0]}']:.3f}" for n in decays_better))
+               + "/".join(f"{mean(v):.3f}" for k, v in numbers["decay"].items() if k != "constant"))
     return Outcome(table, held, text, figures, numbers, summary=summary)

@@ -40,7 +40,6 @@ width 256, 2 epochs, first seed only.
 from __future__ import annotations
 
 import json
-import math
 import os
 import re
 import subprocess
@@ -48,8 +47,8 @@ import sys
 import time
 from pathlib import Path
 
-from nnbasics.suite.context import Context, Outcome
-from nnbasics.suite.stats import fmt, md_table, mean_std
+from nnbasics.suite.context import Context, Outcome, classes_of
+from nnbasics.suite.stats import INCONCLUSIVE, beyond, chance_acc, checks_verdict, fmt, md_table, mean_std
 from nnbasics.viz.figures import new_figure
 
 ID = "O6"
@@ -60,7 +59,6 @@ REFERENCE = ("seed material (\"start at 512, halve on OOM\"); Accelerate's `find
              "reference is the behaviour")
 
 START = 512          # the size train.py's batch_size=auto starts from (find_batch_size(start=512))
-SANE_ACC = {"smoke": 0.40, "default": 0.80}  # val accuracy a completed run must reach (spiral: 3 classes, chance 0.33)
 EQUAL_TOL = 0.005    # auto and fixed-at-the-found-size runs agree when their val accuracies differ by at most this
 FIT_AT = 256         # T: the cap is set between the measured needs of a run at T and at 2T = START (one halving)
 MIN_GAP_MB = 4.0     # the measured need at 2T must exceed the need at T by this much, or the cap cannot separate them
@@ -70,6 +68,34 @@ CHILD_TIMEOUT_S = 1800
 ATTEMPT_OOM = re.compile(r"batch_size=auto: (\d+) ran out of memory")
 ATTEMPT_OK = re.compile(r"batch_size=auto: using (\d+)")
 MB = 2 ** 20
+
+
+def verdict(numbers: dict) -> tuple[bool | None, str]:
+    """Per seed (``seeds``: {seed: {attempts, ooms, status, used, val_acc, fixed_status, fixed_val_acc}}),
+    the behaviour the claim names; the trained runs must learn: mean val acc above chance 1/C by
+    >= 2 standard errors (scale-aware, no hand-set accuracy)."""
+    if numbers.get("unsupported"):
+        return None, INCONCLUSIVE + numbers["unsupported"]
+    checks: dict[str, bool] = {}
+    for s, r in numbers["seeds"].items():
+        att, used = r["attempts"], r["used"]
+        halving = bool(att) and att[0] == START and all(b == a // 2 for a, b in zip(att, att[1:])) and att[-1] == used
+        completed = r["status"] == "completed"
+        checks[f"seed {s}: starts at {START} and halves ({' -> '.join(map(str, att)) or 'no attempts logged'})"] = halving
+        checks[f"seed {s}: every failed attempt was a real out-of-memory ({r['ooms']}/{max(0, len(att) - 1)})"] = (
+            r["ooms"] == len(att) - 1 and len(att) > 1)
+        checks[f"seed {s}: ends below {START} and completes ({r['status']}, batch {used})"] = (
+            completed and used is not None and used < START)
+        fixed = r.get("fixed_val_acc")
+        checks[f"seed {s}: fixed batch {used} gives the same val acc within {EQUAL_TOL} ({fixed})"] = (
+            r.get("fixed_status") == "completed" and fixed is not None and abs(fixed - r["val_acc"]) <= EQUAL_TOL)
+    accs = [r["val_acc"] if r["status"] == "completed" else float("nan") for r in numbers["seeds"].values()]
+    chance = chance_acc(numbers["classes"])
+    checks[f"the runs learn: val acc {fmt(*mean_std(accs))} above chance {chance:.3f} by >= 2 standard errors"] = (
+        beyond(accs, chance, above=True) and all(a == a for a in accs))
+    checks[f"fixed batch {START} under the same cap runs out of memory ({numbers['fixed512_status']})"] = (
+        numbers["fixed512_status"] == "out of memory")
+    return checks_verdict(checks)
 
 
 def run(ctx: Context) -> Outcome:
@@ -107,43 +133,29 @@ def run(ctx: Context) -> Outcome:
             f"headroom {res['headroom_bytes'] / MB:.1f} MB over {res['base_bytes'] / MB:.0f} MB")
 
     if res.get("unsupported"):
-        return Outcome(f"Not run: {res['unsupported']}", None, f"inconclusive: {res['unsupported']}", [], {})
+        numbers = {"unsupported": res["unsupported"]}
+        return Outcome(f"Not run: {res['unsupported']}", *verdict(numbers), [], numbers)
 
-    sane = SANE_ACC["smoke" if ctx.smoke else "default"]
     need = {int(b): v / MB for b, v in res["measure"].items()}
-    rows, numbers, ok_all = [], {}, True
-    checks: dict[str, bool] = {}
+    rows, numbers = [], {"classes": classes_of(cfg.data), "seeds": {}}
     for s in seeds:
         auto, fixed = res["runs"][f"auto/{s}"], res["runs"].get(f"fixed/{s}")
         attempts = attempts_of(auto["log"])
         used = auto.get("batch_size")
-        halving = bool(attempts) and attempts[0] == START and all(
-            b == a // 2 for a, b in zip(attempts, attempts[1:])) and attempts[-1] == used
-        completed = auto["status"] == "completed"
         acc = auto.get("val/acc", float("nan"))
         same = fixed is not None and fixed["status"] == "completed" and abs(fixed["val/acc"] - acc) <= EQUAL_TOL
         exact = fixed is not None and fixed.get("val/acc") == acc and fixed.get("train/loss") == auto.get("train/loss")
         ooms = [e for e in auto.get("errors", []) if e["is_oom"]]
-        checks[f"seed {s}: starts at {START} and halves ({' -> '.join(map(str, attempts)) or 'no attempts logged'})"] = halving
-        checks[f"seed {s}: every failed attempt was a real out-of-memory ({len(ooms)}/{max(0, len(attempts) - 1)})"] = (
-            len(ooms) == len(attempts) - 1 and len(attempts) > 1)
-        checks[f"seed {s}: ends below {START} and completes ({auto['status']}, batch {used})"] = (
-            completed and used is not None and used < START)
-        checks[f"seed {s}: val acc {acc:.3f} >= {sane}"] = completed and acc >= sane
-        checks[f"seed {s}: fixed batch {used} gives the same val acc within {EQUAL_TOL} "
-               f"({fixed.get('val/acc', float('nan')) if fixed else float('nan'):.4f})"] = same
         rows.append([s, " -> ".join(f"{a} {'fits' if a == used else 'OOM'}" for a in attempts), used, auto["status"],
                      fmt(acc, percent=True), fmt(auto.get("test/acc", float("nan")), percent=True),
                      fmt(fixed.get("val/acc", float("nan")), percent=True) if fixed else "n/a",
                      "bit for bit" if exact else ("within tol" if same else "differs")])
-        numbers[f"seed{s}/batch_size"] = used
-        numbers[f"seed{s}/val_acc"] = acc
-        if fixed and "val/acc" in fixed:
-            numbers[f"seed{s}/fixed_val_acc"] = fixed["val/acc"]
+        numbers["seeds"][str(s)] = {"attempts": attempts, "ooms": len(ooms), "status": auto["status"], "used": used,
+                                    "val_acc": acc, "fixed_status": fixed["status"] if fixed else None,
+                                    "fixed_val_acc": fixed.get("val/acc") if fixed else None}
     big = res["runs"].get("fixed512")
-    big_oom = big is not None and big["status"] == "out of memory"
-    checks[f"fixed batch {START} under the same cap runs out of memory ({big['status'] if big else 'not run'})"] = big_oom
-    held = all(checks.values())
+    numbers["fixed512_status"] = big["status"] if big else "not run"
+    held, text = verdict(numbers)
 
     accs = [res["runs"][f"auto/{s}"].get("val/acc", float("nan")) for s in seeds]
     first_err = next((e["message"] for s in seeds for e in res["runs"][f"auto/{s}"].get("errors", [])), "")
@@ -161,7 +173,6 @@ def run(ctx: Context) -> Outcome:
                "the claim is the behaviour (start at 512, halve on OOM, log the size, complete).")
     fig = figure(res, need, seeds)
     figures = [ctx.save_figure(fig, "memory_and_attempts")]
-    text = "; ".join(f"{k} ({'ok' if v else 'FAILED'})" for k, v in checks.items())
     numbers.update({f"need_mb_at_{b}": v for b, v in need.items()})
     numbers["headroom_mb"] = res["headroom_bytes"] / MB
     used_sizes = sorted({res["runs"][f"auto/{s}"].get("batch_size") for s in seeds}, key=lambda v: v or 0)
@@ -286,6 +297,7 @@ def _child(spec_path: str) -> None:
     from torch.utils.tensorboard import SummaryWriter  # noqa: F401  (imported before the cap, as train() needs it)
 
     from nnbasics.data.datasets import load_data
+    from nnbasics.engine.batch_size import is_out_of_memory as real_is_oom
     from nnbasics.engine.train import resolve_device, train
 
     cfg = OmegaConf.load(spec["config"])

@@ -10,21 +10,32 @@ from __future__ import annotations
 
 from nnbasics.suite.context import Context, Outcome
 from nnbasics.suite.curves import accuracy_curves
-from nnbasics.suite.stats import fmt, md_table, mean_std
+from nnbasics.suite.stats import fmt, less, md_table, mean, mean_std
 
 ID = "R2"
 TITLE = "Dropout 0.2 on 300 MNIST images"
-CLAIM = "dropout narrows the train/test gap when data is scarce"
+CLAIM = ("dropout narrows the train/test gap when data is scarce: on 300 MNIST images the source's dropout-0.2 run "
+         "ends at train 0.67 / test 0.548 (gap 0.12, still under-trained after 301 epochs), where without dropout "
+         "training accuracy reaches about 1.0 with test about 0.75")
 REFERENCE = ("deep-learning-from-scratch `ch06/overfit_dropout.py` (6 x 100 ReLU, 300 images, SGD 0.01, batch 100, "
              "301 epochs, dropout 0.2): the train and test curves stay closer than without dropout (R1: train 1.0 vs "
              "test ~0.75 without); training accuracy rises more slowly")
 
-GAP_REDUCTION = 0.03  # held if the mean gap (train acc - test acc) shrinks by at least this much (same as R1)
+# Held if the train-test gap (train acc - test acc, per seed) is smaller with the regularizer, the
+# difference separated by >= 2 standard errors (the suite's rule; no hand-set margin).
 ARMS = {
     "no dropout": ["regularization=none"],
     "dropout 0.2": ["regularization=dropout", "regularization.dropout_p=0.2", "regularization.input_dropout_p=0.0"],
 }
-REF = {"no dropout": ("~1.00", "~0.75"), "dropout 0.2": ("below 1.0", "close to train (figure only)")}
+REF = {"no dropout": ("~1.00", "~0.75"), "dropout 0.2": ("0.67 (vanilla dropout, 301 epochs)", "0.548")}
+
+
+def verdict(numbers: dict) -> tuple[bool | None, str]:
+    """``<arm>/gap`` and ``<arm>/test_acc``: per-seed lists."""
+    g0, g1 = numbers["no dropout/gap"], numbers["dropout 0.2/gap"]
+    return less(g1, g0), (f"train-test gap: no dropout {fmt(*mean_std(g0))}, dropout 0.2 {fmt(*mean_std(g1))}; reduction "
+                          f"{mean(g0) - mean(g1):.3f} (held if smaller, separated by >= 2 standard errors); test acc "
+                          f"{mean(numbers['no dropout/test_acc']):.3f} -> {mean(numbers['dropout 0.2/test_acc']):.3f}")
 
 
 def run(ctx: Context) -> Outcome:
@@ -35,10 +46,11 @@ def run(ctx: Context) -> Outcome:
          "optimizer.lr=" + str(ctx.pick(smoke=0.05, default=0.01)), "scheduler=constant",
          f"eval_every={ctx.pick(smoke=5, default=10)}"]
     results = {arm: ctx.train_seeds(base + over, name=arm) for arm, over in ARMS.items()}
-    rows, numbers = [], {}
+    rows, numbers, per_seed = [], {}, {}
     for arm, runs in results.items():
         tr, te = [r["train/acc"] for r in runs], [r["test/acc"] for r in runs]
         gap = [a - b for a, b in zip(tr, te)]
+        per_seed.update({f"{arm}/train_acc": tr, f"{arm}/test_acc": te, f"{arm}/gap": gap})
         numbers[arm] = {"train_acc": mean_std(tr)[0], "test_acc": mean_std(te)[0], "gap": mean_std(gap)[0],
                         "gap_std": mean_std(gap)[1]}
         rows.append([arm, fmt(*mean_std(tr)), fmt(*mean_std(te)), fmt(*mean_std(gap)), *REF[arm]])
@@ -46,11 +58,7 @@ def run(ctx: Context) -> Outcome:
     figures = [ctx.save_figure(fig, "accuracy_curves")]
     table = md_table(["arm", "train acc (eval mode)", "test acc", "gap", "reference train", "reference test"], rows)
     g0, g1 = numbers["no dropout"]["gap"], numbers["dropout 0.2"]["gap"]
-    held = g0 - g1 >= GAP_REDUCTION
-    text = (f"train-test gap: no dropout {g0:.3f}, dropout 0.2 {g1:.3f}; reduction {g0 - g1:.3f} "
-            f"(held if >= {GAP_REDUCTION}); test acc {numbers['no dropout']['test_acc']:.3f} -> "
-            f"{numbers['dropout 0.2']['test_acc']:.3f}")
-    flat = {f"{a}/{k}": v for a, d in numbers.items() for k, v in d.items()}
+    held, text = verdict(per_seed)
     summary = (f"gap {g0:.3f} -> {g1:.3f}; test {numbers['no dropout']['test_acc']:.3f} -> "
                f"{numbers['dropout 0.2']['test_acc']:.3f}")
-    return Outcome(table, held, text, figures, flat, summary=summary)
+    return Outcome(table, held, text, figures, per_seed, summary=summary)

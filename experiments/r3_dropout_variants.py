@@ -17,22 +17,41 @@ from __future__ import annotations
 import copy
 
 from nnbasics.suite.context import Context, Outcome
-from nnbasics.suite.stats import fmt, md_table, mean_std
+from nnbasics.suite.stats import checks_verdict, fmt, md_table, mean, mean_std, separated
 from nnbasics.viz.figures import new_figure
 
 ID = "R3"
 TITLE = "Vanilla vs inverted dropout"
 CLAIM = ("vanilla dropout (scale at test) and inverted dropout (scale at train) have the same expected activations; "
-         "inverted leaves inference untouched")
+         "inverted leaves inference untouched (cs231n: it \"scales at train time, leaving the forward pass at test "
+         "time untouched\"; no numbers published: equal test accuracy within noise)")
 REFERENCE = ("cs231n notes (Neural Networks 2, Dropout): inverted dropout \"scales at train time, leaving the forward "
              "pass at test time untouched\"; both are unbiased. No published numbers: the expectation is equal test "
              "accuracy within noise")
 
 P = 0.5
-TEST_TOL = 0.01          # |mean test acc inverted - vanilla| must be at most this (1 point)
-RATIO_TOL = 0.02         # mean-over-masks / eval activation ratio within 1 +- this, both variants
+TEST_TOL = 0.01          # "equal within noise", an equivalence margin set from the claim before any run: the paired
+                         # test-acc difference at most 1 point AND not separated (2 standard errors, the suite's rule)
+RATIO_TOL = 0.02         # mean-over-MASKS-masks / eval activation ratio within 1 +- this, both variants (Monte Carlo)
 IDENTICAL_TOL = 1e-6     # inverted: eval outputs == outputs with dropout layers removed (max abs diff)
 MASKS = 200
+
+
+def verdict(numbers: dict) -> tuple[bool | None, str]:
+    """``<variant>/test_acc`` and ``<variant>/ratio``: per seed; ``<variant>/max_diff_no_dropout``."""
+    inv, van = numbers["inverted/test_acc"], numbers["vanilla/test_acc"]
+    d = mean(inv) - mean(van)
+    r_inv, r_van = mean(numbers["inverted/ratio"]), mean(numbers["vanilla/ratio"])
+    checks = {
+        f"test acc inverted - vanilla {d:+.4f}: |.| <= {TEST_TOL} and not separated": abs(d) <= TEST_TOL
+            and not separated(inv, van),
+        f"expectation ratios inverted {r_inv:.4f}, vanilla {r_van:.4f} within 1 +- {RATIO_TOL}":
+            abs(r_inv - 1) <= RATIO_TOL and abs(r_van - 1) <= RATIO_TOL,
+        f"inverted eval output vs dropout removed: max diff {numbers['inverted/max_diff_no_dropout']:.1e} "
+        f"(<= {IDENTICAL_TOL}; vanilla {numbers['vanilla/max_diff_no_dropout']:.1e}, its inference must scale)":
+            numbers["inverted/max_diff_no_dropout"] <= IDENTICAL_TOL,
+    }
+    return checks_verdict(checks)
 
 
 def run(ctx: Context) -> Outcome:
@@ -51,7 +70,7 @@ def run(ctx: Context) -> Outcome:
     variants = ["inverted", "vanilla"]
     results = {v: ctx.train_seeds(base + [f"model.dropout.variant={v}"], name=v) for v in variants}
 
-    numbers, rows = {}, []
+    numbers, rows, per_seed = {}, [], {}
     for v, runs in results.items():
         ratios, diffs = [], []
         for r in runs:
@@ -80,6 +99,7 @@ def run(ctx: Context) -> Outcome:
             with torch.no_grad():
                 diffs.append(float((bare(x) - out_eval).abs().max()))
         te = [r["test/acc"] for r in runs]
+        per_seed.update({f"{v}/test_acc": te, f"{v}/ratio": ratios, f"{v}/max_diff_no_dropout": max(diffs)})
         numbers[v] = {"test_acc": mean_std(te), "ratio": mean_std(ratios), "max_diff_no_dropout": max(diffs),
                       "test_values": te}
         rows.append([v, fmt(*mean_std(te), percent=True), fmt(*mean_std(ratios), digits=4),
@@ -115,18 +135,9 @@ def run(ctx: Context) -> Outcome:
     table += (f"\n\nPaired test-acc difference (inverted - vanilla, same seeds): {fmt(d_mean, d_std, digits=4)}. "
               "Reference: no numbers; both variants unbiased, inverted dropout's inference pass is the plain network.")
     r_inv, r_van = numbers["inverted"]["ratio"][0], numbers["vanilla"]["ratio"][0]
-    same_acc = abs(d_mean) <= TEST_TOL
-    same_expect = abs(r_inv - 1) <= RATIO_TOL and abs(r_van - 1) <= RATIO_TOL
     untouched = numbers["inverted"]["max_diff_no_dropout"] <= IDENTICAL_TOL
-    held = same_acc and same_expect and untouched
-    text = (f"test acc inverted - vanilla {d_mean:+.4f} (held if |.| <= {TEST_TOL}); expectation ratios inverted "
-            f"{r_inv:.4f}, vanilla {r_van:.4f} (within 1 +- {RATIO_TOL}); inverted eval output vs dropout removed: "
-            f"max diff {numbers['inverted']['max_diff_no_dropout']:.1e} (<= {IDENTICAL_TOL}); vanilla "
-            f"{numbers['vanilla']['max_diff_no_dropout']:.1e} (its inference must scale)")
-    flat = {"test_acc_inverted": numbers["inverted"]["test_acc"][0], "test_acc_vanilla": numbers["vanilla"]["test_acc"][0],
-            "paired_diff": d_mean, "ratio_inverted": r_inv, "ratio_vanilla": r_van,
-            "max_diff_inverted": numbers["inverted"]["max_diff_no_dropout"],
-            "max_diff_vanilla": numbers["vanilla"]["max_diff_no_dropout"]}
+    held, text = verdict(per_seed)
+    per_seed["paired_diff"] = d_mean
     summary = (f"test inv {numbers['inverted']['test_acc'][0]:.3f} / van {numbers['vanilla']['test_acc'][0]:.3f}; "
                f"ratio {r_inv:.3f}/{r_van:.3f}; inverted inference untouched: {untouched}")
-    return Outcome(table, held, text, figures, flat, summary=summary)
+    return Outcome(table, held, text, figures, per_seed, summary=summary)

@@ -7,6 +7,10 @@ Command line (``key=value`` arguments, like the training command)::
     nnbasics-experiment all budget=default     # the whole suite, then the report
     nnbasics-experiment list                   # the experiments found, with their claims
     nnbasics-experiment report budget=default  # rebuild REPORT.md from the results on disk
+
+Every run of an experiment writes a new folder ``out/<budget>/<ID>/<YYYYmmdd-HHMMSS>_<6-hex>/``;
+nothing earlier is removed, and the report reads each experiment's latest complete one. At
+``budget=smoke`` there are no verdicts ("smoke: runs only").
 """
 
 from __future__ import annotations
@@ -28,7 +32,7 @@ USAGE = """usage: nnbasics-experiment ID [ID ...] | all | list | report  [key=va
   seeds=N | seeds=a,b,c       N seeds 0..N-1, or the seeds listed (default: 3)
   device=auto|cpu|cuda        where training runs (default: auto)
   threads=N                   torch CPU threads (default: torch's; 1 at smoke)
-  out=PATH                    results go to PATH/<budget>/<ID>/ (default: outputs/experiments)
+  out=PATH                    each run goes to a new PATH/<budget>/<ID>/<time>_<hex>/ (default: outputs/experiments)
   report=PATH                 the report goes to PATH/REPORT.md (default: outputs/report)
   data=PATH                   the data folder (sets NNBASICS_DATA)
 """
@@ -105,7 +109,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     report = write_report(out, opts["budget"], report_dir, claims_of(known), cmd_for_report)
     print()
     for r in records:
-        print(f"{r['id']:4s} {verdict_word(r.get('verdict'), r['status']):13s} {duration(r['wall_time_s']):>9s}  "
+        print(f"{r['id']:4s} {verdict_word(r.get('verdict'), r['status'], opts['budget']):16s} {duration(r['wall_time_s']):>9s}  "
               f"{r.get('summary') or r.get('error', '')}")
     print(f"report: {report}")
     return 1 if any(r["status"] != "ok" for r in records) else 0

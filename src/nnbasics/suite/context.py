@@ -34,7 +34,6 @@ import logging
 import math
 import os
 import re
-import shutil
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -153,12 +152,26 @@ class Context:
         with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3", job_name=f"experiment_{self.id}"):
             return compose(config_name="train", overrides=full, return_hydra_config=False)
 
+    def classes(self, overrides: Sequence[str] = ()) -> int:
+        """The number of classes of the data set the overrides select (for scale-aware thresholds:
+        ``stats.chance_loss(ctx.classes(base))``)."""
+        return classes_of(self.compose(overrides).data)
+
     def run_dir(self, name: str, seed: int) -> Path:
-        return self.out_dir / "runs" / slug(name) / f"seed{int(seed)}"
+        """A new folder for a run of ``name`` with ``seed``: ``out_dir/runs/<name>/seed<k>``, or
+        ``seed<k>-2``, ``seed<k>-3``, ... when an earlier run already holds it. An earlier run's
+        folder is never removed or reused."""
+        base = self.out_dir / "runs" / slug(name)
+        path, n = base / f"seed{int(seed)}", 1
+        while path.exists():
+            n += 1
+            path = base / f"seed{int(seed)}-{n}"
+        return path
 
     def train(self, overrides: Sequence[str] = (), seed: int = 0, name: str | None = None, *,
               data=None, preprocessor=None, loss: Callable | None = None) -> dict:
-        """Train one configuration with one seed into ``out_dir/runs/<name>/seed<k>``.
+        """Train one configuration with one seed into ``out_dir/runs/<name>/seed<k>`` (a repeated
+        name and seed gets its own ``seed<k>-2`` folder: nothing earlier is removed).
 
         ``data`` (a ``DataBundle``), ``preprocessor`` (a fitted one) and ``loss`` (a callable
         ``(output, target) -> scalar``) go to ``nnbasics.train.train``'s injection points: the
@@ -181,8 +194,6 @@ class Context:
         cfg = self._composed[key].copy()
         OmegaConf.update(cfg, "seed", int(seed))
         run_dir = self.run_dir(name, seed)
-        if run_dir.exists():
-            shutil.rmtree(run_dir)
         t0 = time.perf_counter()
         try:
             result = dict(train(cfg, run_dir=run_dir, data=data, preprocessor=preprocessor, loss=loss))
@@ -291,6 +302,20 @@ class Context:
         if self._writer is not None:
             self._writer.close()
             self._writer = None
+
+
+TEN_CLASS_SETS = ("mnist", "fashion_mnist", "cifar10")
+
+
+def classes_of(data_cfg: Any) -> int:
+    """The number of classes of a ``data`` config: 10 for MNIST, Fashion-MNIST and CIFAR-10, the
+    ``classes`` key of spiral and blobs, 2 for the other toy sets (xor, moons, circles)."""
+    name = str(data_cfg.get("name"))
+    if name in TEN_CLASS_SETS:
+        return 10
+    if name in ("spiral", "blobs"):
+        return int(data_cfg.get("classes", 3))
+    return 2
 
 
 def slug(text: str) -> str:

@@ -20,10 +20,45 @@ def sort_key(exp_id: str) -> tuple:
     return (GROUP_ORDER.index(group) if group in GROUP_ORDER else len(GROUP_ORDER), group, num)
 
 
-def verdict_word(verdict: bool | None, status: str = "ok") -> str:
+SMOKE_WORD = "smoke: runs only"
+"""What stands in place of a verdict at budget=smoke: toy data decides no claim."""
+
+
+def verdict_word(verdict: bool | None, status: str = "ok", budget: str | None = None) -> str:
     if status != "ok":
         return "ERRORED"
+    if budget == "smoke":
+        return SMOKE_WORD
     return {True: "HELD", False: "DID NOT HOLD", None: "INCONCLUSIVE"}[verdict]
+
+
+def result_folders(out: Path, budget: str, exp_id: str) -> list[Path]:
+    """The complete result folders of ``exp_id`` under ``out/<budget>/<ID>/`` (those holding a
+    ``result.json``), oldest first: one ``<YYYYmmdd-HHMMSS>_<6-hex>/`` folder per run of the
+    experiment (and the ID folder itself for a result written before runs had their own)."""
+    base = Path(out) / budget / exp_id
+    found = [f.parent for f in base.glob("*/result.json")]
+    if (base / "result.json").exists():
+        found.append(base)
+    return sorted(found, key=lambda d: (d != base, d.name, (d / "result.json").stat().st_mtime))
+
+
+def latest_results(out: Path, budget: str) -> dict[str, tuple[dict, Path]]:
+    """``{ID: (record, folder)}``: the latest complete result of every experiment under
+    ``out/<budget>/`` (a folder whose ``result.json`` does not read is passed over)."""
+    base = Path(out) / budget
+    latest: dict[str, tuple[dict, Path]] = {}
+    for exp_dir in sorted(base.iterdir()) if base.is_dir() else []:
+        if not exp_dir.is_dir():
+            continue
+        for folder in reversed(result_folders(out, budget, exp_dir.name)):
+            try:
+                rec = json.loads((folder / "result.json").read_text())
+            except (OSError, json.JSONDecodeError):
+                continue
+            latest[str(rec.get("id", exp_dir.name))] = (rec, folder)
+            break
+    return latest
 
 
 def duration(seconds: float) -> str:
@@ -41,7 +76,7 @@ def result_markdown(record: dict, out_dir: Path, figure_prefix: str = "") -> str
         lines += [f"**Claim.** {record['claim']}", ""]
     if record.get("reference"):
         lines += [f"**Reference.** {record['reference']}", ""]
-    word = verdict_word(record.get("verdict"), record.get("status", "ok"))
+    word = verdict_word(record.get("verdict"), record.get("status", "ok"), record.get("budget"))
     lines += [f"**Verdict: {word}.** {record.get('verdict_text', '')}", ""]
     if record.get("table_md"):
         lines += ["## Ours beside the reference", "", record["table_md"], ""]
@@ -67,38 +102,41 @@ def result_markdown(record: dict, out_dir: Path, figure_prefix: str = "") -> str
               f"- wall time {duration(record['wall_time_s'])} ({record.get('runs', 0)} training runs, "
               f"{duration(record.get('train_time_s', 0.0))} in training); finished {record.get('finished', '')}, "
               f"code {record.get('git', '')}",
-              f"- reproduce: `{record['command']}`", ""]
+              f"- reproduce: `{record['command']}`"]
+    if record.get("result_dir"):
+        lines.append(f"- result folder: `{record['result_dir']}`")
+    lines.append("")
     return "\n".join(lines)
 
 
 def write_report(out: Path, budget: str, report_dir: Path, claims: dict[str, str] | None = None,
                  command: str | None = None) -> Path:
-    """``report_dir/REPORT.md``: the scoreboard of every experiment's latest result under
-    ``out/<budget>/`` (and the known experiments not yet run: ``claims``, ``{ID: claim}``), then
+    """``report_dir/REPORT.md``: the scoreboard of every experiment's latest complete result under
+    ``out/<budget>/<ID>/<run folder>/`` (each section names its folder; and the known experiments not yet run: ``claims``, ``{ID: claim}``), then
     each result with its figures, which are copied into ``report_dir/figures/``."""
     claims = claims or {}
-    base = Path(out) / budget
-    records = {}
-    for f in sorted(base.glob("*/result.json")) if base.is_dir() else []:
-        try:
-            rec = json.loads(f.read_text())
-        except (OSError, json.JSONDecodeError):
-            continue
-        records[rec["id"]] = rec
+    latest = latest_results(out, budget)
+    records = {i: {**rec, "result_dir": str(folder)} for i, (rec, folder) in latest.items()}
     ids = sorted(set(records) | set(claims), key=sort_key)
     report_dir = Path(report_dir)
     fig_dir = report_dir / "figures"
     if fig_dir.exists():
         shutil.rmtree(fig_dir)
     fig_dir.mkdir(parents=True)
-    held = sum(1 for r in records.values() if r.get("status") == "ok" and r.get("verdict") is True)
-    failed = sum(1 for r in records.values() if r.get("status") == "ok" and r.get("verdict") is False)
-    errored = sum(1 for r in records.values() if r.get("status") != "ok")
+    words = [verdict_word(r.get("verdict"), r.get("status", "ok"), budget) for r in records.values()]
     total_s = sum(r.get("wall_time_s", 0.0) for r in records.values())
+    if budget == "smoke":
+        counts = (f"{words.count(SMOKE_WORD)} ran ({SMOKE_WORD}: toy data, no verdicts), "
+                  f"{words.count('ERRORED')} errored")
+    else:
+        counts = (f"{words.count('HELD')} HELD, {words.count('DID NOT HOLD')} DID NOT HOLD, "
+                  f"{words.count('INCONCLUSIVE')} INCONCLUSIVE, {words.count('ERRORED')} ERRORED")
     lines = [f"# nnbasics experiment report (budget `{budget}`)", "",
-             f"{len(records)} of {len(ids)} experiments have results: {held} held, {failed} did not hold, "
-             f"{len(records) - held - failed - errored} inconclusive, {errored} errored; "
+             f"{len(records)} of {len(ids)} experiments have results: {counts}; "
              f"{duration(total_s)} of wall time in all.", ""]
+    if budget == "smoke":
+        lines += [f"**{SMOKE_WORD}.** The smoke budget runs every experiment on toy data for seconds to check "
+                  "that it runs; it decides no claim.", ""]
     if command:
         lines += [f"Made by: `{command}`", ""]
     lines += ["## Scoreboard", "", "| id | claim | held? | key numbers | cost |", "|---|---|---|---|---|"]
@@ -110,7 +148,7 @@ def write_report(out: Path, budget: str, report_dir: Path, claims: dict[str, str
             continue
         claim = (r.get("claim") or r.get("title") or "").replace("|", "\\|").replace("\n", " ")
         key = (r.get("summary") or r.get("error", "") if r.get("status") != "ok" else r.get("summary", "")) or ""
-        lines.append(f"| [{i}](#{i.lower()}) | {claim} | {verdict_word(r.get('verdict'), r.get('status', 'ok'))} "
+        lines.append(f"| [{i}](#{i.lower()}) | {claim} | {verdict_word(r.get('verdict'), r.get('status', 'ok'), budget)} "
                      f"| {key.replace('|', '/')} | {duration(r.get('wall_time_s', 0.0))} |")
     lines.append("")
     for i in ids:

@@ -1,6 +1,7 @@
 """Finding and running experiments: ``discover`` the ``experiments/<id>_<slug>.py`` files,
-``load_module`` one and check its contract, ``run_experiment`` it into
-``out/<budget>/<ID>/`` with its ``result.md`` and ``result.json``."""
+``load_module`` one and check its contract, ``run_experiment`` it into a new folder
+``out/<budget>/<ID>/<YYYYmmdd-HHMMSS>_<6-hex>/`` with its ``result.md`` and ``result.json`` (an
+earlier run's folder is never touched: the report reads the latest complete one)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import importlib.util
 import json
 import os
 import re
-import shutil
+import secrets
 import sys
 import time
 import traceback
@@ -17,7 +18,9 @@ from types import ModuleType
 from typing import Any, Sequence
 
 from nnbasics.suite.context import DEFAULT_SEEDS, REPO_DIR, Context, ExperimentError, Outcome
-from nnbasics.suite.report import result_markdown, sort_key, verdict_word
+from nnbasics.suite.report import SMOKE_WORD, result_markdown, sort_key, verdict_word
+
+CONTRACT = ("ID", "TITLE", "CLAIM", "REFERENCE", "verdict", "run")
 
 def experiments_dir() -> Path:
     """``$NNBASICS_EXPERIMENTS``, else the repository's ``experiments/`` beside ``src/``."""
@@ -32,7 +35,7 @@ def load_module(path: Path) -> ModuleType:
         raise ExperimentError(f"cannot import {path}")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
-    missing = [a for a in ("ID", "TITLE", "CLAIM", "REFERENCE", "run") if not hasattr(module, a)]
+    missing = [a for a in CONTRACT if not hasattr(module, a)]
     if missing:
         raise ExperimentError(f"{path} does not define {', '.join(missing)}")
     return module
@@ -62,31 +65,67 @@ def command_line(ids: Sequence[str], budget: str, seeds: Sequence[int], device: 
     return f"nnbasics-experiment {' '.join(ids)} budget={budget} {seed_arg} device={device}"
 
 
+def new_result_dir(out: Path, budget: str, exp_id: str) -> Path:
+    """A new, empty folder ``out/<budget>/<ID>/<YYYYmmdd-HHMMSS>_<6-hex>/`` for one run of an
+    experiment (created here; never an existing one)."""
+    base = Path(out) / budget / exp_id
+    while True:
+        folder = base / f"{time.strftime('%Y%m%d-%H%M%S')}_{secrets.token_hex(3)}"
+        try:
+            folder.mkdir(parents=True)
+            return folder
+        except FileExistsError:
+            continue
+
+
+def check_verdict(module: ModuleType, numbers: dict) -> tuple[bool | None, str]:
+    """``module.verdict(numbers)``, checked: a (True | False | None, reason) pair."""
+    result = module.verdict(numbers)
+    if (not isinstance(result, tuple) or len(result) != 2 or result[0] not in (True, False, None)
+            or not isinstance(result[1], str) or not result[1]):
+        raise ExperimentError(f"{module.ID}: verdict(numbers) returned {result!r}, not (True | False | None, reason)")
+    return bool(result[0]) if result[0] is not None else None, result[1]
+
+
 def run_experiment(path: Path, budget: str = "default", seeds: Sequence[int] = DEFAULT_SEEDS,
                    out: Path = Path("outputs/experiments"), device: str = "auto", threads: int | None = None,
                    verbose: bool = True) -> dict:
-    """Run one experiment file into ``out/<budget>/<ID>/`` (cleared first) and write its
-    ``result.md`` and ``result.json``. An experiment that raises is recorded as errored (with
-    its traceback); the exception does not propagate. Returns the result record."""
+    """Run one experiment file into a new folder ``out/<budget>/<ID>/<YYYYmmdd-HHMMSS>_<6-hex>/``
+    and write its ``result.md`` and ``result.json`` there (``result.json`` last: a folder without
+    it is an unfinished run). Nothing of an earlier run is removed.
+
+    The verdict is the experiment's ``verdict(numbers)`` on the numbers its ``run`` returned;
+    the runner checks that it is (re-computed from the numbers as written to ``result.json``).
+    At ``budget=smoke`` there is no verdict: the record says "smoke: runs only".
+
+    An experiment that raises is recorded as errored (with its traceback); the exception does not
+    propagate. Returns the result record (``result_dir`` is its folder)."""
     path = Path(path)
     t0 = time.perf_counter()
     record: dict[str, Any] = {"id": path.stem.split("_")[0].upper(), "file": path.name, "budget": budget,
                               "seeds": list(seeds), "device": device, "status": "ok"}
     ctx = None
+    out_dir = None
     try:
         module = load_module(path)
         record.update(id=str(module.ID).upper(), title=module.TITLE, claim=module.CLAIM, reference=module.REFERENCE)
-        out_dir = Path(out) / budget / record["id"]
-        if out_dir.exists():
-            shutil.rmtree(out_dir)
-        out_dir.mkdir(parents=True)
+        out_dir = new_result_dir(out, budget, record["id"])
         ctx = Context(record["id"], budget, list(seeds), out_dir, device, threads, verbose)
-        ctx.log(f"{module.TITLE} (budget {budget}, seeds {list(seeds)})")
+        ctx.log(f"{module.TITLE} (budget {budget}, seeds {list(seeds)}) -> {out_dir}")
         outcome = module.run(ctx)
         if not isinstance(outcome, Outcome):
             raise ExperimentError(f"{path.name}: run() returned {type(outcome).__name__}, not an Outcome")
-        record.update(table_md=outcome.table_md, verdict=outcome.verdict, verdict_text=outcome.verdict_text,
-                      figures=[str(Path(f).resolve()) for f in outcome.figures], numbers=_jsonable(outcome.numbers),
+        numbers = _jsonable(outcome.numbers)
+        held, reason = check_verdict(module, numbers)
+        if held != outcome.verdict:
+            raise ExperimentError(f"{path.name}: run() returned the verdict {outcome.verdict!r} "
+                                  f"({outcome.verdict_text!r}), but verdict(numbers) on its numbers gives "
+                                  f"{held!r} ({reason!r}): the verdict must be a function of the numbers")
+        reason = outcome.verdict_text or reason
+        if budget == "smoke":
+            held, reason = None, f"{SMOKE_WORD}: toy data checks that the experiment runs; it decides no claim."
+        record.update(table_md=outcome.table_md, verdict=held, verdict_text=reason,
+                      figures=[str(Path(f).resolve()) for f in outcome.figures], numbers=numbers,
                       summary=outcome.summary or _auto_summary(outcome.numbers), notes=outcome.notes)
     except Exception as e:  # noqa: BLE001 - one failing experiment must not sink the suite
         record.update(status="error", error=f"{type(e).__name__}: {e}", traceback=traceback.format_exc(),
@@ -103,12 +142,15 @@ def run_experiment(path: Path, budget: str = "default", seeds: Sequence[int] = D
     from nnbasics.engine.train import git_revision
 
     record["git"] = git_revision()
-    out_dir = Path(out) / budget / record["id"]
-    out_dir.mkdir(parents=True, exist_ok=True)
-    (out_dir / "result.json").write_text(json.dumps(record, indent=2, default=_json_default))
+    if out_dir is None:
+        out_dir = new_result_dir(out, budget, record["id"])
+    record["result_dir"] = str(out_dir)
     (out_dir / "result.md").write_text(result_markdown(record, out_dir))
+    tmp = out_dir / "result.json.part"  # written whole, then renamed: a result.json is always complete
+    tmp.write_text(json.dumps(record, indent=2, default=_json_default))
+    os.replace(tmp, out_dir / "result.json")
     if verbose:
-        print(f"[{record['id']}] {verdict_word(record.get('verdict'), record['status'])} "
+        print(f"[{record['id']}] {verdict_word(record.get('verdict'), record['status'], budget)} "
               f"({record['wall_time_s']:.1f} s) -> {out_dir / 'result.md'}", flush=True)
     return record
 

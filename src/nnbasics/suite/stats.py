@@ -83,3 +83,126 @@ def smooth(values: Sequence[float], k: int) -> list[float]:
             acc.pop(0)
         out.append(sum(acc) / len(acc))
     return out
+
+
+# --- the verdict rule ---------------------------------------------------------------------------
+#
+# One rule for every experiment of the suite, stated here once:
+#
+# * Thresholds come from the claim (or its source), are written in the experiment before any run,
+#   and are scale-aware: "stuck at chance" means a loss near ln C for C classes (``chance_loss``),
+#   never a constant that assumes 10 classes.
+# * Where a verdict compares two arms over seeds, the deciding difference must exceed the seed
+#   spread: ``separated(a, b)`` is true when |mean_a - mean_b| >= K_SE * sqrt(se_a^2 + se_b^2)
+#   (se = sample std / sqrt(n)), i.e. at least two standard errors of the difference. Where one
+#   arm is compared with a fixed threshold, ``beyond(values, threshold)`` asks the same of the mean
+#   against the threshold.
+# * A claim that the numbers at hand cannot decide (too few seeds, an arm the library lacks) is
+#   None, "inconclusive at this budget: ..." - never a verdict nudged toward a measured number.
+# * At budget=smoke (toy data, seconds) there are no verdicts at all: the runner records
+#   "smoke: runs only".
+
+K_SE = 2.0
+"""How many standard errors of the difference a HELD needs (see ``separated``)."""
+
+
+def finite(values: Iterable[float]) -> list[float]:
+    """The finite values of ``values`` as floats (NaN / Inf from diverged runs and None left out)."""
+    return [float(v) for v in values if v is not None and math.isfinite(float(v))]
+
+
+def std_err(values: Iterable[float]) -> float:
+    """Standard error of the mean of the finite values: sample std / sqrt(n) (0 for one value,
+    nan for none)."""
+    vals = finite(values)
+    if not vals:
+        return float("nan")
+    return mean_std(vals)[1] / math.sqrt(len(vals))
+
+
+def _as_list(values: Iterable[float] | float) -> list[float]:
+    return [values] if isinstance(values, (int, float)) else list(values)
+
+
+def separated(a_values: Iterable[float] | float, b_values: Iterable[float] | float, k: float = K_SE) -> bool:
+    """The suite's rule for a difference between two arms: True when
+
+        |mean_a - mean_b| >= k * sqrt(se_a^2 + se_b^2),   se = sample std / sqrt(n),
+
+    over the finite values (a diverged run's NaN is left out; the caller counts divergence
+    itself when it matters). With k = 2 (``K_SE``) a difference must be at least two standard
+    errors of the difference: a gap inside the seed spread never decides a verdict. A difference
+    of zero is never separated (not even between two noiseless arms); an arm with no finite value
+    separates nothing. Use ``mean_a > mean_b and separated(a, b)`` for a one-sided claim.
+    """
+    a, b = finite(_as_list(a_values)), finite(_as_list(b_values))
+    if not a or not b:
+        return False
+    diff = abs(sum(a) / len(a) - sum(b) / len(b))
+    se = math.sqrt((std_err(a) if len(a) > 1 else 0.0) ** 2 + (std_err(b) if len(b) > 1 else 0.0) ** 2)
+    return diff > 0 and diff >= k * se
+
+
+def beyond(values: Iterable[float] | float, threshold: float, *, above: bool, k: float = K_SE) -> bool:
+    """The same rule against a fixed threshold: the mean is above (or below) ``threshold`` by at
+    least ``k`` standard errors of the mean (over the finite values; False when there are none)."""
+    vals = finite(_as_list(values))
+    if not vals:
+        return False
+    m = sum(vals) / len(vals)
+    margin = k * (std_err(vals) if len(vals) > 1 else 0.0)
+    return (m - margin > threshold) if above else (m + margin < threshold)
+
+
+def chance_loss(classes: int) -> float:
+    """The cross-entropy of a uniform guess over ``classes`` classes, ln C: where a classifier
+    that learned nothing sits (2.303 for 10 classes, 1.099 for 3)."""
+    if classes < 2:
+        raise ValueError(f"classes={classes}: a classifier needs at least 2 classes")
+    return math.log(classes)
+
+
+def chance_acc(classes: int) -> float:
+    """The accuracy of a uniform guess over ``classes`` balanced classes, 1 / C."""
+    return 1.0 / classes
+
+
+def enough_seeds(*arms: Sequence[float], n: int = 2) -> bool:
+    """Every arm holds at least ``n`` finite values: the least a seed spread can be measured on."""
+    return all(len(finite(a)) >= n for a in arms)
+
+
+INCONCLUSIVE = "inconclusive at this budget: "
+"""The opening of the reason of a verdict that the numbers at hand cannot decide."""
+
+
+def mean(values: Iterable[float] | float) -> float:
+    """The mean of the finite values (nan when there are none)."""
+    return mean_std(_as_list(values))[0]
+
+
+def less(a_values: Iterable[float] | float, b_values: Iterable[float] | float, k: float = K_SE) -> bool:
+    """mean_a < mean_b, and the two are ``separated`` (the one-sided form of the rule)."""
+    return mean(a_values) < mean(b_values) and separated(a_values, b_values, k)
+
+
+def greater(a_values: Iterable[float] | float, b_values: Iterable[float] | float, k: float = K_SE) -> bool:
+    """mean_a > mean_b, and the two are ``separated``."""
+    return less(b_values, a_values, k)
+
+
+def checks_verdict(checks: dict[str, bool], note: str = "") -> tuple[bool, str]:
+    """(all checks hold, "check (ok); check (FAILED); ..."): the usual shape of a verdict built of
+    named conditions."""
+    text = "; ".join(f"{k} ({'ok' if v else 'FAILED'})" for k, v in checks.items())
+    return all(checks.values()), text + (f" {note}" if note else "")
+
+
+STUCK = 0.95
+"""A classifier is "stuck at chance" while its mean loss is at least STUCK x ln C (``stuck_loss``)."""
+
+
+def stuck_loss(classes: int) -> float:
+    """The loss above which a classifier counts as stuck at chance: ``STUCK`` x ln C (2.19 for 10
+    classes, 1.04 for 3). Scale-aware, for every "stalls" / "never learns" claim of the suite."""
+    return STUCK * chance_loss(classes)
