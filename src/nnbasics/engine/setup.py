@@ -91,6 +91,24 @@ class Setup:
         return data_mod.Split(self.preprocessor.transform(test.x), test.y)
 
 
+def _load(cfg_data: Mapping, device: torch.device) -> data_mod.DataBundle:
+    """``load_data``, with the sizes only the loaded files can check: a validation split as large
+    as the training file, a ``train_size`` above what is left for training (refused, not clipped)."""
+    try:
+        bundle = data_mod.load_data(cfg_data, device=device)
+    except ValueError as e:
+        if str(e).startswith("val_size="):  # carve_validation's message: the file is smaller than val_size
+            raise ConfigError("data.val_size", cfg_data.get("val_size"), f"{e}: the training file of "
+                              f"{cfg_data.get('name')} is smaller; lower data.val_size") from None
+        raise
+    train_size = cfg_data.get("train_size")
+    if train_size and len(bundle.train) < int(train_size):
+        raise ConfigError("data.train_size", train_size, f"the training split of {cfg_data.get('name')} has only "
+                          f"{len(bundle.train)} samples (after the validation split); at most "
+                          f"{len(bundle.train)}, or null for all of them")
+    return bundle
+
+
 def prepare(cfg: Mapping, *, data: data_mod.DataBundle | None = None, preprocessor=None,
             loss: Callable | None = None) -> Setup:
     """Set the threads, resolve the device, place the data on it, fit (or take) the preprocessor,
@@ -99,7 +117,7 @@ def prepare(cfg: Mapping, *, data: data_mod.DataBundle | None = None, preprocess
     if cfg.get("threads"):
         torch.set_num_threads(int(cfg["threads"]))
     device = resolve_device(cfg["device"])
-    bundle = data if data is not None else data_mod.load_data(cfg["data"], device=device)
+    bundle = data if data is not None else _load(cfg["data"], device)
     if cfg.get("search"):
         # Test-set firewall: inside a hyperparameter search the test split cannot be read.
         bundle = dataclasses.replace(bundle, load_test=test_split_forbidden)
