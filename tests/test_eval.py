@@ -70,7 +70,9 @@ def test_a_checkpoint_file_or_another_name_in_the_run_dir_loads_the_same_weights
     shutil.copytree(d, copy)
     shutil.copy(copy / "checkpoint.pt", copy / "best.pt")
     x = torch.randn(7, 2)
+    rng = torch.get_rng_state()
     ref = load_run(d).predict(x).outputs
+    assert torch.equal(torch.get_rng_state(), rng)  # loading leaves the caller's random state alone
     assert torch.equal(load_run(copy / "checkpoint.pt").predict(x).outputs, ref)
     assert torch.equal(load_run(copy, checkpoint="best.pt").predict(x).outputs, ref)
     assert load_run(copy, checkpoint="best.pt").checkpoint == copy / "best.pt"

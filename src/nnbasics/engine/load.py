@@ -312,8 +312,10 @@ def load_run(path: str | os.PathLike, *, checkpoint: str | os.PathLike = "checkp
     preprocessor = build_preprocessor(cfg.preprocess).load_state_dict(pre_state)
     raw_shape, task, out_features, classes = _data_spec(cfg.data)
     in_shape = tuple(preprocessor.transform(torch.zeros(1, *raw_shape, device=device)).shape[1:])
-    torch.manual_seed(int(cfg.get("seed", 0)))  # the init is overwritten; seeded for repeatability
-    model = build_model(cfg, in_shape, out_features).to(device)
+    with torch.random.fork_rng(devices=[]):  # the init (overwritten below) leaves the caller's RNG alone
+        torch.manual_seed(int(cfg.get("seed", 0)))
+        model = build_model(cfg, in_shape, out_features)
+    model = model.to(device)
     try:
         model.load_state_dict(weights)
     except RuntimeError as e:
