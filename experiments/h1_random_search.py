@@ -17,20 +17,36 @@ import random
 import statistics
 
 from nnbasics.suite.context import Context, Outcome
-from nnbasics.suite.stats import fmt, md_table, mean_std
+from nnbasics.suite.stats import fmt, greater, md_table, mean, mean_std
 from nnbasics.viz.figures import new_figure
 
 ID = "H1"
 TITLE = "Coarse-to-fine random search for lr and weight decay"
-CLAIM = ("random search in log space, narrowed coarse-to-fine on a validation split, finds good LR and weight decay")
+CLAIM = ("random search in log space, narrowed coarse-to-fine on a validation split, finds good LR and weight decay: "
+         "the source's 100 trials find best val acc 0.84 with every top trial at lr in about [5e-3, 1e-2], and "
+         "lr < 1e-3 gives val acc <= 0.25")
 REFERENCE = ("deep-learning-from-scratch `ch06/hyperparameter_optimization.py` (6 x 100 ReLU, 400 train / 100 val, "
              "100 trials, lr 10^U(-6,-2), wd 10^U(-8,-4)): best val acc 0.84; good lr about [5e-3, 1e-2]")
 
 TOP_FRAC = 0.1
 MIN_TOP = 3
-TEST_MIN = 0.75                 # the chosen config's test accuracy must reach this
-REF_LR = (5e-3, 1e-2)           # the narrowed lr range must overlap the reference's good range
-# and stage 2's median validation accuracy must exceed stage 1's (narrowing concentrates the trials)
+REF_LR = (5e-3, 1e-2)           # held if the narrowed lr range overlaps the source's good range ...
+# ... and stage 2's trials score higher on validation than stage 1's (narrowing concentrates the trials),
+# the trials' val accuracies separated by >= 2 standard errors (the suite's rule). The chosen config's test
+# accuracy (over seeds, the only test reads) is reported beside the source's best val 0.84, not thresholded.
+
+
+def verdict(numbers: dict) -> tuple[bool | None, str]:
+    """``val_stage1`` and ``val_stage2``: the trials' val accuracies; ``lr_low`` / ``lr_high``: the
+    narrowed range; ``test_acc_seeds``: the chosen config's test accuracy per seed."""
+    overlap = numbers["lr_low"] <= REF_LR[1] and numbers["lr_high"] >= REF_LR[0]
+    s1, s2 = numbers["val_stage1"], numbers["val_stage2"]
+    rises = greater(s2, s1)
+    return overlap and rises, (
+        f"stage 2 trials' val acc {mean(s2):.3f} above stage 1's {mean(s1):.3f}, separated: {'ok' if rises else 'FAILED'}; "
+        f"narrowed lr range [{numbers['lr_low']:.3g}, {numbers['lr_high']:.3g}] overlaps the source's "
+        f"[{REF_LR[0]:g}, {REF_LR[1]:g}]: {'ok' if overlap else 'FAILED'}; chosen config test acc "
+        f"{fmt(*mean_std(numbers['test_acc_seeds']))} (source: best val 0.84)")
 
 
 def _sample(rng: random.Random, ranges: dict) -> dict:
@@ -111,15 +127,13 @@ def run(ctx: Context) -> Outcome:
     table += (f"\n\nChosen (best val {best['val']:.3f}, {best['stage']} stage): lr {best['params']['optimizer.lr']:.3g}, "
               f"wd {best['params']['regularization.weight_decay']:.3g}; test accuracy over seeds {ctx.seeds}: "
               f"{fmt(t_mean, t_std)} (the only test reads).")
-    overlap = lr_r.low <= REF_LR[1] and lr_r.high >= REF_LR[0]
-    held = t_mean >= TEST_MIN and med2 > med1 and overlap
-    text = (f"chosen config test acc {t_mean:.3f} (held if >= {TEST_MIN}); median val acc stage 2 {med2:.3f} vs "
-            f"stage 1 {med1:.3f} (must rise); narrowed lr range {lr_r} overlaps the reference's "
-            f"[{REF_LR[0]:g}, {REF_LR[1]:g}]: {overlap}")
     numbers = {"test_acc": t_mean, "test_acc_std": t_std, "best_val": best["val"], "best_val_stage1": best1,
                "median_val_stage1": med1, "median_val_stage2": med2, "lr_low": lr_r.low, "lr_high": lr_r.high,
                "wd_low": fine["regularization.weight_decay"].low, "wd_high": fine["regularization.weight_decay"].high,
-               "chosen_lr": best["params"]["optimizer.lr"], "chosen_wd": best["params"]["regularization.weight_decay"]}
+               "chosen_lr": best["params"]["optimizer.lr"], "chosen_wd": best["params"]["regularization.weight_decay"],
+               "val_stage1": [t["val"] for t in stage1], "val_stage2": [t["val"] for t in stage2],
+               "test_acc_seeds": test}
+    held, text = verdict(numbers)
     summary = (f"test {t_mean:.3f}; best val {best['val']:.3f}; lr range {lr_r.low:.2g}-{lr_r.high:.2g}; "
                f"median val {med1:.2f} -> {med2:.2f}")
     return Outcome(table, held, text, figures, numbers, summary=summary)

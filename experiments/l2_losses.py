@@ -12,19 +12,38 @@ the test split is read once per run, at its end.
 from __future__ import annotations
 
 from nnbasics.suite.context import Context, Outcome
-from nnbasics.suite.stats import fmt, md_table, mean_std
+from nnbasics.suite.stats import INCONCLUSIVE, fmt, greater, md_table, mean, mean_std
 from nnbasics.viz.figures import new_figure
 
 ID = "L2"
 TITLE = "Cross-entropy vs hinge vs MSE for classification"
-CLAIM = "cross-entropy and multiclass hinge reach about the same accuracy; MSE on one-hot targets is no better"
+CLAIM = ("cross-entropy and multiclass hinge reach about the same accuracy; MSE on one-hot targets is no better "
+         "(cs231n: softmax and SVM classifiers are \"usually comparable\", the L2 loss \"much harder to optimize\")")
 REFERENCE = ("seed material; cs231n notes: softmax and SVM classifiers \"usually comparable\"; the L2 loss is "
              "\"much harder to optimize\" and to be preferred only when classes cannot be used. No published numbers "
              "for this MLP")
 
 LOSSES = {"cross-entropy": "cross_entropy", "multiclass hinge": "hinge", "MSE (one-hot)": "mse"}
-CE_HINGE_TOL = 0.015   # held if |test acc CE - hinge| <= 1.5 points ...
-MSE_MARGIN = 0.005     # ... and MSE is not better than the best of the two by more than 0.5 points
+CE_HINGE_TOL = 0.015   # "about the same" (an equivalence margin set from the claim before any run): held if
+                       # |mean test acc CE - hinge| <= 1.5 points ...
+# ... and MSE is "no better": its test acc is not above the better of the two, separated by >= 2 standard
+# errors (the suite's rule).
+NEED = list(LOSSES)
+
+
+def verdict(numbers: dict) -> tuple[bool | None, str]:
+    """``<loss>/test_acc``: per-seed test accuracies."""
+    missing = [k for k in NEED if f"{k}/test_acc" not in numbers]
+    if missing:
+        return None, INCONCLUSIVE + "missing losses " + ", ".join(missing)
+    ce, hi, mse = (numbers[f"{k}/test_acc"] for k in NEED)
+    best = ce if mean(ce) >= mean(hi) else hi
+    same = abs(mean(ce) - mean(hi)) <= CE_HINGE_TOL
+    no_better = not greater(mse, best)
+    return same and no_better, (
+        f"test acc: cross-entropy {mean(ce):.4f}, hinge {mean(hi):.4f} (|diff| {abs(mean(ce) - mean(hi)):.4f}, held if "
+        f"<= {CE_HINGE_TOL}: {'ok' if same else 'FAILED'}), MSE {mean(mse):.4f} (held if not above the better of the "
+        f"two by >= 2 standard errors: {'ok' if no_better else 'FAILED'})")
 
 
 def run(ctx: Context) -> Outcome:
@@ -42,11 +61,12 @@ def run(ctx: Context) -> Outcome:
         chosen[label] = lr
         results[label] = tried[lr].runs + ctx.train_seeds(base + [f"loss={loss}", f"optimizer.lr={lr}"],
                                                        name=f"{label} lr {lr}", seeds=rest)
-    rows, numbers = [], {}
+    rows, numbers, per_seed = [], {}, {}
     fig = new_figure(10, 4)
     ax1, ax2 = fig.add_subplot(1, 2, 1), fig.add_subplot(1, 2, 2)
     for label, runs in results.items():
         te, va = [r["test/acc"] for r in runs], [r["val/acc"] for r in runs]
+        per_seed.update({f"{label}/test_acc": te, f"{label}/val_acc": va, f"{label}/lr": chosen[label]})
         numbers[label] = {"test_acc": mean_std(te), "val_acc": mean_std(va), "lr": chosen[label]}
         rows.append([label, f"{chosen[label]:g}", ", ".join(f"{lr:g}: {v:.3f}" for lr, v in sweep[label].items()),
                      fmt(*mean_std(va), percent=True), fmt(*mean_std(te), percent=True)])
@@ -66,13 +86,8 @@ def run(ctx: Context) -> Outcome:
     figures = [ctx.save_figure(fig, "losses")]
     table = md_table(["loss", "chosen lr (val)", "val acc per lr (first seed)", "val acc", "test acc"], rows)
     table += "\n\nReference: no published numbers for this setting; cs231n: softmax and SVM usually comparable."
-    need = list(LOSSES)
-    if any(k not in numbers for k in need):
-        return Outcome(table, None, "inconclusive: missing losses " + ", ".join(k for k in need if k not in numbers),
-                       figures, {})
-    ce, hi, mse = (numbers[k]["test_acc"][0] for k in need)
-    held = abs(ce - hi) <= CE_HINGE_TOL and mse <= max(ce, hi) + MSE_MARGIN
-    text = (f"test acc: cross-entropy {ce:.4f}, hinge {hi:.4f} (|diff| {abs(ce - hi):.4f}, held if <= {CE_HINGE_TOL}), "
-            f"MSE {mse:.4f} (held if <= best of the two + {MSE_MARGIN})")
-    flat = {f"{k}/{m}": (v[0] if isinstance(v, tuple) else v) for k, d in numbers.items() for m, v in d.items()}
-    return Outcome(table, held, text, figures, flat, summary=f"test acc CE {ce:.3f}, hinge {hi:.3f}, MSE {mse:.3f}")
+    held, text = verdict(per_seed)
+    if held is None:
+        return Outcome(table, held, text, figures, per_seed)
+    ce, hi, mse = (numbers[k]["test_acc"][0] for k in NEED)
+    return Outcome(table, held, text, figures, per_seed, summary=f"test acc CE {ce:.3f}, hinge {hi:.3f}, MSE {mse:.3f}")

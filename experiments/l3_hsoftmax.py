@@ -29,20 +29,49 @@ import torch
 from torch import nn
 
 from nnbasics.suite.context import Outcome
+from nnbasics.suite.stats import mean
 from nnbasics.nn.hsoftmax import (FlatSoftmax, HierarchicalSoftmax, balanced_tree, huffman_tree,
                                similarity_tree, zipf_frequencies)
 
 ID = "L3"
 TITLE = "Hierarchical softmax"
-CLAIM = "hierarchical softmax makes huge label sets cheap: O(log C) instead of O(C) per sample"
-REFERENCE = ("Morin and Bengio 2005 (a binary tree over a 10k-word vocabulary: O(log C) per word, a large "
-             "training speed-up at a small cost in perplexity); Mikolov et al. 2013 (Huffman tree over word "
-             "frequencies in word2vec)")
+CLAIM = ("hierarchical softmax makes huge label sets cheap, O(log C) instead of O(C) per sample, at a small cost in "
+         "accuracy: Morin and Bengio 2005 report a speed-up of about 200x over the full softmax (258x in their "
+         "Table 1) on a 10k-word vocabulary, both in training and recognition, with perplexity a little worse")
+REFERENCE = ("Morin and Bengio 2005 (a binary tree over a 10k-word vocabulary: O(log C) per word; \"a speed-up of "
+             "about 200 both during training and recognition\", 258x in Table 1, at a small cost in perplexity); "
+             "Mikolov et al. 2013 (Huffman tree over word frequencies in word2vec)")
 
-# Verdict thresholds
-MIN_SPEEDUP_AT_LARGEST_C = 2.0  # a tree head's step must be at least this much faster at the largest C
+# Verdict thresholds, from the claim (set before any run; the same head must meet both):
+PUBLISHED_SPEEDUP = 258.0       # Morin and Bengio 2005, Table 1 ("about 200" in the abstract): the reference
+MIN_SPEEDUP_AT_LARGEST_C = 10.0  # "cheap": an order of magnitude at the largest C (the source reports two; our
+                                 # tree heads still make a dense O(C d) update, see the note above) ...
+PARITY = 0.02                    # ... at "a small cost": the head's mean greedy test accuracy at the largest C of
+                                 # the accuracy task at most 2 points below the flat softmax's
 BATCH = 256
 ZIPF = 1.0
+
+
+def verdict(numbers: dict) -> tuple[bool | None, str]:
+    """``speedup``: {tree: {C: flat step / tree step}} (C as strings), ``crossover``: {tree: C or None},
+    ``acc``: {C: {head: [greedy test acc per seed]}} (the accuracy task)."""
+    cmax = max(numbers["speedup"]["balanced"], key=int)
+    amax = max(numbers["acc"], key=int)
+    acc = numbers["acc"][amax]
+    flat = mean(acc["flat"])
+    parts, ok = [], False
+    for tree in ("balanced", "huffman"):
+        sp, a = numbers["speedup"][tree][cmax], mean(acc[tree])
+        fast = numbers["crossover"][tree] is not None and sp >= MIN_SPEEDUP_AT_LARGEST_C
+        par = a >= flat - PARITY
+        ok = ok or (fast and par)
+        parts.append(f"{tree}: {sp:.1f}x at C={cmax} ({'ok' if fast else 'not'} >= {MIN_SPEEDUP_AT_LARGEST_C:g}x, "
+                     f"faster from C={numbers['crossover'][tree]} on), accuracy {a:.3f} vs flat {flat:.3f} at C={amax} "
+                     f"({'ok' if par else 'not'} within {PARITY * 100:g} points)")
+    sim = f"; the similarity tree (not timed) scores {mean(acc['similarity']):.3f}" if "similarity" in acc else ""
+    return ok, ("; ".join(parts) + sim + f". Held if one tree head is both >= {MIN_SPEEDUP_AT_LARGEST_C:g}x faster at "
+                f"the largest C and within {PARITY * 100:g} accuracy points of flat; published speed-up about "
+                f"{PUBLISHED_SPEEDUP:g}x (Morin and Bengio 2005)")
 
 
 def _step_fn(head: nn.Module, h: torch.Tensor, y: torch.Tensor):
@@ -201,8 +230,6 @@ def run(ctx) -> Outcome:
     cross = {t: crossover(rows, t) for t in ("balanced", "huffman")}
     last = rows[-1]
     speedup = {t: last["step"]["flat"] / last["step"][t] for t in ("balanced", "huffman")}
-    best = max(speedup, key=speedup.get)
-    verdict = all(c is not None for c in cross.values()) and speedup[best] >= MIN_SPEEDUP_AT_LARGEST_C
 
     lines = ["| C | flat step ms | balanced step ms | Huffman step ms | flat predict ms | greedy predict ms (bal.) | "
              "mean path bal. / Huffman | speed-up bal. / Huffman |", "|---:|---:|---:|---:|---:|---:|---:|---:|"]
@@ -231,7 +258,7 @@ def run(ctx) -> Outcome:
             f"(None = not at every larger C measured); at C={last['C']} the step takes "
             f"{last['step']['flat'] * 1e3:.3g} ms flat against {last['step']['balanced'] * 1e3:.3g} ms balanced and "
             f"{last['step']['huffman'] * 1e3:.3g} ms Huffman ({speedup['balanced']:.1f}x / {speedup['huffman']:.1f}x; "
-            f"threshold {MIN_SPEEDUP_AT_LARGEST_C:g}x). Accuracy is the price on this task: at C={Cmax}, flat "
+            f"threshold {MIN_SPEEDUP_AT_LARGEST_C:g}x, published about {PUBLISHED_SPEEDUP:g}x). On this task: at C={Cmax}, flat "
             f"{a['flat']:.3f}, balanced {a['balanced']:.3f}, Huffman {a['huffman']:.3f}, similarity tree "
             f"{a['similarity']:.3f} (greedy prediction): node classifiers must separate arbitrary groups of classes, "
             f"which a tree that groups similar classes eases.")
@@ -239,4 +266,7 @@ def run(ctx) -> Outcome:
                "speedup_at_max_C_balanced": speedup["balanced"], "speedup_at_max_C_huffman": speedup["huffman"],
                "max_C": last["C"], **{f"acc/C{C}/{n}": _ms(acc[C][n]["acc"])[0] for C in classes_acc for n in acc[C]},
                **{f"step_ms/C{r['C']}/{k}": v * 1e3 for r in rows for k, v in r["step"].items()}}
-    return Outcome(table, verdict, text, [fig], numbers)
+    numbers.update(speedup={t: {str(r["C"]): r["step"]["flat"] / r["step"][t] for r in rows} for t in ("balanced", "huffman")},
+                   crossover=cross, acc={str(C): {n: acc[C][n]["acc"] for n in acc[C]} for C in classes_acc})
+    held, reason = verdict(numbers)
+    return Outcome(table, held, reason + ". " + text, [fig], numbers)

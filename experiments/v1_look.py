@@ -32,6 +32,13 @@ OVERRIDES = ["model=mlp", "model.width=100", "model.depth=1", "activation=relu",
 CONFIDENT = 0.99  # a mistake made with at least this probability counts as "confidently wrong"
 
 
+def verdict(numbers: dict) -> tuple[bool | None, str]:
+    """Not a yes/no claim (a practice: look at the data and the mistakes): always None, whatever the
+    numbers; the reason names what was looked at."""
+    return None, (f"not a yes/no claim: a practice to follow, shown by the figures ({numbers.get('mistakes', 0)} test "
+                  f"mistakes, {numbers.get('confident_mistakes', 0)} of them at p >= {CONFIDENT})")
+
+
 def synthetic_images(n: int, side: int = 12, classes: int = 10, seed: int = 0):
     """Ten classes of ``side`` x ``side`` images: a fixed random smooth template per class,
     shifted by up to one pixel and with Gaussian noise added. Returns (x N x 1 x side x side, y)."""
@@ -136,4 +143,5 @@ def run(ctx) -> Outcome:
             ". See the grids: the confident mistakes and the first-layer templates are what to look at.")
     numbers = {"test_acc_mean": mean_acc, "test_acc_std": sd_acc, "test_acc_confusion": acc_cm, "mistakes": n_err,
                "confident_mistakes": confident, "top_confusions": [[classes[t], classes[p], c] for t, p, c in pairs]}
-    return Outcome("\n".join(lines), None, text, figures, numbers)
+    held, _ = verdict(numbers)
+    return Outcome("\n".join(lines), held, text, figures, numbers)

@@ -8,6 +8,7 @@ import importlib
 import json
 import math
 import pkgutil
+import re
 import sys
 import textwrap
 from pathlib import Path
@@ -35,6 +36,27 @@ def test_mean_std_and_fmt():
     assert S.fmt(0.91234, 0.00456, percent=True) == "91.2 ± 0.5 %"
     assert S.fmt(float("nan"), 0.1) == "n/a"
     assert "1/3 diverged" in S.fmt_values([0.5, 0.6, float("inf")])
+
+
+def test_the_verdict_rule_separated_beyond_and_chance():
+    # two standard errors of the difference: 1.0 +- 0.1 vs 2.0 +- 0.1 (3 seeds) is separated, 2 +- 1 vs 3 +- 1 is not
+    assert S.separated([0.9, 1.0, 1.1], [1.9, 2.0, 2.1]) and not S.separated([1, 2, 3], [2, 3, 4])
+    se = math.sqrt(2 * (1 / math.sqrt(3)) ** 2)  # std 1 per arm, n = 3
+    assert S.separated([0, 1, 2], [v + 2 * se + 1e-9 for v in (0, 1, 2)])
+    assert not S.separated([0, 1, 2], [v + 2 * se - 1e-6 for v in (0, 1, 2)])
+    assert not S.separated([1.0, 1.0], [1.0, 1.0]) and not S.separated([], [1.0]) and S.separated([1.0], [2.0])
+    assert S.less([1, 1.1, 0.9], [2, 2.1, 1.9]) and not S.greater([1, 1.1, 0.9], [2, 2.1, 1.9])
+    assert S.separated([1.0, 1.0, float("nan")], [2.0, 2.0])  # a diverged run's NaN is left out
+    # paired: the same seeds compared seed by seed
+    assert S.greater([1.01, 2.01, 3.01], [1.0, 2.0, 3.0], paired=True)
+    assert not S.greater([1.01, 2.01, 3.01], [1.0, 2.0, 3.0])  # unpaired, the seed spread hides it
+    assert S.beyond([0.96, 0.97, 0.95], 0.9, above=True) and not S.beyond([0.96, 0.97, 0.95], 0.96, above=True)
+    assert S.beyond([0.1, 0.12], 0.5, above=False) and not S.beyond([], 0.5, above=False)
+    assert S.chance_loss(10) == pytest.approx(2.302585) and S.chance_loss(3) == pytest.approx(1.098612)
+    assert S.stuck_loss(3) == pytest.approx(0.95 * math.log(3)) and S.chance_acc(4) == 0.25
+    with pytest.raises(ValueError):
+        S.chance_loss(1)
+    assert S.checks_verdict({"a": True, "b": False}) == (False, "a (ok); b (FAILED)")
 
 
 def test_first_at_curve_at_and_table():
@@ -83,6 +105,18 @@ def test_train_writes_run_dirs_and_same_seed_same_numbers(tmp_path):
     assert (Path(a["run_dir"]) / "metrics.json").exists() and a["history"] and a["curve"]
     assert a["val/acc"] == b["val/acc"] and a["curve"][-1][2] == b["curve"][-1][2]
     assert ctx.runs == 2 and ctx.train_time_s > 0
+    # the same name and seed again: a folder of its own, the earlier run untouched
+    before = (Path(a["run_dir"]) / "metrics.json").read_bytes()
+    again = ctx.train(over, seed=3, name="arm a")
+    assert Path(again["run_dir"]) == tmp_path / "runs" / "arm_a" / "seed3-2"
+    assert (Path(a["run_dir"]) / "metrics.json").read_bytes() == before
+    assert Path(ctx.train(over, seed=3, name="arm a")["run_dir"]).name == "seed3-3"
+
+
+def test_context_classes_of_the_data():
+    ctx = Context("T1", "smoke", [0], Path("/tmp/unused"))
+    assert ctx.classes(["data=spiral"]) == 3 and ctx.classes(["data=spiral", "data.classes=10"]) == 10
+    assert ctx.classes(["data=mnist"]) == 10 and ctx.classes(["data=xor"]) == 2
 
 
 def test_diverged_run_is_returned_not_raised(tmp_path):
@@ -99,37 +133,87 @@ _FAKE = textwrap.dedent('''
     REFERENCE = "none"
     from nnbasics.suite.context import Outcome
     from nnbasics.viz.figures import new_figure
+    def verdict(numbers):
+        return {{1: True, 0: False}}.get(numbers["x"]), f"x = {{numbers['x']}} (held if 1)"
     def run(ctx):
         if {fail}:
             raise ValueError("broken on purpose")
         fig = new_figure(2, 2)
         fig.add_subplot(1, 1, 1).plot([0, 1], [0, 1])
         path = ctx.save_figure(fig, "line")
-        return Outcome("| a |\\n|---|\\n| 1 |", True, "1 > 0", [path], {{"x": 1.0}})
+        numbers = {{"x": {x}}}
+        held, text = verdict(numbers)
+        return Outcome("| a |\\n|---|\\n| 1 |", {claimed}, text, [path], numbers)
 ''')
 
 
 def test_runner_report_and_errored_experiment(tmp_path, monkeypatch, capsys):
     folder = tmp_path / "experiments"
     folder.mkdir()
-    (folder / "z1_ok.py").write_text(_FAKE.format(id="Z1", fail=False))
-    (folder / "z2_broken.py").write_text(_FAKE.format(id="Z2", fail=True))
+    (folder / "z1_ok.py").write_text(_FAKE.format(id="Z1", fail=False, x=1, claimed="held"))
+    (folder / "z2_broken.py").write_text(_FAKE.format(id="Z2", fail=True, x=1, claimed="held"))
+    (folder / "z3_no.py").write_text(_FAKE.format(id="Z3", fail=False, x=0, claimed="held"))
+    (folder / "z4_open.py").write_text(_FAKE.format(id="Z4", fail=False, x=5, claimed="held"))
+    (folder / "z5_liar.py").write_text(_FAKE.format(id="Z5", fail=False, x=0, claimed="True"))  # not verdict(numbers)
+    (folder / "z6_none.py").write_text(_FAKE.format(id="Z6", fail=False, x=1, claimed="held").replace("def verdict", "def _v"))
     monkeypatch.setenv("NNBASICS_EXPERIMENTS", str(folder))
-    assert list(discover()) == ["Z1", "Z2"]
+    assert list(discover()) == ["Z1", "Z2", "Z3", "Z4", "Z5", "Z6"]
     out, rep = tmp_path / "out", tmp_path / "report"
+
+    # budget=smoke: runs only, no verdicts anywhere
     code = main(["all", "budget=smoke", "seeds=1", f"out={out}", f"report={rep}"])
-    assert code == 1  # one experiment errored; the other still ran
-    ok = json.loads((out / "smoke" / "Z1" / "result.json").read_text())
-    bad = json.loads((out / "smoke" / "Z2" / "result.json").read_text())
-    assert ok["status"] == "ok" and ok["verdict"] is True and bad["status"] == "error" and "broken" in bad["error"]
-    md = (out / "smoke" / "Z1" / "result.md").read_text()
-    assert "**Verdict: HELD.**" in md and "![line](line.png)" in md and "nnbasics-experiment Z1 budget=smoke seeds=1" in md
-    assert "ValueError" in (out / "smoke" / "Z2" / "result.md").read_text()
+    assert code == 1  # experiments errored; the others still ran
+    (ok_dir,) = [d for d in (out / "smoke" / "Z1").iterdir()]
+    assert re.fullmatch(r"\d{8}-\d{6}_[0-9a-f]{6}", ok_dir.name)
+    ok = json.loads((ok_dir / "result.json").read_text())
+    assert ok["status"] == "ok" and ok["verdict"] is None and ok["verdict_text"].startswith("smoke: runs only")
+    assert ok["result_dir"] == str(ok_dir)
+    md = (ok_dir / "result.md").read_text()
+    assert "**Verdict: smoke: runs only.**" in md and "![line](line.png)" in md
+    assert "nnbasics-experiment Z1 budget=smoke seeds=1" in md
+    bad = json.loads(next((out / "smoke" / "Z2").glob("*/result.json")).read_text())
+    assert bad["status"] == "error" and "broken" in bad["error"]
+    assert "ValueError" in next((out / "smoke" / "Z2").glob("*/result.md")).read_text()
+    liar = json.loads(next((out / "smoke" / "Z5").glob("*/result.json")).read_text())
+    assert liar["status"] == "error" and "function of the numbers" in liar["error"]
+    missing = json.loads(next((out / "smoke" / "Z6").glob("*/result.json")).read_text())
+    assert missing["status"] == "error" and "verdict" in missing["error"]
     report = (rep / "REPORT.md").read_text()
-    assert "| [Z1](#z1) | fakes run | HELD |" in report and "ERRORED" in report
+    assert "| [Z1](#z1) | fakes run | smoke: runs only |" in report and "ERRORED" in report
+    assert "HELD" not in report and "DID NOT HOLD" not in report and "3 ran (smoke: runs only" in report
     assert (rep / "figures" / "Z1_line.png").exists() and "figures/Z1_line.png" in report
-    assert list((out / "smoke" / "Z1" / "tb").iterdir())  # the figure went to TensorBoard too
+    assert list((ok_dir / "tb").iterdir())  # the figure went to TensorBoard too
+
+    # budget=default: the verdicts, counted as HELD / DID NOT HOLD / INCONCLUSIVE
+    assert main(["Z1", "Z3", "Z4", "budget=default", "seeds=1", f"out={out}", f"report={rep}"]) == 0
+    report = (rep / "REPORT.md").read_text()
+    assert "| [Z1](#z1) | fakes run | HELD |" in report and "| [Z3](#z3) | fakes run | DID NOT HOLD |" in report
+    assert "| [Z4](#z4) | fakes run | INCONCLUSIVE |" in report
+    assert "1 HELD, 1 DID NOT HOLD, 1 INCONCLUSIVE, 0 ERRORED" in report
+    assert "| Z2 | fakes run | not run |" in report
     assert main(["Z9", f"out={out}"]) == 2 and "no experiment" in capsys.readouterr().err
+
+
+def test_rerun_keeps_every_result_and_the_report_reads_the_latest(tmp_path, monkeypatch):
+    folder = tmp_path / "experiments"
+    folder.mkdir()
+    path = folder / "z1_ok.py"
+    path.write_text(_FAKE.format(id="Z1", fail=False, x=1, claimed="held"))
+    out, rep = tmp_path / "out", tmp_path / "report"
+    first = run_experiment(path, budget="default", seeds=[0], out=out, verbose=False)
+    path.write_text(_FAKE.format(id="Z1", fail=False, x=0, claimed="held"))  # the code changed: it no longer holds
+    second = run_experiment(path, budget="default", seeds=[0], out=out, verbose=False)
+    assert first["result_dir"] != second["result_dir"]
+    assert json.loads((Path(first["result_dir"]) / "result.json").read_text())["verdict"] is True  # still there
+    assert (Path(first["result_dir"]) / "line.png").exists()
+    # an unfinished run (no result.json yet) is passed over
+    (out / "default" / "Z1" / "99999999-999999_ffffff").mkdir()
+    from nnbasics.suite.report import latest_results, write_report
+
+    rec, where = latest_results(out, "default")["Z1"]
+    assert where == Path(second["result_dir"]) and rec["verdict"] is False
+    report = write_report(out, "default", rep).read_text()
+    assert "DID NOT HOLD" in report and f"result folder: `{second['result_dir']}`" in report
 
 
 def test_every_experiment_module_follows_the_contract():
@@ -137,7 +221,7 @@ def test_every_experiment_module_follows_the_contract():
     for exp_id, path in EXPERIMENTS.items():
         module = load_module(path)
         assert module.ID.upper() == exp_id and path.name.lower().startswith(exp_id.lower() + "_")
-        assert module.TITLE and module.CLAIM and module.REFERENCE and callable(module.run)
+        assert module.TITLE and module.CLAIM and module.REFERENCE and callable(module.run) and callable(module.verdict)
 
 
 _ALL_IMPORTED: list = []
@@ -208,9 +292,13 @@ def test_experiment_smoke(exp_id, tmp_path, monkeypatch):
     changed = sorted(during | {k for k in before.keys() | after.keys() if before.get(k) != after.get(k)})
     assert not changed, f"{exp_id} changed the library: {changed}"
     assert record["status"] == "ok", record.get("traceback")
-    out = tmp_path / "smoke" / exp_id
+    out = Path(record["result_dir"])
+    assert out.parent == tmp_path / "smoke" / exp_id
     md = (out / "result.md").read_text()
-    assert "**Verdict: " in md and record["verdict_text"]
-    assert record["verdict"] in (True, False, None)
+    assert "**Verdict: smoke: runs only.**" in md
+    assert record["verdict"] is None and record["verdict_text"].startswith("smoke: runs only")
+    # the experiment's verdict is a function of the numbers it wrote: it runs on them, smoke-sized or not
+    held, reason = load_module(EXPERIMENTS[exp_id]).verdict(record["numbers"])
+    assert held in (True, False, None) and isinstance(reason, str) and reason
     assert json.loads((out / "result.json").read_text())["id"] == exp_id
     assert record["figures"] and all(Path(f).exists() and Path(f).suffix == ".png" for f in record["figures"])

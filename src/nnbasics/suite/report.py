@@ -40,7 +40,8 @@ def result_folders(out: Path, budget: str, exp_id: str) -> list[Path]:
     found = [f.parent for f in base.glob("*/result.json")]
     if (base / "result.json").exists():
         found.append(base)
-    return sorted(found, key=lambda d: (d != base, d.name, (d / "result.json").stat().st_mtime))
+    # the start stamp in the name, then (runs started in the same second) the time result.json was written
+    return sorted(found, key=lambda d: (d != base, d.name.split("_")[0], (d / "result.json").stat().st_mtime_ns))
 
 
 def latest_results(out: Path, budget: str) -> dict[str, tuple[dict, Path]]:

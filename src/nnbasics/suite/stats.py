@@ -124,10 +124,14 @@ def _as_list(values: Iterable[float] | float) -> list[float]:
     return [values] if isinstance(values, (int, float)) else list(values)
 
 
-def separated(a_values: Iterable[float] | float, b_values: Iterable[float] | float, k: float = K_SE) -> bool:
+def separated(a_values: Iterable[float] | float, b_values: Iterable[float] | float, k: float = K_SE,
+              paired: bool = False) -> bool:
     """The suite's rule for a difference between two arms: True when
 
         |mean_a - mean_b| >= k * sqrt(se_a^2 + se_b^2),   se = sample std / sqrt(n),
+
+    or, with ``paired=True`` (the arms share seeds and are compared seed by seed), when the mean of
+    the per-seed differences d = a - b is at least k standard errors of d away from 0.
 
     over the finite values (a diverged run's NaN is left out; the caller counts divergence
     itself when it matters). With k = 2 (``K_SE``) a difference must be at least two standard
@@ -135,6 +139,12 @@ def separated(a_values: Iterable[float] | float, b_values: Iterable[float] | flo
     of zero is never separated (not even between two noiseless arms); an arm with no finite value
     separates nothing. Use ``mean_a > mean_b and separated(a, b)`` for a one-sided claim.
     """
+    if paired:
+        d = finite(x - y for x, y in zip(_as_list(a_values), _as_list(b_values)))
+        if not d:
+            return False
+        m = sum(d) / len(d)
+        return m != 0 and abs(m) >= k * (std_err(d) if len(d) > 1 else 0.0)
     a, b = finite(_as_list(a_values)), finite(_as_list(b_values))
     if not a or not b:
         return False
@@ -181,14 +191,19 @@ def mean(values: Iterable[float] | float) -> float:
     return mean_std(_as_list(values))[0]
 
 
-def less(a_values: Iterable[float] | float, b_values: Iterable[float] | float, k: float = K_SE) -> bool:
+def less(a_values: Iterable[float] | float, b_values: Iterable[float] | float, k: float = K_SE,
+         paired: bool = False) -> bool:
     """mean_a < mean_b, and the two are ``separated`` (the one-sided form of the rule)."""
+    if paired:
+        d = finite(x - y for x, y in zip(_as_list(a_values), _as_list(b_values)))
+        return bool(d) and sum(d) / len(d) < 0 and separated(a_values, b_values, k, paired=True)
     return mean(a_values) < mean(b_values) and separated(a_values, b_values, k)
 
 
-def greater(a_values: Iterable[float] | float, b_values: Iterable[float] | float, k: float = K_SE) -> bool:
+def greater(a_values: Iterable[float] | float, b_values: Iterable[float] | float, k: float = K_SE,
+            paired: bool = False) -> bool:
     """mean_a > mean_b, and the two are ``separated``."""
-    return less(b_values, a_values, k)
+    return less(b_values, a_values, k, paired)
 
 
 def checks_verdict(checks: dict[str, bool], note: str = "") -> tuple[bool, str]:
