@@ -52,6 +52,9 @@ CASES = [
     ("adamw", dict(lr=0.01), torch.optim.AdamW, dict(lr=0.01)),
     ("adamw", dict(lr=0.01, weight_decay=0.1, amsgrad=True), torch.optim.AdamW,
      dict(lr=0.01, weight_decay=0.1, amsgrad=True)),
+    ("adadelta", dict(lr=1.0), torch.optim.Adadelta, dict(lr=1.0)),
+    ("adadelta", dict(lr=0.5, rho=0.8, eps=1e-5, weight_decay=0.01), torch.optim.Adadelta,
+     dict(lr=0.5, rho=0.8, eps=1e-5, weight_decay=0.01)),
 ]
 
 
@@ -143,9 +146,13 @@ def test_build_optimizer_picks_implementation_with_same_hyperparameters(name, im
     else:
         assert type(opt) is optim.TORCH_TWINS[name][0]
         assert opt.defaults.get("nesterov", False) == (name == "nesterov")
-    # every configured hyperparameter arrives unchanged (except lr_scaling, none here)
+    # every configured hyperparameter arrives unchanged (except lr_scaling, none here); eps_mode=torch is
+    # torch.optim.Adam's only placement (not one of its arguments), and ours stores only eps_mode=dlfs
     for key in optim.hyperparameters(name):
         if key not in cfg:
+            continue
+        if key in optim.TWIN_ONLY:
+            assert cfg[key] == optim.TWIN_ONLY[key] and key not in opt.defaults
             continue
         want = tuple(cfg[key]) if key == "betas" else cfg[key]
         assert opt.defaults[key] == want, key
@@ -202,6 +209,8 @@ BAD_ARGS = [
     ("adam", dict(lr=-1)), ("adam", dict(betas=(1.0, 0.999))), ("adam", dict(betas=(0.9, 1.0))),
     ("adam", dict(betas=(-0.1, 0.999))), ("adam", dict(eps=-1)), ("adam", dict(weight_decay=-1)),
     ("adamw", dict(lr=-1)), ("adamw", dict(betas=(0.9, 1.5))),
+    ("adadelta", dict(lr=-1)), ("adadelta", dict(rho=1.5)), ("adadelta", dict(rho=-0.1)),
+    ("adadelta", dict(eps=-1)), ("adadelta", dict(weight_decay=-1)),
 ]
 
 
@@ -243,6 +252,9 @@ ROSENBROCK = {
     "rmsprop": (dict(lr=1e-3, centered=True, momentum=0.8), 1500),
     "adam": (dict(lr=0.05), 1000),
     "adamw": (dict(lr=0.05, weight_decay=0.0), 1000),
+    # Adadelta at its default lr 1 oscillates across the valley (its step is the RMS of past steps, which
+    # never decays on a deterministic gradient): f stays near 0.4; lr 0.05 gets in (f 0.0023 at 6000).
+    "adadelta": (dict(lr=0.05, rho=0.9, eps=1e-6), 6000),
 }
 
 
@@ -349,6 +361,10 @@ KERNEL_CASES = [
      dict(step=True, amsgrad=True)),
     ("adamw", "adam_", dict(lr=[1e-3, 3e-3, 1e-2], beta1=[0.9, 0.8, 0.9], beta2=[0.999] * 3,
                             weight_decay=[1e-2, 0.1, 0.0]), dict(step=True, decoupled=True)),
+    ("adam-dlfs", "adam_", dict(lr=[1e-3, 3e-3, 1e-2], beta1=[0.9, 0.8, 0.9], beta2=[0.999, 0.99, 0.9],
+                                eps=[1e-7, 1e-6, 1e-8]), dict(step=True, eps_mode="dlfs")),
+    ("adadelta", "adadelta_", dict(lr=[1.0, 0.5, 0.1], rho=[0.9, 0.95, 0.5], eps=[1e-6, 1e-4, 1e-6],
+                                   weight_decay=[0.0, 1e-2, 0.0]), {}),
 ]
 
 
@@ -384,7 +400,7 @@ def test_kernel_with_per_member_tensors_equals_one_float_call_per_member(case, k
 
 
 KERNEL_OF = {"sgd": "sgd_", "momentum": "sgd_", "nesterov": "sgd_", "adagrad": "adagrad_", "rmsprop": "rmsprop_",
-             "adam": "adam_", "adamw": "adam_"}
+             "adam": "adam_", "adamw": "adam_", "adadelta": "adadelta_"}
 
 
 class _KernelCalled(Exception):
@@ -511,6 +527,14 @@ BAD_CONFIGS = [
     ("adam", dict(impl="jax"), "optimizer.impl"),
     ("momentum", dict(nesterov=True, dampening=0.5), "optimizer.nesterov"),
     ("adam", dict(lr=0), "optimizer.lr"),
+    ("adam", dict(eps_mode="keras"), "optimizer.eps_mode"),
+    ("adam", dict(eps_mode="dlfs", impl="torch"), "optimizer.eps_mode"),  # torch.optim.Adam has no such placement
+    ("adamw", dict(eps_mode="dlfs"), "optimizer.eps_mode"),  # adamw takes no eps_mode
+    ("sgd", dict(eps_mode="dlfs"), "optimizer.eps_mode"),
+    ("adadelta", dict(rho=1.0), "optimizer.rho"),
+    ("adadelta", dict(rho=-0.5), "optimizer.rho"),
+    ("adadelta", dict(eps=0), "optimizer.eps"),
+    ("adadelta", dict(momentum=0.9), "optimizer.momentum"),
 ]
 
 
@@ -537,3 +561,65 @@ def test_build_optimizer_rejects_keys_the_optimizer_does_not_take():
     cfg = OmegaConf.create({"name": "sgd", "lr": 0.1, "momentum": 0.9})
     with pytest.raises(ConfigError, match="optimizer.momentum"):
         optim.build_optimizer([nn.Parameter(torch.zeros(1))], cfg, 128)
+
+
+# ---------------------------------------------------------------------------------------------
+# Adam's eps placement (optimizer.eps_mode) and Adadelta's defaults
+# ---------------------------------------------------------------------------------------------
+
+
+def test_adam_eps_mode_dlfs_is_the_dlfs_formula_and_differs_from_torch():
+    """eps_mode=dlfs: lr_t = lr sqrt(1 - b2^t) / (1 - b1^t); p -= lr_t m / (sqrt(v) + eps), written out
+    in float64 (deep-learning-from-scratch common/optimizer.py Adam) for 50 steps; with a large eps the
+    two placements visibly differ (the same m and v, a different denominator)."""
+    g = torch.Generator().manual_seed(3)
+    lr, b1, b2, eps = 0.01, 0.9, 0.999, 1e-3
+    p = nn.Parameter(torch.randn(4, 5, generator=g, dtype=torch.float64))
+    q = nn.Parameter(p.detach().clone())
+    ours, standard = optim.Adam([p], lr=lr, eps=eps, eps_mode="dlfs"), optim.Adam([q], lr=lr, eps=eps)
+    w, m, v = p.detach().clone(), torch.zeros(4, 5, dtype=torch.float64), torch.zeros(4, 5, dtype=torch.float64)
+    for t in range(1, 51):
+        grad = torch.randn(4, 5, generator=g, dtype=torch.float64)
+        p.grad, q.grad = grad.clone(), grad.clone()
+        ours.step()
+        standard.step()
+        lr_t = lr * (1 - b2 ** t) ** 0.5 / (1 - b1 ** t)
+        m += (1 - b1) * (grad - m)
+        v += (1 - b2) * (grad ** 2 - v)
+        w -= lr_t * m / (v.sqrt() + eps)
+        torch.testing.assert_close(p.detach(), w, rtol=1e-12, atol=1e-14)
+    assert float((p.detach() - q.detach()).abs().max()) > 1e-3
+    assert ours.param_groups[0]["eps_mode"] == "dlfs" and "eps_mode" not in standard.param_groups[0]
+
+
+def test_adam_eps_mode_is_refused_where_it_cannot_apply():
+    p = [nn.Parameter(torch.zeros(2))]
+    with pytest.raises(ValueError, match="eps_mode"):
+        optim.Adam(p, eps_mode="keras")
+    cfg = {"name": "adam", "impl": "torch", "lr": 0.1, "eps_mode": "dlfs"}
+    with pytest.raises(ConfigError, match="impl=nnbasics") as err:
+        optim.build_optimizer(p, cfg)
+    assert err.value.key == "optimizer.eps_mode"
+    assert type(optim.build_optimizer(p, dict(cfg, eps_mode="torch"))) is torch.optim.Adam
+
+
+def test_batched_population_refuses_adam_with_dlfs_eps_and_keeps_torch_placement():
+    """The batched update implements torch's placement only: group_hparams refuses eps_mode=dlfs
+    (Unsupported: the population then runs its members alone) and takes default Adam groups."""
+    from nnbasics.errors import Unsupported
+    from nnbasics.optim.batched import group_hparams
+
+    p = [nn.Parameter(torch.zeros(2))]
+    assert group_hparams(optim.Adam(p, lr=0.1).param_groups[0], "adam", "adam")["eps"] == 1e-8
+    with pytest.raises(Unsupported, match="eps_mode"):
+        group_hparams(optim.Adam(p, lr=0.1, eps_mode="dlfs").param_groups[0], "adam", "adam")
+
+
+def test_adadelta_config_has_torchs_defaults(compose):
+    import inspect
+
+    cfg = compose(TOY + ["optimizer=adadelta"]).optimizer
+    twin = inspect.signature(torch.optim.Adadelta.__init__).parameters
+    assert (cfg.lr, cfg.rho, cfg.eps, cfg.weight_decay) == (1.0, 0.9, 1e-6, 0.0)
+    assert all(cfg[k] == twin[k].default for k in ("lr", "rho", "eps", "weight_decay"))
+    assert "Zeiler" in (CONF / "adadelta.yaml").read_text()

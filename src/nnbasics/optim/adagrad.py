@@ -15,6 +15,11 @@ class AdaGrad(_Optimizer):
         lr_t  =  lr / (1 + (t - 1) * lr_decay)          (t = 1, 2, ... counts this group's steps)
         theta <- theta - lr_t * g / (sqrt(s) + eps)
 
+    eps sits outside the square root, as in deep-learning-from-scratch's ``AdaGrad``
+    (``p -= lr * g / (sqrt(h) + 1e-7)``): the two differ only in eps (1e-7 there, 1e-10 here
+    and in torch), so DLFS's AdaGrad is ``eps=1e-7``; there is no placement to choose (no bias
+    correction, unlike Adam's ``eps_mode``).
+
     Source: Duchi, Hazan and Singer (2011), "Adaptive subgradient methods for online learning
     and stochastic optimization". Twin: ``torch.optim.Adagrad``.
     """

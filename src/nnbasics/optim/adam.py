@@ -6,6 +6,8 @@ from __future__ import annotations
 from nnbasics.optim.base import _Optimizer, _advance, _check, _step_counter
 from nnbasics.optim import kernels
 
+EPS_MODES = ("torch", "dlfs")
+
 
 class Adam(_Optimizer):
     """Momentum on the gradient plus RMSprop scaling, with bias correction of both averages.
@@ -19,6 +21,17 @@ class Adam(_Optimizer):
     computed as ``theta - lr / (1 - beta1^t) * m / (sqrt(v) / sqrt(1 - beta2^t) + eps)``.
     ``amsgrad=True`` uses the running maximum of ``v`` (Reddi et al. 2018).
 
+    ``eps_mode`` places eps: ``torch`` (above, torch.optim.Adam's) or ``dlfs``
+    (deep-learning-from-scratch's ``Adam``, Kingma and Ba's section-2 ordering)::
+
+        lr_t  =  lr * sqrt(1 - beta2^t) / (1 - beta1^t)
+        theta <- theta - lr_t * m / (sqrt(v) + eps)          (eps on the uncorrected sqrt(v))
+
+    the same as ``torch`` with eps replaced by eps * sqrt(1 - beta2^t) (smaller early on).
+    torch.optim.Adam has only the first, so ``eps_mode="dlfs"`` has no torch twin. The group
+    key ``eps_mode`` is stored only for ``dlfs``: with torch's placement the parameter groups
+    (and state_dicts) are exactly torch.optim.Adam's.
+
     Source: Kingma and Ba (2015), "Adam: a method for stochastic optimization", Algorithm 1.
     Twin: ``torch.optim.Adam``.
     """
@@ -26,7 +39,7 @@ class Adam(_Optimizer):
     decoupled = False
 
     def __init__(self, params, lr: float = 1e-3, betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8,
-                 weight_decay: float = 0.0, amsgrad: bool = False):
+                 weight_decay: float = 0.0, amsgrad: bool = False, eps_mode: str = "torch"):
         _check(lr >= 0.0, "learning rate", lr)
         _check(eps >= 0.0, "epsilon value", eps)
         if not 0.0 <= betas[0] < 1.0:
@@ -34,7 +47,11 @@ class Adam(_Optimizer):
         if not 0.0 <= betas[1] < 1.0:
             raise ValueError(f"Invalid beta parameter at index 1: {betas[1]}")
         _check(weight_decay >= 0.0, "weight_decay value", weight_decay)
-        super().__init__(params, dict(lr=lr, betas=tuple(betas), eps=eps, weight_decay=weight_decay, amsgrad=amsgrad))
+        _check(eps_mode in EPS_MODES, "eps_mode (torch or dlfs)", eps_mode)
+        defaults = dict(lr=lr, betas=tuple(betas), eps=eps, weight_decay=weight_decay, amsgrad=amsgrad)
+        if eps_mode != "torch":
+            defaults["eps_mode"] = eps_mode
+        super().__init__(params, defaults)
 
     def _update(self, p, g, state, group):
         if not state:
@@ -42,7 +59,7 @@ class Adam(_Optimizer):
         beta1, beta2 = group["betas"]
         kernels.adam_(p, g, state, lr=group["lr"], beta1=beta1, beta2=beta2, eps=group["eps"],
                       weight_decay=group["weight_decay"], decoupled=self.decoupled, amsgrad=group["amsgrad"],
-                      step=_advance(state))
+                      step=_advance(state), eps_mode=group.get("eps_mode", "torch"))
 
 
 class AdamW(Adam):
@@ -66,4 +83,4 @@ class AdamW(Adam):
         super().__init__(params, lr=lr, betas=betas, eps=eps, weight_decay=weight_decay, amsgrad=amsgrad)
 
 
-__all__ = ["Adam", "AdamW"]
+__all__ = ["Adam", "AdamW", "EPS_MODES"]

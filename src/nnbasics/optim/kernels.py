@@ -1,7 +1,7 @@
 """The update rules, once: functional kernels that update one tensor in place.
 
 This is torch's ``_single_tensor_*`` pattern (torch/optim/sgd.py, adagrad.py, rmsprop.py,
-adam.py): the optimizer classes (``optim/sgd.py`` ... ``optim/adam.py``) keep the parameter
+adam.py, adadelta.py): the optimizer classes (``optim/sgd.py`` ... ``optim/adam.py``) keep the parameter
 groups and the step count and call one kernel per parameter; the batched optimizer
 (``optim/batched.py``) calls the same kernels on K stacked members.
 
@@ -14,7 +14,8 @@ Every hyperparameter may be
   one value per member, with the equivalent tensor arithmetic (``p.sub_(g * lr)``).
 
 ``state`` is the parameter's state dict in torch.optim's key names (``momentum_buffer``,
-``sum``, ``square_avg``, ``grad_avg``, ``exp_avg``, ``exp_avg_sq``, ``max_exp_avg_sq``); a
+``sum``, ``square_avg``, ``grad_avg``, ``exp_avg``, ``exp_avg_sq``, ``max_exp_avg_sq``,
+``acc_delta``); a
 kernel creates the entries it needs on the first call. The step count ``t`` (1, 2, ...) is the
 caller's: the classes keep it per parameter as torch does, the batched optimizer once.
 Call the kernels under ``torch.no_grad()``.
@@ -160,7 +161,8 @@ def rmsprop_(p: Tensor, g: Tensor, state: dict, *, lr, alpha=0.99, eps=1e-8, wei
 
 
 def adam_(p: Tensor, g: Tensor, state: dict, *, lr, beta1=0.9, beta2=0.999, eps=1e-8, weight_decay=0.0,
-          decoupled: bool = False, amsgrad: bool = False, step: float, scratch: Tensor | None = None) -> None:
+          decoupled: bool = False, amsgrad: bool = False, step: float, scratch: Tensor | None = None,
+          eps_mode: str = "torch") -> None:
     """Adam (``decoupled=False``) and AdamW (``decoupled=True``).
 
         theta <- theta * (1 - lr * wd)                  (AdamW: decay the weights directly)
@@ -172,6 +174,16 @@ def adam_(p: Tensor, g: Tensor, state: dict, *, lr, beta1=0.9, beta2=0.999, eps=
 
     that is ``theta - lr * m_hat / (sqrt(v_hat) + eps)`` with the bias-corrected averages
     ``m_hat = m / (1 - beta1^t)``, ``v_hat = v / (1 - beta2^t)``; t = ``step`` = 1, 2, ...
+
+    ``eps_mode`` says where eps goes (the averages m and v are the same either way):
+
+        torch:  theta <- theta - lr / (1 - beta1^t) * m / (sqrt(v) / sqrt(1 - beta2^t) + eps)
+        dlfs:   theta <- theta - lr_t * m / (sqrt(v) + eps),  lr_t = lr * sqrt(1 - beta2^t) / (1 - beta1^t)
+
+    ``dlfs`` (deep-learning-from-scratch, common/optimizer.py ``Adam``; also Kingma and Ba's
+    "more efficient" ordering in section 2) adds eps to the *uncorrected* sqrt(v), which is
+    the torch form with eps scaled by sqrt(1 - beta2^t): early on (sqrt(1 - 0.999^1) = 0.032)
+    the effective eps is 32x smaller.
     ``scratch``, a tensor like ``p`` that the caller keeps between steps, receives the
     denominator (saves one allocation a step; the same operations either way).
 
@@ -197,7 +209,40 @@ def adam_(p: Tensor, g: Tensor, state: dict, *, lr, beta1=0.9, beta2=0.999, eps=
         torch.maximum(v_max, v, out=v_max)
         v = v_max
     denom = v.sqrt() if scratch is None else torch.sqrt(v, out=scratch)
-    _step_ratio_(p, m, denom.div_(bias_correction2_sqrt).add_(eps), step_size)
+    if eps_mode == "dlfs":
+        _step_ratio_(p, m, denom.add_(eps), step_size * bias_correction2_sqrt)
+    elif eps_mode == "torch":
+        _step_ratio_(p, m, denom.div_(bias_correction2_sqrt).add_(eps), step_size)
+    else:
+        raise ValueError(f"eps_mode must be 'torch' or 'dlfs', not {eps_mode!r}")
 
 
-__all__ = ["sgd_", "adagrad_", "rmsprop_", "adam_"]
+def adadelta_(p: Tensor, g: Tensor, state: dict, *, lr, rho=0.9, eps=1e-6, weight_decay=0.0) -> None:
+    """Adadelta: RMSprop whose step size is the RMS of the recent updates themselves, so the
+    update has the units of theta and needs (almost) no learning rate.
+
+        g     <- g + wd * theta
+        s     <- rho * s + (1 - rho) * g * g                  (s: running average of g^2)
+        d     =  sqrt(u + eps) / sqrt(s + eps) * g            (u: running average of d^2, before this step)
+        u     <- rho * u + (1 - rho) * d * d
+        theta <- theta - lr * d
+
+    lr = 1 is the paper's algorithm (torch's default and pytorch/examples' MNIST setting); eps
+    both starts the first steps (u = 0 gives d = sqrt(eps / (s + eps)) g) and keeps the ratio
+    finite.
+
+    Source: Zeiler (2012), "ADADELTA: an adaptive learning rate method", Algorithm 1.
+    Reference: torch/optim/adadelta.py, ``_single_tensor_adadelta``. State: ``square_avg``,
+    ``acc_delta``.
+    """
+    s, u = _zeros(state, "square_avg", p), _zeros(state, "acc_delta", p)
+    if _nonzero(weight_decay):
+        g = _add_scaled(g, p, weight_decay)
+    _ema_sq_(s, g, rho)
+    std = s.add(eps).sqrt_()
+    d = u.add(eps).sqrt_().div_(std).mul_(g)
+    _ema_sq_(u, d, rho)
+    _step_(p, d, lr)
+
+
+__all__ = ["sgd_", "adagrad_", "rmsprop_", "adam_", "adadelta_"]

@@ -19,8 +19,9 @@ the weights directly (decoupled).
     nesterov   Nesterov   optim/momentum.py  sgd_        torch.optim.SGD(momentum=mu, nesterov=True)
     adagrad    AdaGrad    optim/adagrad.py   adagrad_    torch.optim.Adagrad
     rmsprop    RMSprop    optim/rmsprop.py   rmsprop_    torch.optim.RMSprop
-    adam       Adam       optim/adam.py      adam_       torch.optim.Adam
+    adam       Adam       optim/adam.py      adam_       torch.optim.Adam (eps_mode=torch only)
     adamw      AdamW      optim/adam.py      adam_       torch.optim.AdamW
+    adadelta   Adadelta   optim/adadelta.py  adadelta_   torch.optim.Adadelta
 
 `build_optimizer(param_groups, cfg.optimizer, batch_size)` builds the configured one.
 """
@@ -34,8 +35,9 @@ import torch
 
 from nnbasics.config import check_bool, check_keys, check_name, check_number, select
 from nnbasics.errors import ConfigError
+from nnbasics.optim.adadelta import Adadelta
 from nnbasics.optim.adagrad import AdaGrad
-from nnbasics.optim.adam import Adam, AdamW
+from nnbasics.optim.adam import EPS_MODES, Adam, AdamW
 from nnbasics.optim.momentum import Momentum, Nesterov
 from nnbasics.optim.rmsprop import RMSprop
 from nnbasics.optim.sgd import SGD
@@ -46,7 +48,7 @@ IMPLS = ("nnbasics", "torch")
 
 OPTIMIZERS: dict[str, type[torch.optim.Optimizer]] = {
     "sgd": SGD, "momentum": Momentum, "nesterov": Nesterov, "adagrad": AdaGrad,
-    "rmsprop": RMSprop, "adam": Adam, "adamw": AdamW,
+    "rmsprop": RMSprop, "adam": Adam, "adamw": AdamW, "adadelta": Adadelta,
 }
 
 # name -> (torch.optim class, arguments fixed by the name)
@@ -58,7 +60,11 @@ TORCH_TWINS: dict[str, tuple[type[torch.optim.Optimizer], dict]] = {
     "rmsprop": (torch.optim.RMSprop, {}),
     "adam": (torch.optim.Adam, {}),
     "adamw": (torch.optim.AdamW, {}),
+    "adadelta": (torch.optim.Adadelta, {}),
 }
+
+# Our arguments that the torch twin lacks, with the one value the twin implements.
+TWIN_ONLY = {"eps_mode": "torch"}
 
 # Config keys that are not constructor arguments.
 COMMON_KEYS = ("name", "impl", "lr", "lr_scaling", "base_batch_size")
@@ -120,6 +126,11 @@ def build_optimizer(param_groups, cfg: Mapping, batch_size: int | None = None) -
         groups = [dict(g, lr=lr_for(g["lr"])) if "lr" in g else dict(g) for g in groups]
     if impl == "torch":
         cls, fixed = TORCH_TWINS[name]
+        for key, only in TWIN_ONLY.items():
+            value = kwargs.pop(key, only)
+            if value != only:
+                raise ConfigError(f"optimizer.{key}", value, f"{cls.__module__}.{cls.__name__} implements only "
+                                  f"{key}={only}; use optimizer.impl=nnbasics")
         return cls(groups, **kwargs, **fixed)
     return OPTIMIZERS[name](groups, **kwargs)
 
@@ -156,6 +167,12 @@ def validate_config(cfg: Mapping) -> list[str]:
     check_number(cfg, "optimizer.alpha", low=0, high=1, high_open=True, optional=True)
     check_number(cfg, "optimizer.lr_decay", low=0, optional=True)
     check_number(cfg, "optimizer.initial_accumulator_value", low=0, optional=True)
+    check_number(cfg, "optimizer.rho", low=0, high=1, high_open=True, optional=True)
+    if select(cfg, "optimizer.eps_mode") is not None:
+        mode = check_name(cfg, "optimizer.eps_mode", EPS_MODES)
+        if mode != TWIN_ONLY["eps_mode"] and select(cfg, "optimizer.impl") == "torch":
+            raise ConfigError("optimizer.eps_mode", mode, "torch.optim.Adam implements only eps_mode=torch "
+                              "(eps after the bias correction); use optimizer.impl=nnbasics for eps_mode=dlfs")
     for key in ("centered", "amsgrad", "nesterov"):
         check_bool(cfg, f"optimizer.{key}", optional=True)
     if name == "nesterov" and momentum is not None and momentum <= 0:
