@@ -8,14 +8,15 @@ An experiment is one module ``experiments/<id>_<slug>.py`` that defines::
     TITLE = "..."                   # one line
     CLAIM = "..."                   # the classic claim, in words
     REFERENCE = "..."               # the published figures it is compared with (markdown)
+    def verdict(numbers) -> (held, reason): ...   # a function of the numbers run returns
     def run(ctx: Context) -> Outcome: ...
 
 ``run`` trains through ``ctx.train`` (the real ``nnbasics.train.train`` on configs composed
 from ``conf/train.yaml``; the parts an experiment supplies itself, a data bundle, a fitted
 preprocessor or a loss, are passed to it as arguments, never patched into the library), draws
 its figures through ``ctx.save_figure`` and returns an ``Outcome``: a markdown table (ours beside
-the reference), a verdict decided by thresholds written in the script, the figures and the
-numbers. ``nnbasics.suite.runner`` adds the rest (``result.md``, ``result.json``, the report).
+the reference), the verdict ``verdict(numbers)`` (thresholds from the claim, written in the script;
+differences decided by ``nnbasics.suite.stats.separated``), the figures and the numbers. ``nnbasics.suite.runner`` adds the rest (``result.md``, ``result.json``, the report).
 
 Budgets (``ctx.budget``, choose values with ``ctx.pick(smoke=..., default=..., full=...)``):
 
