@@ -259,6 +259,27 @@ def test_group_norm_matches_torch_for_vectors_and_images():
     _compare(L_norms.GroupNorm(2, 6), nn.GroupNorm(2, 6), torch.randn(4, 6, 3, 3) + 5)
 
 
+def test_instance_norm_matches_torch_for_images_and_sequences():
+    """Against nn.InstanceNorm2d / 1d(affine=True) (no running statistics: the same in evaluation),
+    with gamma and beta moved off 1 and 0 so the affine part is compared too."""
+    torch.manual_seed(0)
+    for ours, ref, x in ((L_norms.InstanceNorm(4), nn.InstanceNorm2d(4, affine=True), torch.randn(6, 4, 5, 7) * 3 + 2),
+                         (L_norms.InstanceNorm(3), nn.InstanceNorm1d(3, affine=True), torch.randn(5, 3, 9) - 4)):
+        with torch.no_grad():
+            w, b = torch.rand_like(ours.weight) + 0.5, torch.randn_like(ours.bias)
+            ours.weight.copy_(w), ref.weight.copy_(w), ours.bias.copy_(b), ref.bias.copy_(b)
+        _compare(ours, ref, x)
+    # each channel of each sample has mean beta and std gamma (up to eps)
+    y = L_norms.InstanceNorm(4)(torch.randn(3, 4, 6, 6) * 5 + 1)
+    torch.testing.assert_close(y.mean((2, 3)), torch.zeros(3, 4), atol=1e-5, rtol=0)
+    torch.testing.assert_close(y.var((2, 3), unbiased=False), torch.ones(3, 4), atol=1e-3, rtol=0)
+
+
+def test_instance_norm_refuses_input_without_spatial_dimensions():
+    with pytest.raises(ValueError, match="spatial"):
+        L_norms.InstanceNorm(8)(torch.randn(4, 8))
+
+
 def test_batch_norm_normalizes_each_unit_and_survives_a_batch_of_one():
     bn = L_norms.BatchNorm(3).train()
     y = bn(torch.randn(64, 3) * 10 + 5)
@@ -274,8 +295,10 @@ def test_make_norm_and_make_dropout():
     assert isinstance(L_norms.make_norm("layer", 8), L_norms.LayerNorm)
     assert L_norms.make_norm("group", 8, groups=4).groups == 4
     assert isinstance(L_dropout.make_dropout("vanilla", 0.2), L_dropout.VanillaDropout)
+    assert isinstance(L_norms.make_norm("instance", 8), L_norms.InstanceNorm)
+    assert L_norms.NORMS == ("none", "batch", "layer", "group", "instance")
     with pytest.raises(ValueError):
-        L_norms.make_norm("instance", 8)
+        L_norms.make_norm("weight", 8)
     with pytest.raises(ValueError):
         L_norms.GroupNorm(3, 8)
 

@@ -204,6 +204,104 @@ def test_build_model_builds_the_cnn_from_its_config(compose):
     assert isinstance(model, CNN) and model(torch.randn(2, 1, 28, 28)).shape == (2, 10)
 
 
+# --- the pytorch/examples MNIST CNN (model=examples_cnn) and instance norm -------------------------
+
+
+class ExamplesNet(nn.Module):
+    """pytorch/examples mnist/main.py ``Net``, as the source writes it (the reference)."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv1, self.conv2 = nn.Conv2d(1, 32, 3, 1), nn.Conv2d(32, 64, 3, 1)
+        self.dropout1, self.dropout2 = nn.Dropout(0.25), nn.Dropout(0.5)
+        self.fc1, self.fc2 = nn.Linear(9216, 128), nn.Linear(128, 10)
+
+    def forward(self, x):
+        x = torch.relu(self.conv2(torch.relu(self.conv1(x))))
+        x = torch.flatten(self.dropout1(nn.functional.max_pool2d(x, 2)), 1)
+        return self.fc2(self.dropout2(torch.relu(self.fc1(x))))
+
+
+def test_examples_cnn_is_the_pytorch_examples_net_with_1_199_882_parameters():
+    from nnbasics.nn.models import ExamplesCNN
+
+    torch.manual_seed(0)
+    ours, ref = ExamplesCNN((1, 28, 28), 10), ExamplesNet()
+    assert count_parameters(ours) == count_parameters(ref) == 1_199_882
+    assert kinds(ours) == ["Conv2d", "ReLU", "Conv2d", "ReLU", "MaxPool2d", "Dropout", "Flatten", "Linear", "ReLU",
+                           "Dropout", "Linear"]
+    assert [m.p for m in ours.net if isinstance(m, L_dropout.Dropout)] == [0.25, 0.5]
+    # the same weights give the same outputs (evaluation mode: dropout off)
+    with torch.no_grad():
+        for a, b in zip([m for m in ours.net if isinstance(m, (nn.Conv2d, nn.Linear))],
+                        [ref.conv1, ref.conv2, ref.fc1, ref.fc2]):
+            a.weight.copy_(b.weight), a.bias.copy_(b.bias)
+    x = torch.randn(4, 1, 28, 28)
+    torch.testing.assert_close(ours.eval()(x), ref.eval()(x), rtol=1e-5, atol=1e-6)
+    # PyTorch's default init (the source's): U(-1/sqrt(fan_in), 1/sqrt(fan_in)), std 1/sqrt(3 fan_in)
+    fc1 = [m for m in ours.net if isinstance(m, nn.Linear)][0]
+    assert fc1.initializer == "torch_default" and fc1.init_std == pytest.approx(1 / math.sqrt(3 * 9216))
+    assert float(fc1.weight.detach().abs().max()) <= 1 / math.sqrt(9216)
+
+
+@pytest.mark.parametrize("shape,fc_in", [((1, 28, 28), 9216), ((3, 32, 32), 12544), ((1, 7, 9), 64 * 1 * 2)])
+def test_examples_cnn_computes_its_fc_input_for_other_image_sizes(shape, fc_in):
+    from nnbasics.nn.models import ExamplesCNN
+
+    model = ExamplesCNN(shape, 7)
+    assert [m for m in model.net if isinstance(m, nn.Linear)][0].in_features == fc_in
+    assert model(torch.randn(2, *shape)).shape == (2, 7)
+
+
+def test_examples_cnn_refuses_images_too_small_and_non_images():
+    from nnbasics.nn.models import ExamplesCNN
+
+    with pytest.raises(ValueError, match="6x6"):
+        ExamplesCNN((1, 5, 28), 10)
+    with pytest.raises(ValueError, match="image"):
+        ExamplesCNN((784,), 10)
+
+
+def test_build_model_builds_the_examples_cnn_with_its_configurable_parts(compose):
+    from nnbasics.nn.models import ExamplesCNN
+
+    cfg = compose(["data=mnist", "data.download=false", "model=examples_cnn", "init=torch_default"])
+    assert (cfg.model.conv_dropout, cfg.model.dropout.p, cfg.model.norm) == (0.25, 0.5, "none")
+    model = build_model(cfg, (1, 28, 28), 10)
+    assert isinstance(model, ExamplesCNN) and count_parameters(model) == 1_199_882
+    # activation, init, dropout rates and norm from the config
+    cfg = compose(["data=mnist", "data.download=false", "model=examples_cnn", "activation=tanh", "init=he_normal",
+                   "model.conv_dropout=0.1", "model.dropout.p=0.3", "model.norm=instance"])
+    model = build_model(cfg, (1, 28, 28), 10)
+    assert kinds(model).count("Tanh") == 3 and kinds(model).count("InstanceNorm") == 2
+    assert [m.p for m in model.net if isinstance(m, L_dropout.Dropout)] == [0.1, 0.3]
+    conv = [m for m in model.net if isinstance(m, nn.Conv2d)][0]
+    assert conv.initializer == "he_normal" and conv.init_std == pytest.approx(5 / 3 * math.sqrt(1 / 9))
+
+
+def test_cnn_with_instance_norm_matches_torch_instance_norm(compose):
+    cfg = compose(["data=mnist", "data.download=false", "model=cnn", "model.width=4", "model.hidden=8",
+                   "model.norm=instance"])
+    from nnbasics.engine.validate import validate
+
+    validate(cfg)
+    model = build_model(cfg, (1, 28, 28), 10)
+    norms = [m for m in model.net if isinstance(m, L_norms.InstanceNorm)]
+    assert [m.weight.numel() for m in norms] == [4, 8]
+    x = torch.randn(3, 4, 6, 6)
+    torch.testing.assert_close(norms[0](x), nn.InstanceNorm2d(4, affine=True)(x), rtol=1e-5, atol=1e-5)
+
+
+def test_instance_norm_on_an_mlp_is_refused_with_a_reason():
+    from nnbasics.nn.models import validate_config
+
+    with pytest.raises(ConfigError, match="no spatial dimensions") as e:
+        validate_config({"model": {"name": "mlp", "width": 8, "depth": 2, "norm": "instance", "groups": 8}})
+    assert e.value.key == "model.norm"
+    with pytest.raises(ValueError, match="spatial"):
+        MLP(4, 2, 8, 2, norm="instance")
+
+
 # --- config checks -------------------------------------------------------------------------------
 
 
@@ -216,6 +314,12 @@ def test_build_model_builds_the_cnn_from_its_config(compose):
     (["data=mnist", "data.download=false", "model=cnn", "model.kernel_size=4"], "model.kernel_size"),
     (["data=mnist", "data.download=false", "model=cnn", "model.depth=5"], "model.depth"),
     (["data=mnist", "data.download=false", "model=cnn", "model.pool=sum"], "model.pool"),
+    (["model=examples_cnn"], "model.name"),  # the examples CNN on 2-D points
+    (["data=mnist", "data.download=false", "model=examples_cnn", "model.conv_dropout=1.0"], "model.conv_dropout"),
+    (["data=mnist", "data.download=false", "model=examples_cnn", "+model.width=64"], "model.width"),
+    (["data=mnist", "data.download=false", "model=examples_cnn", "model.norm=group", "model.groups=5"],
+     "model.groups"),
+    (["data=mnist", "data.download=false", "model=examples_cnn", "model.norm=cosine"], "model.norm"),
 ])
 def test_bad_model_options_are_refused_with_the_key(compose, overrides, key):
     from nnbasics.engine.validate import validate

@@ -1,6 +1,6 @@
-"""Models: the MLP (depth 0 = the linear model / perceptron), a small CNN for images, and the
-run-start reports (parameter summary, init audit). ``build_model(cfg, in_shape, out_features)``
-builds the configured one.
+"""Models: the MLP (depth 0 = the linear model / perceptron), a small CNN for images, the
+pytorch/examples MNIST CNN, and the run-start reports (parameter summary, init audit).
+``build_model(cfg, in_shape, out_features)`` builds the configured one.
 
 Every weight layer is a ``layers.Linear`` / ``layers.Conv2d`` (``nn.Linear`` / ``nn.Conv2d``
 subclasses) that initializes itself with the configured initializer and keeps its theoretical
@@ -22,8 +22,9 @@ import torch
 from torch import nn
 
 from nnbasics.config import check_keys, check_name, check_number, select
+from nnbasics.data.datasets import IMAGE_SIZES
 from nnbasics.nn.activations import gain_name, get_activation, pieces_of
-from nnbasics.nn.norms import NORMS, make_norm
+from nnbasics.nn.norms import NORMS, SPATIAL_NORMS, make_norm
 from nnbasics.nn.linear import Conv2d, Linear
 from nnbasics.nn.dropout import DropConnect, make_dropout
 from nnbasics.nn.noise import InputNoise
@@ -80,6 +81,9 @@ class MLP(nn.Module):
                  dropout: Mapping | float | None = None, norm: str = "none", groups: int = 8,
                  input_noise: float = 0.0):
         super().__init__()
+        if norm in SPATIAL_NORMS and depth > 0:
+            raise ValueError(f"norm={norm!r} normalizes each channel over its pixels; an MLP's hidden layers have "
+                             f"no spatial dimensions (one value per unit and sample): use batch, layer or group")
         init = init if init is not None else {"name": "he_normal"}
         variant, ps, input_p = _dropout_args(dropout, depth)
         nonlinearity, param = gain_name(activation)
@@ -156,7 +160,64 @@ class CNN(nn.Module):
         return self.net(x)
 
 
-MODELS: dict[str, type[nn.Module]] = {"mlp": MLP, "linear": MLP, "cnn": CNN}
+class ExamplesCNN(nn.Module):
+    """The CNN of pytorch/examples ``mnist/main.py`` (class ``Net``), for C x H x W images:
+
+        conv 3x3 C->32 (valid) - act - conv 3x3 32->64 (valid) - act - max-pool 2 - dropout 0.25
+        - flatten - fc 64 * ((H-4)//2) * ((W-4)//2) -> 128 - act - dropout 0.5 - fc 128 -> out
+
+    On MNIST (1 x 28 x 28) the fc input is 64 * 12 * 12 = 9216 and the model has 1,199,882
+    parameters (320 + 18,496 + 1,179,776 + 1,290); other image sizes get their own fc input
+    (CIFAR-10, 3 x 32 x 32: 64 * 14 * 14 = 12,544). The source uses ReLU, PyTorch's default init
+    (``init=torch_default``) and element-wise (inverted) ``nn.Dropout``; here the activation,
+    the initializer, ``conv_dropout`` (after the pooling) and ``dropout`` (``{variant, p,
+    input_p}``, p after the fc hidden layer) are configurable. ``norm`` (default none, as the
+    source) goes after each convolution. The last layer gives logits: the source's log-softmax +
+    NLL is ``loss=cross_entropy``."""
+
+    def __init__(self, in_shape: Sequence[int], out_features: int, conv_dropout: float = 0.25,
+                 activation: Mapping | str = "relu", init: Mapping | None = None,
+                 dropout: Mapping | float | None = 0.5, norm: str = "none", groups: int = 8,
+                 input_noise: float = 0.0, channels: tuple[int, int] = (32, 64), hidden: int = 128):
+        super().__init__()
+        if len(in_shape) != 3:
+            raise ValueError(f"the examples CNN needs image input (C, H, W), got shape {tuple(in_shape)}")
+        c, h, w = (int(s) for s in in_shape)
+        h, w = (h - 4) // 2, (w - 4) // 2
+        if h < 1 or w < 1:
+            raise ValueError(f"two valid 3x3 convolutions and a 2x2 pool need an image of at least 6x6, "
+                             f"got {in_shape[1]}x{in_shape[2]}")
+        init = init if init is not None else {"name": "torch_default", "bias": "torch"}
+        variant, ps, input_p = _dropout_args(dropout, 1)
+        nonlinearity, param = gain_name(activation)
+        k = pieces_of(activation)
+        layers = _input_layers(input_noise, input_p, variant)
+        for out_c in channels:
+            layers.append(Conv2d(c, out_c * k, 3, init=init, nonlinearity=nonlinearity, param=param))
+            norm_layer = make_norm(norm, out_c * k, groups)
+            if norm_layer is not None:
+                layers.append(norm_layer)
+            layers.append(get_activation(activation, num_features=out_c))
+            c = out_c
+        layers.append(nn.MaxPool2d(2))
+        drop = make_dropout("inverted" if variant == "dropconnect" else variant, conv_dropout)
+        if drop is not None:
+            layers.append(drop)
+        layers.append(nn.Flatten())
+        layers.append(Linear(c * h * w, hidden * k, init=init, nonlinearity=nonlinearity, param=param))
+        layers.append(get_activation(activation, num_features=hidden))
+        drop = make_dropout(variant, ps[0]) if variant != "dropconnect" else None
+        if drop is not None:
+            layers.append(drop)
+        layers.append(_linear(hidden, out_features, ps[0], variant, init=init, nonlinearity="linear"))
+        self.net = nn.Sequential(*layers)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x)
+
+
+MODELS: dict[str, type[nn.Module]] = {"mlp": MLP, "linear": MLP, "cnn": CNN, "examples_cnn": ExamplesCNN}
+IMAGE_MODELS = ("cnn", "examples_cnn")  # need C x H x W input (image data, no flattening preprocessor)
 
 
 def _first(cfg: Mapping, *keys: str, default: Any) -> Any:
@@ -192,6 +253,8 @@ def build_model(cfg: Mapping, in_shape: tuple[int, ...], out_features: int) -> n
         return CNN(in_shape, out_features, width=int(m.get("width", 32)), depth=int(m.get("depth", 2)),
                    kernel_size=int(m.get("kernel_size", 3)), pool=str(m.get("pool", "max")),
                    hidden=int(m.get("hidden", 128)), **common)
+    if name == "examples_cnn":
+        return ExamplesCNN(in_shape, out_features, conv_dropout=float(m.get("conv_dropout", 0.25)), **common)
     from nnbasics.errors import ConfigError
 
     raise ConfigError("model.name", name, f"choose one of: {', '.join(sorted(MODELS))}")
@@ -286,6 +349,7 @@ MODEL_KEYS: dict[str, tuple[str, ...]] = {
     "mlp": ("name", "width", "depth", "norm", "groups", "dropout"),
     "linear": ("name", "width", "depth", "norm", "groups", "dropout"),
     "cnn": ("name", "width", "depth", "kernel_size", "pool", "hidden", "norm", "groups", "dropout"),
+    "examples_cnn": ("name", "conv_dropout", "norm", "groups", "dropout"),
 }
 DROPOUT_KEYS = ("variant", "p", "input_p")
 
@@ -303,6 +367,18 @@ def validate_config(cfg: Mapping) -> list[str]:
     elif name == "linear":
         check_number(cfg, "model.depth", low=0, integer=True, optional=True)
         check_number(cfg, "model.width", low=0, integer=True, optional=True)
+    elif name == "examples_cnn":
+        check_number(cfg, "model.conv_dropout", low=0, high=1, high_open=True)
+        data = select(cfg, "data.name")
+        if data is not None and data not in IMAGE_SIZES:
+            raise ConfigError("model.name", name, f"the examples CNN needs image data ({', '.join(IMAGE_SIZES)}); "
+                              f"data={data} is not images: use model=mlp")
+        if select(cfg, "model.norm") == "group":
+            groups = check_number(cfg, "model.groups", low=1, integer=True)
+            bad = [c * pieces_of(select(cfg, "activation")) for c in (32, 64)]
+            bad = [c for c in bad if c % groups]
+            if bad:
+                raise ConfigError("model.groups", groups, f"must divide the channels of each convolution ({bad[0]})")
     else:
         check_number(cfg, "model.width", low=1, integer=True)
         check_number(cfg, "model.depth", low=0, integer=True)
@@ -312,7 +388,11 @@ def validate_config(cfg: Mapping) -> list[str]:
         check_name(cfg, "model.pool", POOLS)
         check_number(cfg, "model.hidden", low=0, integer=True)
     if select(cfg, "model.norm") is not None:
-        check_name(cfg, "model.norm", NORMS)
+        norm = check_name(cfg, "model.norm", NORMS)
+        if norm in SPATIAL_NORMS and name not in IMAGE_MODELS:
+            raise ConfigError("model.norm", norm, f"{norm} norm normalizes each channel over its pixels; model={name} "
+                              f"has no spatial dimensions (one value per unit and sample): use batch, layer or "
+                              f"group, or a CNN (model=cnn or examples_cnn)")
     check_number(cfg, "model.groups", low=1, integer=True, optional=select(cfg, "model.norm") != "group")
     dropout = select(cfg, "model.dropout")
     if dropout is not None:

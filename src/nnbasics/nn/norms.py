@@ -1,5 +1,12 @@
 """Normalization layers: batch norm (Ioffe and Szegedy 2015, with its closed-form backward),
-layer norm and group norm, each against its torch twin in the tests.
+layer norm, instance norm and group norm, each against its torch twin in the tests.
+
+Over which values each one takes its mean and variance, for an image batch N x C x H x W:
+
+    batch     per channel, over N, H, W          (running averages for evaluation)
+    layer     per sample, over C, H, W
+    instance  per sample and channel, over H, W  (needs spatial dimensions)
+    group     per sample and group of C / G channels, over those channels and H, W
 """
 
 from __future__ import annotations
@@ -113,6 +120,29 @@ class GroupNorm(nn.Module):
         return f"{self.groups}, {self.weight.numel()}, eps={self.eps}"
 
 
+class InstanceNorm(GroupNorm):
+    """Instance normalization (Ulyanov, Vedaldi and Lempitsky 2016, "Instance normalization: the
+    missing ingredient for fast stylization"): each channel of each sample normalized over its own
+    pixels, x_hat = (x - mean_hw) / sqrt(var_hw + eps) (biased variance), then per-channel gamma
+    and beta; the same in training and evaluation. Group norm with one channel per group.
+
+    It needs spatial dimensions: on an N x C batch (an MLP's layer) each "instance" is a single
+    value, normalized to 0, so 2-D input is refused. Twin: ``nn.InstanceNorm2d(C, affine=True)``
+    (torch's default ``track_running_stats=False``: no running statistics)."""
+
+    def __init__(self, num_features: int, eps: float = 1e-5):
+        super().__init__(num_features, num_features, eps)
+
+    def forward(self, x: Tensor) -> Tensor:
+        if x.dim() < 3:
+            raise ValueError(f"instance norm normalizes each channel over its pixels: it needs input N x C x H x W "
+                             f"(or N x C x L), got shape {tuple(x.shape)} with no spatial dimensions")
+        return super().forward(x)
+
+    def extra_repr(self) -> str:
+        return f"{self.weight.numel()}, eps={self.eps}"
+
+
 class LayerNorm(GroupNorm):
     """Layer normalization (Ba et al. 2016): each sample normalized over all its units (one
     group), per-unit gamma and beta; the same in training and evaluation."""
@@ -124,11 +154,12 @@ class LayerNorm(GroupNorm):
         return f"{self.weight.numel()}, eps={self.eps}"
 
 
-NORMS = ("none", "batch", "layer", "group")
+NORMS = ("none", "batch", "layer", "group", "instance")
+SPATIAL_NORMS = ("instance",)  # need N x C x H x W input: not for an MLP
 
 
 def make_norm(kind: str, num_features: int, groups: int = 8) -> nn.Module | None:
-    """The normalization Module of ``kind`` (none | batch | layer | group) over ``num_features``
+    """The normalization Module of ``kind`` (none | batch | layer | group | instance) over ``num_features``
     units or channels; None for ``none``."""
     if kind in (None, "none"):
         return None
@@ -138,4 +169,6 @@ def make_norm(kind: str, num_features: int, groups: int = 8) -> nn.Module | None
         return LayerNorm(num_features)
     if kind == "group":
         return GroupNorm(groups, num_features)
+    if kind == "instance":
+        return InstanceNorm(num_features)
     raise ValueError(f"norm must be one of {', '.join(NORMS)}, not {kind!r}")
