@@ -1,7 +1,8 @@
 """The published setups (conf/experiment/<source>_<name>.yaml) and their golden numbers.
 
-Fast (default run): every overlay composes and validates; `nnbasics-train --help` lists them; the
-deterministic DLFS optimizer race on f(x, y) = x^2 / 20 + y^2 through the library's optimizers.
+Fast (default run): every overlay composes and validates; `nnbasics-train --help` lists them. The
+deterministic goldens (the DLFS optimizer race on f(x, y) = x^2 / 20 + y^2, parameter counts, the
+cs231n optimizer checks) are in tests/test_goldens.py.
 Slow (``-m slow``, real data where needed, skipped when ../shared/data is absent): the overlays that
 run on a 2-core CPU in minutes, each as "exact command -> expected number", the tolerance from the
 measured seed spread (docs/reproductions.md). A golden that misses is an xfail with the measured
@@ -17,7 +18,6 @@ import sys
 from pathlib import Path
 
 import pytest
-import torch
 
 from conftest import REPO, SHARED_DATA
 
@@ -71,37 +71,6 @@ def test_train_help_lists_the_experiments():
     out = subprocess.run(TRAIN + ["--help"], capture_output=True, text=True, timeout=120, cwd=REPO).stdout
     line = next(line for line in out.splitlines() if line.startswith("experiment:"))
     assert all(name in line for name in EXPERIMENTS)
-
-
-# ----------------------------------------------------------------------------------------------
-# DLFS ch06/optimizer_compare_naive.py: deterministic, no data
-# ----------------------------------------------------------------------------------------------
-
-# f(x, y) = x^2 / 20 + y^2 from (-7, 2), 30 updates; the end points recomputed from the script.
-NAIVE = {"sgd": ({"lr": 0.95}, (-0.3504, 0.0848)),
-         "momentum": ({"lr": 0.1, "momentum": 0.9}, (0.8964, 0.0881)),
-         "adagrad": ({"lr": 1.5, "eps": 1e-7}, (-0.1202, 0.0000)),
-         "adam": ({"lr": 0.3, "eps": 1e-7}, (0.1360, 0.3182))}
-
-
-@pytest.mark.parametrize("name", sorted(NAIVE))
-def test_dlfs_optimizer_compare_naive_end_points(compose, name):
-    """`python ch06/optimizer_compare_naive.py` -> the 30th point of each path. DLFS's Adam puts eps
-    1e-7 outside the bias-corrected root (lr_t form); with these gradients the difference to the
-    standard placement is below the 4 printed decimals, so the standard Adam is checked here."""
-    from omegaconf import OmegaConf
-    from nnbasics.optim.optimizers import build_optimizer
-
-    overrides, expected = NAIVE[name]
-    cfg = OmegaConf.to_container(compose([f"optimizer={name}"]).optimizer, resolve=True)
-    cfg.update(overrides)
-    xy = torch.tensor([-7.0, 2.0], dtype=torch.float64, requires_grad=True)
-    opt = build_optimizer([xy], cfg)
-    for _ in range(30):
-        opt.zero_grad()
-        (xy[0] ** 2 / 20 + xy[1] ** 2).backward()
-        opt.step()
-    assert xy.detach().tolist() == pytest.approx(expected, abs=1e-4)
 
 
 # ----------------------------------------------------------------------------------------------
