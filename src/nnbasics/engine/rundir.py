@@ -415,6 +415,7 @@ class RunDir:
         """Write what describes the run (config, code revision, preprocessing) and open TensorBoard;
         ``texts`` (tag -> text: model summary, init audit) go to its TEXT tab."""
         self._digest = config_digest(cfg)
+        _write_hydra_files(self.path, cfg)
         _write_bytes(self.path / "config.yaml", OmegaConf.to_yaml(_dictconfig(cfg), resolve=True).encode())
         _write_bytes(self.path / "git.txt", (git_revision() + "\n").encode())
         save_atomic(dict(preprocess_state), self.path / "preprocess.pt")
@@ -480,6 +481,32 @@ class RunDir:
             self._close_writer()
         finally:
             self.release()
+
+
+def _write_hydra_files(run_dir: Path, cfg: Mapping) -> None:
+    """Inside a Hydra job whose folder this is, with ``hydra.output_subdir: null`` (conf/train.yaml:
+    Hydra writes nothing before the checks), the ``.hydra/`` files Hydra would have written:
+    config.yaml, hydra.yaml, overrides.yaml. Written here, when the run starts, for every launcher
+    (``nnbasics-train`` writes them already, right after taking the lock; then nothing is done)."""
+    if (run_dir / ".hydra").exists():
+        return
+    try:
+        from hydra.core.hydra_config import HydraConfig
+    except ImportError:
+        return
+    if not HydraConfig.initialized():
+        return
+    hydra_cfg = HydraConfig.instance().cfg
+    hc = hydra_cfg.hydra
+    if hc.get("output_subdir") is not None or not hc.runtime.get("output_dir"):
+        return
+    if Path(hc.runtime.output_dir).resolve() != run_dir.resolve():
+        return
+    out = run_dir / ".hydra"
+    out.mkdir(exist_ok=True)
+    _write_bytes(out / "config.yaml", OmegaConf.to_yaml(_dictconfig(cfg)).encode())
+    _write_bytes(out / "hydra.yaml", OmegaConf.to_yaml(hydra_cfg).encode())
+    _write_bytes(out / "overrides.yaml", OmegaConf.to_yaml(hc.overrides.task).encode())
 
 
 def config_digest(cfg: Mapping) -> str:
