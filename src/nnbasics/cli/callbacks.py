@@ -1,6 +1,13 @@
 """Hydra callbacks for sweeps (configured under ``hydra.callbacks`` in ``conf/train.yaml``).
 
-`SweepCallback` does four things around a multirun; a single run is left alone:
+`SweepCallback` checks a single run before Hydra creates its directory (``on_run_start``: the
+pre-flight of ``nnbasics.cli.train``; a refusal is one line and exit status 2, nothing created),
+and does five things around a multirun:
+
+- **Nothing lost.** The sweep directory is checked before the launcher makes it; a job refused
+  because its folder holds a finished run (a sweep run again into the same directory) or a live
+  one writes nothing there; every job that failed or was refused is noted in ``failures.txt``
+  and the multirun exits 1 after the summary is written.
 
 - **Summary.** At the end of a multirun it writes ``summary.csv`` and ``summary.md`` into the
   sweep directory (`nnbasics.cli.summary`): mean and std over seeds per configuration, the best one
