@@ -44,9 +44,12 @@ def _run(compose, tmp_path, overrides, **kw):
     return cfg, m
 
 
+IMAGE_ONLY = (("model", "cnn"), ("model", "examples_cnn"))  # covered on image data elsewhere
+
+
 @pytest.mark.slow  # ~45 Hydra composes: the default run has the same check in tests/test_config.py
-@pytest.mark.parametrize("group,option", [o for o in OPTIONS if o != ("model", "cnn")],
-                         ids=[f"{g}={o}" for g, o in OPTIONS if (g, o) != ("model", "cnn")])
+@pytest.mark.parametrize("group,option", [o for o in OPTIONS if o not in IMAGE_ONLY],
+                         ids=[f"{g}={o}" for g, o in OPTIONS if (g, o) not in IMAGE_ONLY])
 def test_every_option_trains_one_step(compose, tmp_path, group, option):
     """Every option of these groups, alone, composes and trains one step. tests/test_config.py
     runs the same check (3 steps, every group, parametrized over conf/) in the default test run,

@@ -40,6 +40,9 @@ def overrides_for(group: str, option: str) -> list[str]:
         return base + DATA_FOR_TASK[task] + [f"loss={option}"]
     if group == "model" and option == "cnn":
         return base + ["data=spiral"] + [f"model={option}"]
+    if group == "model" and option == "examples_cnn":  # image-only, and without width/depth keys
+        return [o for o in base if not o.startswith("model.")] + ["data=mnist", "data.download=false",
+                                                                  f"model={option}"]
     return base + ["data=spiral", f"{group}={option}"]
 
 
@@ -64,6 +67,11 @@ def test_option_composes_validates_and_trains(compose, tmp_path, group, option):
         cfg.data.train_size = 256
     if group == "model" and option == "cnn":
         pytest.skip("the CNN needs image input; covered in tests/test_models.py")
+    if group == "model" and option == "examples_cnn":
+        validate(cfg)  # composing and validating needs no data files
+        if not (SHARED_DATA / "MNIST" / "raw").is_dir():
+            return
+        cfg.data.root, cfg.data.train_size = str(SHARED_DATA), 256
     m = train(cfg, run_dir=tmp_path / "run")
     assert m["status"] == "completed" and m["steps"] == 3
 
