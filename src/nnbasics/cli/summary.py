@@ -1,7 +1,8 @@
 """`nnbasics-summary DIR`: many runs of a sweep gathered into one answer.
 
 A sweep directory holds one directory per job (``<sweep dir>/<job.num>``), each with
-``.hydra/overrides.yaml`` (what the job changed) and ``metrics.json`` (what it measured). Jobs
+``.hydra/overrides.yaml`` (what the job changed) and ``metrics.json`` (what it measured), read by
+``nnbasics.engine.sweep`` (the reader ``load_sweep`` uses too). Jobs
 that differ only in ``seed`` are one configuration; for each configuration the summary gives the
 mean and the sample standard deviation (ddof=1; blank for a single seed) of every final metric
 over its completed seeds, how many seeds completed, diverged, failed or left no result, and the
@@ -10,6 +11,7 @@ default), never by a test metric.
 
     summary.csv   one row per configuration (a column per varying override, <metric>_mean/_std)
     summary.md    the same as a table, the best configuration, and every run that did not complete
+                  (both with a ``tags`` column when the runs have ``tags``)
 
 Only files are read, so a sweep whose jobs ran elsewhere (a cluster, another machine) is
 summarized the same way once its directories are copied here. A Hydra callback
@@ -21,35 +23,17 @@ from __future__ import annotations
 import argparse
 import csv
 import io
-import json
 import math
-import re
 import statistics
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Iterable
+
+from nnbasics.engine.sweep import STATUSES, Job, find_job_dirs, read_job  # noqa: F401 (the one reader)
 
 METRICS = ("val/acc", "val/loss", "train/acc", "train/loss", "test/acc", "test/loss", "wall_time_s")
 IGNORED_KEYS = {"seed"}  # what separates runs of one configuration
-STATUSES = ("completed", "diverged", "failed", "missing")
-
-
-@dataclass
-class Job:
-    """One run directory of a sweep."""
-
-    dir: Path
-    overrides: dict[str, str]  # key -> value as written on the command line
-    seed: Any
-    status: str  # completed | diverged | failed | missing (no metrics.json: killed, still running)
-    metrics: dict[str, Any]
-
-    @property
-    def error(self) -> str:
-        if self.status == "diverged":
-            return f"diverged at step {self.metrics.get('diverged_at_step')}"
-        return str(self.metrics.get("error", "no metrics.json" if self.status == "missing" else ""))
 
 
 @dataclass
@@ -78,6 +62,11 @@ class Config:
         v = self.values(metric)
         return statistics.stdev(v) if len(v) > 1 else math.nan
 
+    @property
+    def tags(self) -> list[str]:
+        """Every ``tags`` entry of its runs, in first-seen order."""
+        return list(dict.fromkeys(t for j in self.jobs for t in j.tags))
+
 
 @dataclass
 class Summary:
@@ -92,76 +81,6 @@ class Summary:
     def label(self, c: Config) -> str:
         d = dict(c.key)
         return " ".join(f"{k}={d[k]}" for k in self.varying if k in d) or "(one configuration)"
-
-
-# ----------------------------------------------------------------------------------------------
-# Reading a sweep directory
-# ----------------------------------------------------------------------------------------------
-
-
-def _natural(path: Path) -> list:
-    return [int(t) if t.isdigit() else t for t in re.split(r"(\d+)", str(path))]
-
-
-def find_job_dirs(root: Path) -> list[Path]:
-    """Every directory under ``root`` that is a run: it has ``.hydra/overrides.yaml`` or
-    ``metrics.json``. Hidden folders (.submitit, .hydra) and the insides of runs are skipped."""
-    found = []
-
-    def walk(d: Path) -> None:
-        if (d / ".hydra" / "overrides.yaml").exists() or (d / "metrics.json").exists():
-            found.append(d)
-            return
-        for child in sorted(p for p in d.iterdir() if p.is_dir() and not p.name.startswith(".")):
-            walk(child)
-
-    walk(root)
-    return sorted(found, key=lambda p: _natural(p.relative_to(root)))
-
-
-def _read_overrides(job_dir: Path) -> dict[str, str]:
-    """``key -> value`` of the job's command-line overrides (``+``/``++`` prefixes dropped). A
-    run without ``.hydra`` falls back to its flattened ``config.yaml``."""
-    path = job_dir / ".hydra" / "overrides.yaml"
-    if path.exists():
-        from omegaconf import OmegaConf
-
-        out = {}
-        for line in OmegaConf.to_container(OmegaConf.load(path)) or []:
-            key, _, value = str(line).partition("=")
-            out[key.lstrip("+~")] = value
-        return out
-    cfg_path = job_dir / "config.yaml"
-    if cfg_path.exists():
-        from omegaconf import OmegaConf
-
-        return {k: json.dumps(v) if isinstance(v, (list, dict)) else str(v)
-                for k, v in _flatten(OmegaConf.to_container(OmegaConf.load(cfg_path))).items()}
-    return {}
-
-
-def _flatten(d: dict, prefix: str = "") -> dict:
-    out = {}
-    for k, v in d.items():
-        if isinstance(v, dict) and v:
-            out.update(_flatten(v, f"{prefix}{k}."))
-        else:
-            out[f"{prefix}{k}"] = v
-    return out
-
-
-def read_job(job_dir: Path) -> Job:
-    overrides = _read_overrides(job_dir)
-    path = job_dir / "metrics.json"
-    try:
-        metrics = json.loads(path.read_text()) if path.exists() else {}
-    except (OSError, ValueError) as e:
-        metrics = {"status": "failed", "error": f"unreadable metrics.json: {e}"}
-    status = metrics.get("status", "missing") if metrics else "missing"
-    if status not in STATUSES:
-        status = "failed"
-    seed = metrics.get("seed", overrides.get("seed"))
-    return Job(job_dir, overrides, seed, status, metrics)
 
 
 def summarize(root: str | Path, metric: str = "val/acc", mode: str = "max") -> Summary:
@@ -210,6 +129,11 @@ def _metrics_present(s: Summary) -> list[str]:
     return [m for m in METRICS if any(c.values(m) for c in s.configs)]
 
 
+def _tagged(s: Summary) -> bool:
+    """A tags column only when some run has tags (``tags=[baseline,lr]``)."""
+    return any(c.tags for c in s.configs)
+
+
 def _rel(s: Summary, p: Path) -> str:
     return str(p.relative_to(s.root)) if p != s.root else "."
 
@@ -227,14 +151,16 @@ def to_csv(s: Summary) -> str:
     metrics = _metrics_present(s)
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
+    tagged = _tagged(s)
     w.writerow(["config", *s.varying, "n", *[f"n_{st}" for st in STATUSES], "seeds",
-                *[f"{m}_{stat}" for m in metrics for stat in ("mean", "std")], "best", "run_dirs"])
+                *[f"{m}_{stat}" for m in metrics for stat in ("mean", "std")], "best",
+                *(["tags"] if tagged else []), "run_dirs"])
     for c in s.configs:
         d = dict(c.key)
         w.writerow([s.label(c), *[d.get(k, "") for k in s.varying], len(c.jobs),
                     *[c.count(st) for st in STATUSES], " ".join(str(j.seed) for j in c.jobs),
                     *[_num(f(m)) for m in metrics for f in (c.mean, c.std)],
-                    int(c is s.best), " ".join(_rel(s, j.dir) for j in c.jobs)])
+                    int(c is s.best), *([" ".join(c.tags)] if tagged else []), " ".join(_rel(s, j.dir) for j in c.jobs)])
     return buf.getvalue()
 
 
@@ -257,13 +183,14 @@ def to_markdown(s: Summary) -> str:
     else:
         lines.append(f"**Best by {s.metric} ({s.mode})**: none (no configuration has a finite {s.metric}).")
     lines.append("")
-    head = ["config", "n", "status", *metrics, "run dirs"]
+    tagged = _tagged(s)
+    head = ["config", "n", "status", *metrics, *(["tags"] if tagged else []), "run dirs"]
     lines.append("| " + " | ".join(head) + " |")
     lines.append("|" + "---|" * len(head))
     for c in s.configs:
         mark = " **(best)**" if c is s.best else ""
         cells = [f"`{s.label(c)}`{mark}", str(len(c.jobs)), _status_text(c), *[_pm(c, m) for m in metrics],
-                 " ".join(_rel(s, j.dir) for j in c.jobs)]
+                 *([", ".join(c.tags)] if tagged else []), " ".join(_rel(s, j.dir) for j in c.jobs)]
         lines.append("| " + " | ".join(cells) + " |")
     bad = [j for c in s.configs for j in c.jobs if j.status != "completed"]
     if bad:

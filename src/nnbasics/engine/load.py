@@ -263,7 +263,7 @@ def _find_run(path: str | os.PathLike, checkpoint: str | os.PathLike) -> tuple[P
             ckpt = run_dir / ckpt
     if not (run_dir / "config.yaml").exists():
         if run_dir.is_dir():
-            from nnbasics.cli.summary import find_job_dirs
+            from nnbasics.engine.sweep import find_job_dirs
 
             jobs = [d for d in find_job_dirs(run_dir) if d != run_dir]
             if jobs:
@@ -369,7 +369,7 @@ def load_sweep(path: str | os.PathLike, *, as_frame: bool = False):
 
     ``as_frame=True``: a ``pandas.DataFrame``, one row per run, one column per override (numbers
     as numbers) and per metric."""
-    from nnbasics.cli.summary import find_job_dirs, read_job
+    from nnbasics.engine.sweep import find_job_dirs, read_job
 
     root = Path(path).expanduser()
     if not root.is_dir():
