@@ -167,3 +167,74 @@ def test_progress_bar_is_off_when_output_is_not_a_terminal(compose, toy_override
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
     assert "\r" not in out.stderr and "it/s" not in out.stderr and "step/s" not in out.stderr
+
+
+@pytest.mark.parametrize("policy,files", [("last", {"checkpoint.pt"}), ("best", {"best.pt"}),
+                                          ("both", {"checkpoint.pt", "best.pt"}), ("none", set()),
+                                          (True, {"checkpoint.pt"}), (False, set())])
+def test_checkpoint_policy_decides_what_is_kept(compose, toy_overrides, tmp_path, policy, files):
+    cfg = compose(toy_overrides + ["epochs=3"])
+    cfg.checkpoint = policy
+    train(cfg, run_dir=tmp_path / "r")
+    assert {f for f in ("checkpoint.pt", "best.pt") if (tmp_path / "r" / f).exists()} == files
+
+
+@pytest.mark.parametrize("value", ["off", "yes", 1, "last,best"])
+def test_checkpoint_takes_its_choices_and_nothing_else(compose, toy_overrides, value):
+    from nnbasics.engine.validate import validate
+    from nnbasics.errors import ConfigError
+
+    cfg = compose(toy_overrides)
+    cfg.checkpoint = value
+    with pytest.raises(ConfigError, match="checkpoint"):
+        validate(cfg)
+
+
+@pytest.mark.parametrize("metric", ["val/acc", "val/loss"])
+def test_best_pt_holds_the_best_epoch_by_the_chosen_metric(compose, toy_overrides, tmp_path, metric):
+    """best.pt is the model of the epoch best_metric picks (max val/acc, min val/loss); loading it
+    reproduces that epoch's validation numbers."""
+    import nnbasics
+
+    m = train(compose(toy_overrides + ["epochs=5", "checkpoint=both", f"best_metric={metric}"]), run_dir=tmp_path / "r")
+    values = [r[metric] for r in m["history"]]
+    best = (values.index(max(values)) if metric == "val/acc" else values.index(min(values))) + 1
+    assert m["best/epoch"] == best
+    state = torch.load(tmp_path / "r" / "best.pt", weights_only=True)
+    assert state["epoch"] == best and state["metric"] == metric
+    run = nnbasics.load_run(tmp_path / "r", checkpoint="best.pt")
+    ev = run.evaluate("val")
+    assert ev["acc"] == pytest.approx(m["best/val/acc"], abs=1e-6) and ev["loss"] == pytest.approx(m["best/val/loss"], rel=1e-5)
+
+
+def test_early_stopping_stops_after_patience_epochs_without_improvement(compose, toy_overrides, tmp_path):
+    """A learning rate of 1e-12 leaves the model as it is: val/loss never improves after epoch 1,
+    so patience 2 stops the run at epoch 3 of 10, recorded as completed and stopped early."""
+    m = train(compose(toy_overrides + ["epochs=10", "optimizer=sgd", "optimizer.lr=1e-12", "scheduler=constant",
+                                       "best_metric=val/loss", "early_stopping.patience=2"]), run_dir=tmp_path / "r")
+    assert m["status"] == "completed" and m["epochs"] == 3 and m["stopped_early_at_epoch"] == 3
+    assert m["best/epoch"] == 1 and "test/acc" in m
+
+
+def test_early_stopping_is_off_by_default_and_needs_a_validation_split(compose, toy_overrides):
+    from nnbasics.engine.validate import validate
+    from nnbasics.errors import ConfigError
+
+    assert compose(toy_overrides).early_stopping.patience is None
+    with pytest.raises(ConfigError, match="early_stopping.patience"):
+        validate(compose(toy_overrides + ["early_stopping.patience=0"]))
+
+
+def test_the_loss_curve_and_the_final_numbers_have_their_own_tensorboard_tags(compose, toy_overrides, tmp_path):
+    """train/batch_loss: a point every ~1/20 epoch; final/<split>/<metric>: the final evaluation,
+    never written into the running train/loss curve (which would draw a false drop at the end)."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    m = train(compose(toy_overrides + ["epochs=2", "batch_size=16"]), run_dir=tmp_path / "r")
+    acc = EventAccumulator(str(tmp_path / "r" / "tb"))
+    acc.Reload()
+    tags = set(acc.Tags()["scalars"])
+    assert {"train/batch_loss", "final/train/loss", "final/val/acc", "final/test/acc"} <= tags
+    assert len(acc.Scalars("train/batch_loss")) >= 20
+    assert [e.value for e in acc.Scalars("train/loss")] == pytest.approx([r["train/loss"] for r in m["history"]])
+    assert acc.Scalars("final/val/acc")[-1].value == pytest.approx(m["val/acc"])

@@ -33,6 +33,7 @@ from typing import Any, Callable, Mapping, Protocol, Sequence
 import torch
 from torch import Tensor
 
+from nnbasics.config import select
 from nnbasics.data import datasets as data_mod
 from nnbasics.engine.setup import Budget, Setup
 
@@ -51,6 +52,33 @@ class Learner(Protocol):
     def evaluate(self, split: data_mod.Split) -> tuple[list[float], list[float]]: ...
 
 
+BEST_METRICS = {"val/acc": "max", "val/loss": "min"}
+
+
+@dataclass(frozen=True)
+class Watch:
+    """Which validation metric decides the best epoch (``best.pt``, ``best/*`` metrics) and when
+    to stop early: after ``patience`` validated epochs without an improvement of more than
+    ``min_delta`` (None: never)."""
+
+    metric: str = "val/acc"
+    patience: int | None = None
+    min_delta: float = 0.0
+
+    @classmethod
+    def of(cls, cfg: Mapping) -> "Watch":
+        """From the config's ``best_metric`` and ``early_stopping`` (patience, min_delta)."""
+        return cls(metric=cfg.get("best_metric") or "val/acc", patience=select(cfg, "early_stopping.patience"),
+                   min_delta=float(select(cfg, "early_stopping.min_delta") or 0.0))
+
+    def better(self, value: float, best: float | None) -> bool:
+        if best is None or math.isnan(best):
+            return math.isfinite(value)
+        if BEST_METRICS[self.metric] == "max":
+            return value > best + self.min_delta
+        return value < best - self.min_delta
+
+
 @dataclass
 class Progress:
     """Where the loop stands: everything a checkpoint keeps and the final metrics read."""
@@ -66,6 +94,10 @@ class Progress:
     diverged_loss: list[float] = field(default_factory=list)
     steps_done: list[int | None] = field(default_factory=list)
     start_loss: list[float] = field(default_factory=list)   # each member's first mini-batch loss
+    best_epoch: list[int | None] = field(default_factory=list)  # by the Watch's metric
+    best_value: list[float | None] = field(default_factory=list)
+    stale: list[int] = field(default_factory=list)         # validated epochs since the best
+    stopped_early: list[int | None] = field(default_factory=list)  # the epoch early stopping ended
     generators: dict[int, torch.Generator] = field(default_factory=dict)
     t_loop: float = 0.0
 
@@ -78,6 +110,26 @@ class Progress:
         self.diverged_loss = self.diverged_loss or [math.nan] * K
         self.steps_done = self.steps_done or [None] * K
         self.start_loss = self.start_loss or [math.nan] * K
+        self.best_epoch = self.best_epoch or [None] * K
+        self.best_value = self.best_value or [None] * K
+        self.stale = self.stale or [0] * K
+        self.stopped_early = self.stopped_early or [None] * K
+
+    def watch(self, k: int, row: Mapping[str, Any], watch: "Watch") -> None:
+        """Follow member k's best epoch through a history row (replayed from the history on resume)."""
+        if watch.metric not in row:
+            return
+        if watch.better(row[watch.metric], self.best_value[k]):
+            self.best_epoch[k], self.best_value[k], self.stale[k] = row["epoch"], row[watch.metric], 0
+        else:
+            self.stale[k] += 1
+
+    def improved(self, k: int) -> bool:
+        """Whether member k's last epoch is its best so far."""
+        return self.best_epoch[k] is not None and self.best_epoch[k] == self.epoch
+
+    def training(self, k: int) -> bool:
+        return self.alive[k] and self.stopped_early[k] is None
 
     def elapsed(self) -> float:
         return self.elapsed_before + time.perf_counter() - self.t_loop
@@ -91,14 +143,23 @@ class Progress:
 
 
 def run(learner: Learner, setup: Setup, budget: Budget, *, progress: Progress | None = None,
-        eval_every: int = 1, show_bar: bool = False, log_epochs: bool = True, blowup: float | None = None, on_epoch: Callable[[Progress, list], None] | None = None,
-        label: Callable[[int], str] = lambda k: "") -> Progress:
+        eval_every: int = 1, show_bar: bool = False, log_epochs: bool = True, blowup: float | None = None,
+        watch: Watch = Watch(), on_epoch: Callable[[Progress, list], None] | None = None,
+        on_step: Callable[[Progress], None] | None = None, label: Callable[[int], str] = lambda k: "") -> Progress:
     """Train ``learner`` for ``budget`` (continuing ``progress`` when resuming); ``on_epoch(progress,
     rows)`` runs after each epoch's validation (rows[k] is member k's row, None when it is gone).
     ``blowup``: a member whose loss exceeds ``blowup`` times its first mini-batch loss has
-    diverged too (None: only NaN and Inf count)."""
+    diverged too (None: only NaN and Inf count). ``watch``: the best epoch's metric and early
+    stopping (a single member stops the loop; members of a population cannot stop early).
+    ``on_step(progress)`` runs after every update (the profiler's step, the batch-loss scalar)."""
     K, device = learner.K, setup.device
     p = progress or Progress(K)
+    if watch.patience is not None and K > 1:
+        raise ValueError("early stopping stops one model; a population cannot stop a member early")
+    if progress is not None:  # resumed: the best epoch so far, replayed from the history
+        for k in range(K):
+            for row in p.history[k]:
+                p.watch(k, row, watch)
     streams = sorted(set(int(s) for s in learner.seeds))
     for s in streams:
         p.generators.setdefault(s, torch.Generator().manual_seed(s))
@@ -143,6 +204,8 @@ def run(learner: Learner, setup: Setup, budget: Budget, *, progress: Progress | 
                         p.curve[k].append([p.step, now, values[k]])
             if bar is not None:
                 bar.update(1)
+            if on_step is not None:
+                on_step(p)
         if bar is not None:
             bar.close()
         if not any(p.alive):
@@ -167,13 +230,18 @@ def run(learner: Learner, setup: Setup, budget: Budget, *, progress: Progress | 
             if val is not None:
                 row.update({"val/loss": val[0][k], "val/acc": val[1][k]})
             p.history[k].append(row)
+            p.watch(k, row, watch)
             rows.append(row)
         p.epoch = epoch + 1
         if log_epochs:
             _log_epoch(p, rows, budget.epochs)
+        if watch.patience is not None and val is not None and p.stale[0] >= watch.patience:
+            p.stopped_early[0] = p.epoch
+            log.info(f"early stopping at epoch {p.epoch}: {watch.metric} has not improved for {watch.patience} "
+                     f"validated epochs (best {p.best_value[0]:.4f} at epoch {p.best_epoch[0]})")
         if on_epoch is not None:
             on_epoch(p, rows)
-        if p.step >= budget.total_steps:
+        if p.step >= budget.total_steps or p.stopped_early[0] is not None:
             break
     return p
 
@@ -192,8 +260,9 @@ def final_metrics(learner: Learner, setup: Setup, p: Progress, cfg: Mapping,
                   extra: Sequence[Mapping[str, Any]]) -> list[dict]:
     """Each member's final metrics: train and val in eval mode; the test split once (never inside
     a search, and only for members that finished). A split with no samples (``data.val_size=0``)
-    has no metrics at all (absent, not 0). ``best/*``: the epoch with the highest val/acc in the
-    history and its numbers (what a source that keeps its best-validation parameters reports). ``extra[k]``: member k's own keys (seed, ...)."""
+    has no metrics at all (absent, not 0). ``best/*``: the best epoch by the watched metric
+    (``best_metric``: val/acc by default) and its numbers (what a source that keeps its
+    best-validation parameters reports). ``extra[k]``: member k's own keys (seed, ...)."""
     K = learner.K
     finals: list[dict[str, Any]] = []
     evals: dict[str, tuple[list[float], list[float]]] = {}
@@ -212,11 +281,12 @@ def final_metrics(learner: Learner, setup: Setup, p: Progress, cfg: Mapping,
         if p.alive[k]:
             for split, (loss, acc) in evals.items():
                 final.update({f"{split}/loss": loss[k], f"{split}/acc": acc[k]})
-            scored = [r for r in p.history[k] if "val/acc" in r]
-            if scored:
-                best = max(scored, key=lambda r: r["val/acc"])  # the first epoch of the highest
+            if p.best_epoch[k] is not None:
+                best = next(r for r in p.history[k] if r["epoch"] == p.best_epoch[k])
                 final.update({"best/epoch": best["epoch"], "best/val/acc": best["val/acc"],
                               "best/val/loss": best["val/loss"]})
+            if p.stopped_early[k] is not None:
+                final["stopped_early_at_epoch"] = p.stopped_early[k]
         else:
             final["diverged_at_step"] = p.diverged_at[k]
         final["wall_time_s"] = wall
@@ -232,4 +302,4 @@ def _bar(total: int, epoch: int, epochs: int):
                 disable=None)
 
 
-__all__ = ["Learner", "Progress", "run", "final_metrics"]
+__all__ = ["Learner", "Progress", "Watch", "BEST_METRICS", "run", "final_metrics"]

@@ -65,7 +65,7 @@ from nnbasics.config import select
 from nnbasics.data import datasets as data_mod
 from nnbasics.engine import loop
 from nnbasics.engine.rundir import RunDir, checkpoint_state
-from nnbasics.engine.setup import Budget, prepare, resolve_batch_size
+from nnbasics.engine.setup import Budget, checkpoint_policy, prepare, resolve_batch_size
 from nnbasics.engine.validate import validate
 from nnbasics.errors import Unsupported
 from nnbasics.nn.linear import stacked_linear
@@ -133,6 +133,10 @@ def unsupported_reason(cfg: Mapping) -> str | None:
         return f"optimizer.name={get('optimizer.name')} (batched: {', '.join(OPTIMIZER_FAMILIES)})"
     if get("resume"):
         return "resume is set (a resumed run continues alone)"
+    if get("early_stopping.patience") is not None:
+        return "early_stopping.patience is set (early stopping stops one model)"
+    if "best" in checkpoint_policy(cfg):
+        return f"checkpoint={get('checkpoint')} (best.pt keeps one model's best weights; a member is trained alone)"
     if get("batch_size") == "auto":
         return "batch_size=auto (the batch size search runs per model)"
     level = get("monitor.level")
@@ -617,7 +621,7 @@ class Population:
             final["population_size"] = self.K
             final["population_member"] = self.order[k]
             results.append(MemberResult(c, final, p.history[k], p.curve[k], self._state_dict(k),
-                                        self._optimizer_state(k) if c.get("checkpoint", True) else None,
+                                        self._optimizer_state(k) if "last" in checkpoint_policy(c) else None,
                                         self.pre.state_dict(), p.generators[int(c.seed)].get_state(), self.texts[k],
                                         p.start_loss[k]))
         in_given_order: list[MemberResult] = [results[0]] * self.K
@@ -678,7 +682,7 @@ def write_member(result: MemberResult, run_dir: str | Path) -> dict:
     rd.start(cfg, result.preprocess_state, result.texts)
     for row in result.history:
         rd.log_epoch(row)
-    if cfg.get("checkpoint", True) and result.optimizer_state is not None:
+    if "last" in checkpoint_policy(cfg) and result.optimizer_state is not None:
         last = result.history[-1] if result.history else {"epoch": 0, "step": 0, "time_s": 0.0}
         rd.save_checkpoint(checkpoint_state(
             model=result.model_state, optimizer=result.optimizer_state, generator=result.generator_state,

@@ -249,10 +249,13 @@ def _dictconfig(cfg: Mapping) -> DictConfig:
 
 def write_hparams(writer, hparams: dict, metrics: dict, step: int = 0) -> None:
     """Write hparams into the run's own event file (not a sub-run), so a multirun's runs line up
-    in one HPARAMS table; the metric columns are scalars logged under the same tags."""
+    in one HPARAMS table; the metric columns are the final evaluation's scalars, logged under
+    their own tags ``final/<split>/<metric>`` (not under the running ``train/loss`` curve, where the
+    final full-split value would draw a false drop at the last step)."""
     from torch.utils.tensorboard.summary import hparams as hparams_summary
 
     metrics = {k: float(v) for k, v in metrics.items() if isinstance(v, (int, float)) and math.isfinite(float(v))}
+    metrics = {f"final/{k}": v for k, v in metrics.items()}
     exp, ssi, sei = hparams_summary(hparams, metrics)
     writer.file_writer.add_summary(exp)
     writer.file_writer.add_summary(ssi)
@@ -437,6 +440,18 @@ class RunDir:
         for k in SCALAR_KEYS:
             if k in row:
                 self.writer().add_scalar(k, row[k], row["step"])
+
+    def log_batch_loss(self, step: int, value: float) -> None:
+        """The training loss of one mini-batch, every few updates (``train/batch_loss``): a curve
+        with points inside an epoch, beside the epoch's mean ``train/loss``."""
+        self.writer().add_scalar("train/batch_loss", value, step)
+
+    def save_best(self, state: Mapping[str, Any]) -> None:
+        """``best.pt``: the model of the best epoch so far (``checkpoint: best | both``), with its
+        epoch, step, metric and value, and a checksum."""
+        state = dict(state)
+        state["checksum"] = state_digest(state)
+        save_atomic(state, self.path / "best.pt")
 
     def save_checkpoint(self, state: Mapping[str, Any]) -> None:
         """The checkpoint, with what a resume checks: the thread count, the config's digest and

@@ -38,6 +38,18 @@ def resolve_batch_size(spec, n_train: int) -> int:
     return min(int(spec), n_train)
 
 
+CHECKPOINT_POLICIES = {"last": frozenset({"last"}), "best": frozenset({"best"}),
+                       "both": frozenset({"last", "best"}), "none": frozenset(), True: frozenset({"last"}),
+                       False: frozenset()}
+
+
+def checkpoint_policy(cfg: Mapping) -> frozenset:
+    """What a run keeps on disk: ``last`` (checkpoint.pt every epoch: what a resume needs),
+    ``best`` (best.pt: the weights of the best epoch by ``best_metric``), both, or none;
+    ``checkpoint: true`` means last and ``false`` none."""
+    return CHECKPOINT_POLICIES[cfg.get("checkpoint", "last")]
+
+
 def test_split_forbidden():
     raise RuntimeError("the test split is never read inside a hyperparameter search (search=true); "
                        "evaluate the chosen configuration in a separate final run")
@@ -129,4 +141,5 @@ def prepare(cfg: Mapping, *, data: data_mod.DataBundle | None = None, preprocess
                  replacement=cfg.get("sampling") == "replacement", t_start=t_start)
 
 
-__all__ = ["Setup", "Budget", "prepare", "resolve_device", "resolve_batch_size", "test_split_forbidden"]
+__all__ = ["Setup", "Budget", "prepare", "resolve_device", "resolve_batch_size", "test_split_forbidden",
+           "checkpoint_policy", "CHECKPOINT_POLICIES"]

@@ -21,7 +21,7 @@ from omegaconf import DictConfig, OmegaConf
 from nnbasics.data import datasets as data_mod
 from nnbasics.engine import loop
 from nnbasics.engine.rundir import RunDir, WriteError, checkpoint_state, git_revision, write_json
-from nnbasics.engine.setup import Budget, Setup, prepare, resolve_batch_size, resolve_device
+from nnbasics.engine.setup import Budget, Setup, checkpoint_policy, prepare, resolve_batch_size, resolve_device
 from nnbasics.engine.validate import validate
 from nnbasics.errors import ConfigError, DivergenceError, NNBasicsError
 from nnbasics.nn.losses import correct
@@ -127,7 +127,7 @@ def train(cfg: Mapping, run_dir: str | os.PathLike | None = None, *, data: data_
     if cfg.get("resume"):
         run_dir = cfg.resume
         if not (Path(run_dir) / "checkpoint.pt").exists():
-            raise ConfigError("resume", str(run_dir), "no checkpoint.pt there; give the directory of a run that was started with checkpoint=true")
+            raise ConfigError("resume", str(run_dir), "no checkpoint.pt there; give the directory of a run that was started with checkpoint=last or both (the default)")
     if run_dir is None:
         import tempfile
 
@@ -181,10 +181,15 @@ def train(cfg: Mapping, run_dir: str | os.PathLike | None = None, *, data: data_
         log.info("init audit:\n" + texts["model/init_audit"])
         monitor.on_train_start(progress.step)
 
+    policy, watch = checkpoint_policy(cfg), loop.Watch.of(cfg)
+
     def on_epoch(p: loop.Progress, rows: list) -> None:
         rd.log_epoch(rows[0])
         monitor.on_epoch_end(p.epoch, p.step)
-        if cfg.get("checkpoint", True):
+        if "best" in policy and p.improved(0):
+            rd.save_best({"model": model.state_dict(), "epoch": p.epoch, "step": p.step, "metric": watch.metric,
+                          "value": p.best_value[0]})
+        if "last" in policy:
             rd.save_checkpoint(checkpoint_state(
                 model=model.state_dict(), optimizer=optimizer.state_dict(),
                 generator=p.generators[int(cfg.seed)].get_state(), torch_rng=torch.get_rng_state(),
@@ -192,11 +197,15 @@ def train(cfg: Mapping, run_dir: str | os.PathLike | None = None, *, data: data_
                 epoch=p.epoch, step=p.step, history=p.history[0], curve=p.curve[0], elapsed_s=p.elapsed(),
                 start_loss=p.start_loss[0]))
 
+    def on_step(p: loop.Progress) -> None:
+        if p.curve[0] and p.curve[0][-1][0] == p.step:  # a point of the loss curve: every ~1/20 epoch
+            rd.log_batch_loss(p.step, p.curve[0][-1][2])
+
     learner = Solo(cfg, setup, model, optimizer, schedule, monitor)
     try:
         progress = loop.run(learner, setup, budget, progress=progress, eval_every=int(cfg.get("eval_every", 1) or 1),
-                            show_bar=bool(cfg.get("progress", True)), on_epoch=on_epoch,
-                            blowup=cfg.get("divergence_factor"))
+                            show_bar=bool(cfg.get("progress", True)), on_epoch=on_epoch, on_step=on_step,
+                            blowup=cfg.get("divergence_factor"), watch=watch)
     except OSError as e:  # a file of the run that could not be written (no space left on device, ...)
         error = e if isinstance(e, WriteError) else WriteError(Path(e.filename or rd.path), e)
         rd.fail({"error": str(error), "step": progress.step})

@@ -40,9 +40,17 @@ OPTIONAL_GROUPS = ("monitor",)  # absent or null: no monitor
 
 # The top-level keys of conf/train.yaml besides the groups (hydra: Hydra's own node, present
 # when a config is composed with return_hydra_config=True).
-BOOLEANS = ("eval_test", "search", "progress", "checkpoint")
+BOOLEANS = ("eval_test", "search", "progress")
 TOP_LEVEL_KEYS = ("epochs", "steps", "batch_size", "sampling", "seed", "device", "threads", "eval_every",
-                  "resume", "divergence_factor", "hydra") + BOOLEANS
+                  "resume", "divergence_factor", "checkpoint", "best_metric", "early_stopping", "hydra") + BOOLEANS
+EARLY_STOPPING_KEYS = ("patience", "min_delta")
+
+# The run's record and debugging switches (conf/train.yaml): tags (a list of strings), print_config and
+# profile (booleans); debug names the conf/debug/ group, so as a key it may only be absent or null.
+RUN_SWITCHES = ("print_config", "profile")
+BOOLEANS += RUN_SWITCHES
+TOP_LEVEL_KEYS += ("tags", "debug") + RUN_SWITCHES
+DEBUG_PRESETS = ("default", "fdr", "overfit", "limit", "profiler")  # conf/debug/*.yaml
 
 # Bounds that keep a value from overflowing torch (seeds, thread counts) or allocating without
 # bound (a model or a toy data set far beyond what this library trains).
@@ -65,6 +73,7 @@ def validate(cfg: Mapping, *, custom_loss: bool = False) -> list[str]:
         if not isinstance(node, Mapping) and not (group in OPTIONAL_GROUPS and node is None):
             raise ConfigError(group, node, f"the config group '{group}' must be selected (e.g. {group}=<option>)")
     _check_top_level(cfg)
+    _check_run_record(cfg)
     notes: list[str] = []
     for check in GROUP_VALIDATORS.values():
         notes.extend(check(cfg))
@@ -95,6 +104,52 @@ def _check_top_level(cfg: Mapping) -> None:
     resume = select(cfg, "resume")
     if resume is not None and not (isinstance(resume, str) and resume):
         raise ConfigError("resume", resume, "must be the directory of a run to continue, or null")
+    _check_checkpointing(cfg)
+
+
+def _check_checkpointing(cfg: Mapping) -> None:
+    """``checkpoint``: a policy (last | best | both | none) or a boolean (true = last, false =
+    none) and nothing else; ``best_metric``: val/acc or val/loss; ``early_stopping``: patience (an
+    integer >= 1, or null = off) and min_delta (>= 0)."""
+    from nnbasics.engine.loop import BEST_METRICS
+    from nnbasics.engine.setup import CHECKPOINT_POLICIES
+
+    if "checkpoint" in cfg:
+        value = select(cfg, "checkpoint")
+        if not any(value is k or (isinstance(k, str) and value == k) for k in CHECKPOINT_POLICIES):
+            raise ConfigError("checkpoint", value, "choose last (checkpoint.pt every epoch, for resuming), best "
+                              "(best.pt: the best epoch's weights), both or none; true means last, false none")
+    if "best_metric" in cfg:
+        check_name(cfg, "best_metric", BEST_METRICS)
+    node = select(cfg, "early_stopping")
+    if node is not None:
+        if not isinstance(node, Mapping):
+            raise ConfigError("early_stopping", node, "must be a group of keys: early_stopping.patience, "
+                              "early_stopping.min_delta")
+        check_keys(node, "early_stopping", EARLY_STOPPING_KEYS)
+        check_number(cfg, "early_stopping.patience", low=1, integer=True, optional=True)
+        check_number(cfg, "early_stopping.min_delta", low=0, optional=True)
+        if select(cfg, "early_stopping.patience") is not None and int(select(cfg, "data.val_size", 1) or 0) == 0:
+            raise ConfigError("early_stopping.patience", select(cfg, "early_stopping.patience"),
+                              "early stopping follows a validation metric, and data.val_size=0 leaves no "
+                              "validation split; set data.val_size or early_stopping.patience=null")
+
+
+def _check_run_record(cfg: Mapping) -> None:
+    """``tags``: a list of non-empty strings (absent or null: none); ``debug``: the conf/debug/
+    group is chosen with ``debug=<preset>``, so the key itself is only ever absent or null."""
+    tags = select(cfg, "tags")
+    if tags is not None:
+        if isinstance(tags, str) or not isinstance(tags, Sequence):
+            raise ConfigError("tags", tags, "must be a list of strings, e.g. tags=[baseline] or tags=[lr_sweep,adam]")
+        for i, tag in enumerate(tags):
+            if not isinstance(tag, str) or not tag.strip():
+                raise ConfigError(f"tags[{i}]", tag, "must be a non-empty string (quote a number: "
+                                  "tags=['2024'])")
+    debug = select(cfg, "debug")
+    if "debug" in cfg and debug is not None:
+        raise ConfigError("debug", debug, f"debug is a config group, not a value: choose a preset with "
+                          f"debug=<preset> ({', '.join(DEBUG_PRESETS)}; see conf/debug/)")
 
 
 def _check_resolvable(cfg: Mapping) -> None:
@@ -139,7 +194,10 @@ def _check_sizes(cfg: Mapping) -> None:
     depth = select(cfg, "model.depth") or 0
     pieces = activations.pieces_of(select(cfg, "activation"))
     n_in = IN_FEATURES.get(data, 2)
-    if model == "cnn":
+    if model == "examples_cnn":  # fixed 3x3 convs 32, 64, a 2x2 pool, fc 128 (nn.models.ExamplesCNN)
+        c, fc_in = 3 if data == "cifar10" else 1, 64 * ((datasets.IMAGE_SIZES.get(data, 28) - 4) // 2) ** 2
+        n = (9 * c * 32 + 9 * 32 * 64 + fc_in * 128) * pieces + 128 * 10
+    elif model == "cnn":
         k, hidden = select(cfg, "model.kernel_size") or 3, select(cfg, "model.hidden") or 0
         chans = [3 if data == "cifar10" else 1] + [width * 2**i for i in range(depth)]
         n = sum(k * k * a * b * pieces for a, b in zip(chans, chans[1:])) + chans[-1] * n_in * hidden * pieces
@@ -208,6 +266,8 @@ def _check_across_groups(cfg: Mapping, custom_loss: bool) -> list[str]:
         width = select(cfg, "model.width")
         if model == "cnn":
             channels = [width * 2**i * pieces for i in range(select(cfg, "model.depth"))]
+        elif model == "examples_cnn":
+            channels = [32 * pieces, 64 * pieces]
         else:
             channels = [int(width or 1) * pieces] if model == "mlp" and select(cfg, "model.depth") else []
         groups = select(cfg, "model.groups")
@@ -219,7 +279,7 @@ def _check_across_groups(cfg: Mapping, custom_loss: bool) -> list[str]:
 
     # preprocessing and model
     pre = select(cfg, "preprocess.name")
-    if pre in preprocessing.FLATTENING and model == "cnn":
+    if pre in preprocessing.FLATTENING and model in models.IMAGE_MODELS:
         raise ConfigError("preprocess.name", pre, f"{pre} flattens the input to k features, which model={model} "
                           f"cannot take; use model=mlp, or preprocess=zca (keeps the image shape)")
 
