@@ -86,3 +86,87 @@ def test_data_command_reports_missing_data_clearly(tmp_path, monkeypatch):
 
     monkeypatch.setattr(fetch_mod, "torchvision_download", lambda *a: (_ for _ in ()).throw(OSError("offline")))
     assert datacli.main(["fetch", "cifar10", "--root", str(tmp_path)]) == 1
+
+
+# --- the command line as Hydra and lightning-hydra-template users type it ------------------------
+
+
+def test_dash_dash_key_value_gets_a_one_line_hint_and_nothing_is_created(tmp_path):
+    out = run_cli(["--epochs", "3"], cwd=tmp_path)
+    assert out.returncode == 2
+    assert out.stderr == "error: nnbasics-train takes key=value overrides, not --key value: write epochs=3\n"
+    assert out.stdout == "" and "usage" not in out.stderr.lower()
+    assert not (tmp_path / "outputs").exists()
+
+
+@pytest.mark.parametrize("argv, hint", [
+    (["--epochs", "3"], "epochs=3"),
+    (["data=spiral", "--optimizer.lr=0.1", "-m", "seed=0,1"], "optimizer.lr=0.1"),
+    (["--seed"], "seed=<value>"),
+    (["--epochs", "3", "--tags", "[a,b]"], "epochs=3 tags=[a,b]"),
+    (["--cfg", "job", "epochs=3"], None),
+    (["-c", "job", "--resolve", "--package", "data"], None),
+    (["--multirun", "seed=0,1"], None),
+    (["--multi", "seed=0,1"], None),  # argparse takes a unique prefix of Hydra's own options
+    (["--info", "config", "epochs=1"], None),
+    (["--info"], None),
+    (["--config-name", "train", "-cn", "train", "--config-dir=conf"], None),
+    (["-m", "hydra/launcher=joblib"], None),
+])
+def test_flag_hint_knows_hydras_own_options(argv, hint):
+    from nnbasics.cli.train import flag_hint
+
+    assert flag_hint(argv) == hint
+
+
+def test_hydras_own_options_still_work(tmp_path):
+    out = run_cli(["--cfg", "job", "data=spiral", "debug=fdr"], cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    assert "steps: 5" in out.stdout and "tags:" in out.stdout
+    assert run_cli(["--help"], cwd=tmp_path).returncode == 0
+    assert not (tmp_path / "outputs").exists()
+
+
+def test_the_resolved_config_is_logged_at_the_start_and_warnings_are_one_line(tmp_path):
+    out = run_cli(TOY + ["epochs=1", "tags=[smoke]", "activation=selu"], cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    lines = out.stdout.splitlines()
+    start = lines.index("config:")
+    assert start < next(i for i, line in enumerate(lines) if line.startswith("epoch 1/"))
+    body = "\n".join(lines[start + 1:])
+    assert "data:\n  name: spiral" in body and "tags:\n- smoke" in body and "${" not in body
+    run_dir = Path(lines[-1].removeprefix("run dir: "))
+    run_dir = run_dir if run_dir.is_absolute() else tmp_path / run_dir
+    assert "config:\ndata:\n  name: spiral" in (run_dir / "train.log").read_text()
+    # the SELU-vs-init note: one clean line, no "UserWarning", no source path
+    (note,) = [line for line in (out.stdout + out.stderr).splitlines() if "self-normalizing" in line]
+    assert note.startswith("warning: activation=selu is self-normalizing only with LeCun init")
+    assert "UserWarning" not in out.stdout + out.stderr and ".py:" not in out.stdout + out.stderr
+
+
+def test_print_config_false_keeps_the_log_short(tmp_path):
+    out = run_cli(TOY + ["epochs=1", "print_config=false"], cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    assert "config:" not in out.stdout.splitlines() and "print_config:" not in out.stdout
+
+
+def test_a_bad_tags_value_is_refused_in_one_line(tmp_path):
+    out = run_cli(TOY + ["tags=baseline"], cwd=tmp_path)
+    assert out.returncode == 2
+    assert out.stderr.startswith("error: config error: tags='baseline' is not allowed; must be a list of strings")
+    assert "Traceback" not in out.stderr and not list(tmp_path.glob("outputs/runs/*/*"))
+
+
+def test_show_warning_is_one_log_line(caplog):
+    import warnings
+
+    from nnbasics.cli.train import show_warning
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("always")
+        warnings.showwarning = show_warning
+        with caplog.at_level("WARNING", logger="nnbasics"):
+            warnings.warn("a note\n  over two lines")
+            warnings.warn("old", DeprecationWarning)
+    assert [r.getMessage() for r in caplog.records] == ["warning: a note over two lines",
+                                                        "warning: DeprecationWarning: old"]

@@ -137,6 +137,11 @@ class SweepCallback(Callback):
     # --- in the process that runs the job (a worker for joblib and submitit) -------------------
 
     def on_job_start(self, config: DictConfig, **kwargs: Any) -> None:
+        import warnings
+
+        from nnbasics.cli.train import show_warning
+
+        warnings.showwarning = show_warning  # a worker process (joblib, submitit) too: one line per warning
         if not (self.set_threads and _is_multirun(config)):
             return
         n = threads_per_job(config)

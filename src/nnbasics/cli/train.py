@@ -5,13 +5,19 @@ Order of a run (see docs/validation.md, "Before anything is written"): Hydra com
 refuses a bad value, an unusable, finished or busy run directory and an unresumable checkpoint
 with one line and exit status 2; Hydra then creates the directory and calls ``train_main``, which
 takes the directory's lock (``RunDir.open``), checks again under it, and only then writes
-``.hydra/`` (``hydra.output_subdir`` is null, so Hydra itself never writes it) and trains.
+``.hydra/`` (``hydra.output_subdir`` is null, so Hydra itself never writes it), logs the resolved
+config (``print_config``) and trains.
+
+Before Hydra sees the command line, ``train_main`` (the console script) refuses ``--key value``
+with a one-line hint (Hydra takes ``key=value`` overrides; its own usage text would not say so),
+and turns Python warnings into one log line each (``warning: <text>``, no source path).
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import re
 import shutil
 import sys
 import threading
@@ -154,6 +160,13 @@ def _write_hydra_files(run_dir: Path, cfg: DictConfig) -> None:
     write_text(out / "overrides.yaml", OmegaConf.to_yaml(hydra_cfg.hydra.overrides.task))
 
 
+def log_config(cfg: DictConfig) -> None:
+    """The resolved config as YAML, logged at the start of the run (console and train.log), like
+    lightning-hydra-template's ``print_config_tree`` but plain; ``print_config=false`` turns it off."""
+    if cfg.get("print_config", True):
+        log.info("config:\n" + OmegaConf.to_yaml(cfg, resolve=True).rstrip())
+
+
 def _record_failed_job(run_dir: Path, cfg: DictConfig, error: Exception, owned: bool) -> None:
     """A multirun job that failed: ``metrics.json`` (status failed, the error) and ``.hydra/`` in
     its own directory, unless that directory holds (or is running) another run, or the run
@@ -173,8 +186,64 @@ def _record_failed_job(run_dir: Path, cfg: DictConfig, error: Exception, owned: 
         pass  # the error itself was printed; a disk that cannot take the record cannot be helped
 
 
+PROG = "nnbasics-train"
+KEY = re.compile(r"[A-Za-z_][\w.@/-]*")  # a config key as an override names it (optimizer.lr, hydra/launcher)
+
+
+def flag_hint(argv: list[str]) -> str | None:
+    """The ``key=value`` spelling of every ``--key value`` (or ``--key=value``) in ``argv`` that is
+    not one of Hydra's own options (``--help``, ``--cfg job``, ``-m``, ``--multirun``, ``--info``,
+    ``-c``, ``--config-name``, ... and their unique prefixes, as argparse takes them); None when
+    there is none."""
+    from hydra._internal.utils import get_args_parser
+
+    options = get_args_parser()._option_string_actions
+    fixes, i = [], 0
+    while i < len(argv):
+        token, i = argv[i], i + 1
+        if token == "--":
+            break
+        if not token.startswith("-") or token == "-":
+            continue
+        name, eq, value = token.partition("=")
+        hits = [o for o in options if o.startswith("--") and o.startswith(name)] if name.startswith("--") else []
+        action = options.get(name) or (options[hits[0]] if len(hits) == 1 else None)
+        if action is not None:  # Hydra's own: skip its value
+            if not eq and i < len(argv) and (action.nargs is None or (action.nargs == "?" and argv[i] in (action.choices or ()))):
+                i += 1
+            continue
+        key = name.lstrip("-")
+        if not KEY.fullmatch(key) or (not name.startswith("--") and len(key) < 3):
+            continue  # not a key (-x is a short option argparse will refuse by itself)
+        if not eq and i < len(argv) and not argv[i].startswith("-") and "=" not in argv[i]:
+            value, i = argv[i], i + 1
+        fixes.append(f"{key}={value if (eq or value) else '<value>'}")
+    return " ".join(fixes) or None
+
+
+def show_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    """``warnings.showwarning`` for the commands: one log line, ``warning: <text>`` (a library's
+    warning other than a UserWarning keeps its category), no source path or source line."""
+    text = " ".join(str(message).split())
+    kind = "" if category is UserWarning else f"{category.__name__}: "
+    log.warning(f"warning: {kind}{text}")
+
+
+def train_main() -> float | None:
+    """``nnbasics-train`` (and ``python -m nnbasics``): the command line checked for ``--key value``
+    (one line, exit status 2, before Hydra prints its usage or creates anything), warnings as one
+    line each, then Hydra (``hydra_main``)."""
+    argv = sys.argv[1:]
+    if not {"-h", "--help", "--hydra-help"} & set(argv):  # help wins: Hydra prints it
+        fixes = flag_hint(argv)
+        if fixes:
+            _fail(f"{PROG} takes key=value overrides, not --key value: write {fixes}")
+    warnings.showwarning = show_warning
+    return hydra_main()
+
+
 @hydra.main(version_base="1.3", config_path=CONF_DIR, config_name="train")
-def train_main(cfg: DictConfig) -> float | None:
+def hydra_main(cfg: DictConfig) -> float | None:
     """Train one configuration; return val/acc (the value a Hydra sweeper optimizes)."""
     from hydra.core.hydra_config import HydraConfig
 
@@ -197,6 +266,7 @@ def train_main(cfg: DictConfig) -> float | None:
         owned = True
         if not _resume(cfg):
             _write_hydra_files(run_dir, cfg)
+        log_config(cfg)
         metrics = train(cfg, run_dir=target)
     except DivergenceError as e:
         print(f"error: {e}", file=sys.stderr)
