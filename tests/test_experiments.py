@@ -113,6 +113,27 @@ def test_train_writes_run_dirs_and_same_seed_same_numbers(tmp_path):
     assert Path(ctx.train(over, seed=3, name="arm a")["run_dir"]).name == "seed3-3"
 
 
+def test_seeds_and_lr_grids_train_as_populations_with_the_single_runs_numbers(tmp_path):
+    """Context.train_seeds and tune_lr train compatible runs as one population (the one engine
+    over K members): each member gets its own run directory and the numbers of its single run
+    (within the population-equality tolerance of tests/test_population.py); population=False
+    trains them one by one."""
+    over = ["data=spiral", "model.width=8", "model.depth=1", "epochs=3", "optimizer=adam"]
+    grouped = Context("T1", "smoke", [0, 1, 2], tmp_path / "pop", device="cpu")
+    one_by_one = Context("T1", "smoke", [0, 1, 2], tmp_path / "seq", device="cpu", population=False)
+    a, b = grouped.train_seeds(over, name="arm"), one_by_one.train_seeds(over, name="arm")
+    assert [r["population_size"] for r in a] == [3, 3, 3] and all("population_size" not in r for r in b)
+    for x, y in zip(a, b):
+        assert Path(x["run_dir"]).name == Path(y["run_dir"]).name and (Path(x["run_dir"]) / "metrics.json").exists()
+        for k in ("train/loss", "val/loss", "val/acc", "test/acc"):
+            assert x[k] == pytest.approx(y[k], rel=1e-4, abs=1e-5), k
+        assert len(x["history"]) == len(y["history"]) == 3 and x["curve"]
+    best_a, table_a = grouped.tune_lr(over, [1e-3, 1e-2, 1e-1])
+    best_b, table_b = one_by_one.tune_lr(over, [1e-3, 1e-2, 1e-1])
+    assert best_a == best_b and all(table_a[lr].runs[0]["population_size"] == 3 for lr in table_a)
+    assert grouped.runs == one_by_one.runs == 6
+
+
 def test_context_classes_of_the_data():
     ctx = Context("T1", "smoke", [0], Path("/tmp/unused"))
     assert ctx.classes(["data=spiral"]) == 3 and ctx.classes(["data=spiral", "data.classes=10"]) == 10

@@ -35,12 +35,14 @@ USAGE = """usage: nnbasics-experiment ID [ID ...] | all | list | report  [key=va
   out=PATH                    each run goes to a new PATH/<budget>/<ID>/<time>_<hex>/ (default: outputs/experiments)
   report=PATH                 the report goes to PATH/REPORT.md (default: outputs/report)
   data=PATH                   the data folder (sets NNBASICS_DATA)
+  population=true|false       train an experiment's compatible runs together in one process
+                              (default: true); false: every run one by one, for comparison
 """
 
 
 def parse_args(argv: Sequence[str]) -> tuple[list[str], dict[str, Any]]:
     ids, opts = [], {"budget": "default", "seeds": list(DEFAULT_SEEDS), "device": "auto", "threads": None,
-                     "out": "outputs/experiments", "report": "outputs/report", "data": None}
+                     "out": "outputs/experiments", "report": "outputs/report", "data": None, "population": True}
     for arg in argv:
         if "=" not in arg:
             ids.append(arg)
@@ -61,6 +63,10 @@ def parse_args(argv: Sequence[str]) -> tuple[list[str], dict[str, Any]]:
             opts["seeds"] = parts
         elif key == "threads":
             opts["threads"] = int(value)
+        elif key == "population":
+            if value.lower() not in ("true", "false"):
+                raise ExperimentError(f"population={value!r}: give true or false")
+            opts["population"] = value.lower() == "true"
         elif key == "budget":
             if value not in BUDGETS:
                 raise ExperimentError(f"budget={value!r} is not allowed; choose one of {', '.join(BUDGETS)}")
@@ -104,7 +110,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"error: {e}", file=sys.stderr)
         return 2
     logging.basicConfig(level=logging.WARNING)
-    records = [run_experiment(known[i], opts["budget"], opts["seeds"], out, opts["device"], opts["threads"])
+    records = [run_experiment(known[i], opts["budget"], opts["seeds"], out, opts["device"], opts["threads"],
+                              population=opts["population"])
                for i in chosen]
     report = write_report(out, opts["budget"], report_dir, claims_of(known), cmd_for_report)
     print()

@@ -97,6 +97,7 @@ class Context:
     device: str = "auto"
     threads: int | None = None
     verbose: bool = True
+    population: bool = True  # train compatible runs of one call together (engine.population); false: one by one
     runs: int = field(default=0, init=False)
     train_time_s: float = field(default=0.0, init=False)
     _writer: Any = field(default=None, init=False, repr=False)
@@ -169,6 +170,68 @@ class Context:
             path = base / f"seed{int(seed)}-{n}"
         return path
 
+    def _config(self, overrides: Sequence[str], seed: int):
+        from omegaconf import OmegaConf
+
+        key = tuple(overrides)
+        if key not in self._composed:  # composing costs ~0.5 s; seeds of one arm share it
+            self._composed[key] = self.compose(list(overrides))
+        cfg = self._composed[key].copy()
+        OmegaConf.update(cfg, "seed", int(seed))
+        return cfg
+
+    def _finish(self, result: dict, run_dir: Path, name: str, seed: int, elapsed: float, how: str = "") -> dict:
+        """What ``train`` returns, from a run's metrics and its history.json."""
+        self.runs += 1
+        hist_file = run_dir / "history.json"
+        hist = json.loads(hist_file.read_text()) if hist_file.exists() else {}
+        if result.get("status") != "completed":
+            for k in ("train/loss", "train/acc", "val/loss", "val/acc", "test/loss", "test/acc"):
+                result.setdefault(k, float("nan"))
+        result.setdefault("history", hist.get("epochs", []))
+        result["curve"] = hist.get("curve", [])
+        result["run_dir"] = str(run_dir)
+        result["name"] = name
+        shown = "  ".join(f"{k} {result[k]:.4f}" for k in ("train/loss", "val/acc", "test/acc")
+                          if isinstance(result.get(k), float))
+        self.log(f"{name} seed {seed}: {result.get('status', '?')}  {shown}  ({elapsed:.1f} s{how})")
+        return result
+
+    def train_many(self, jobs: Sequence[tuple[Sequence[str], int, str | None]]) -> list[dict]:
+        """Train several runs, each ``(overrides, seed, name)``, and return their results in order
+        (each what ``train`` returns). With ``population`` on (the default), runs that the engine
+        can train together (``engine.population.group_configs``: the same model and data, differing
+        in seed, initializer, optimizer hyperparameters, regularization, schedule, dropout rates)
+        are trained as one population in one process; the rest one by one. A member's numbers equal
+        its single run's within float rounding (tests/test_population.py); each member gets its own
+        run directory with the same files."""
+        from nnbasics.engine.population import Population, group_configs, write_member
+        from nnbasics.errors import Unsupported
+
+        jobs = [(list(o), int(s), n or (slug("_".join(o)) or "base")) for o, s, n in jobs]
+        cfgs = [self._config(o, s) for o, s, _ in jobs]
+        results: list[dict | None] = [None] * len(jobs)
+        pops, alone = group_configs(cfgs) if self.population and len(jobs) > 1 else ([], list(range(len(jobs))))
+        for members in pops:
+            dirs = [self.run_dir(jobs[i][2], jobs[i][1]) for i in members]
+            t0 = time.perf_counter()
+            try:
+                trained = Population([cfgs[i] for i in members], log_every_epoch=False).run()
+            except Unsupported as e:
+                self.log(f"{len(members)} runs not trained together ({e}); one by one")
+                alone.extend(members)
+                continue
+            elapsed = time.perf_counter() - t0
+            self.train_time_s += elapsed
+            for i, member, run_dir in zip(members, trained, dirs):
+                metrics = write_member(member, run_dir)
+                results[i] = self._finish(dict(metrics), run_dir, jobs[i][2], jobs[i][1], elapsed / len(members),
+                                          f", population of {len(members)}")
+        for i in sorted(alone):
+            o, s, n = jobs[i]
+            results[i] = self.train(o, seed=s, name=n)
+        return results  # type: ignore[return-value]
+
     def train(self, overrides: Sequence[str] = (), seed: int = 0, name: str | None = None, *,
               data=None, preprocessor=None, loss: Callable | None = None) -> dict:
         """Train one configuration with one seed into ``out_dir/runs/<name>/seed<k>`` (a repeated
@@ -182,45 +245,31 @@ class Context:
         ``curve`` (per-step [step, time_s, train/loss]), ``run_dir`` and ``name``. A diverged run
         does not raise: its ``status`` is ``diverged`` and its losses are nan.
         """
-        from nnbasics.errors import DivergenceError
         from nnbasics.engine.train import train
-
-        from omegaconf import OmegaConf
+        from nnbasics.errors import DivergenceError
 
         overrides = list(overrides)
         name = name or (slug("_".join(overrides)) or "base")
-        key = tuple(overrides)
-        if key not in self._composed:  # composing costs ~0.5 s; seeds of one arm share it
-            self._composed[key] = self.compose(overrides)
-        cfg = self._composed[key].copy()
-        OmegaConf.update(cfg, "seed", int(seed))
+        cfg = self._config(overrides, seed)
         run_dir = self.run_dir(name, seed)
         t0 = time.perf_counter()
         try:
             result = dict(train(cfg, run_dir=run_dir, data=data, preprocessor=preprocessor, loss=loss))
         except DivergenceError:
             result = json.loads((run_dir / "metrics.json").read_text())
-            for k in ("train/loss", "train/acc", "val/loss", "val/acc", "test/loss", "test/acc"):
-                result.setdefault(k, float("nan"))
         elapsed = time.perf_counter() - t0
-        self.runs += 1
         self.train_time_s += elapsed
-        hist_file = run_dir / "history.json"
-        hist = json.loads(hist_file.read_text()) if hist_file.exists() else {}
-        result.setdefault("history", hist.get("epochs", []))
-        result["curve"] = hist.get("curve", [])
-        result["run_dir"] = str(run_dir)
-        result["name"] = name
-        shown = "  ".join(f"{k} {result[k]:.4f}" for k in ("train/loss", "val/acc", "test/acc")
-                          if isinstance(result.get(k), float))
-        self.log(f"{name} seed {seed}: {result.get('status', '?')}  {shown}  ({elapsed:.1f} s)")
-        return result
+        return self._finish(result, run_dir, name, seed, elapsed)
 
     def train_seeds(self, overrides: Sequence[str] = (), name: str | None = None,
                     seeds: Sequence[int] | None = None, **parts) -> list[dict]:
         """``train`` once per seed of the context (or ``seeds``); ``parts`` (``data=``,
-        ``preprocessor=``, ``loss=``) go to every run."""
-        return [self.train(overrides, seed=s, name=name, **parts) for s in (self.seeds if seeds is None else seeds)]
+        ``preprocessor=``, ``loss=``) go to every run. Without parts, the seeds train as one
+        population where the engine can (``train_many``)."""
+        seeds = self.seeds if seeds is None else seeds
+        if parts:
+            return [self.train(overrides, seed=s, name=name, **parts) for s in seeds]
+        return self.train_many([(overrides, s, name) for s in seeds])
 
     def tune_lr(self, overrides: Sequence[str], lrs: Sequence[float], seed: int | None = None,
                 key: str = "val/acc", *, seeds: Sequence[int] | None = None,
@@ -250,9 +299,13 @@ class Context:
             return value if math.isfinite(value) else -math.inf
 
         table: dict[float, Trial] = {}
-        for lr in lrs:
-            runs = [self.train(list(overrides) + [f"optimizer.lr={lr}"], seed=s, name=f"{name} lr {lr}", **parts)
-                    for s in seeds]
+        grid = [(list(overrides) + [f"optimizer.lr={lr}"], s, f"{name} lr {lr}") for lr in lrs for s in seeds]
+        if parts:
+            trained = [self.train(o, seed=s, name=n, **parts) for o, s, n in grid]
+        else:
+            trained = self.train_many(grid)  # the grid as populations where the engine can
+        for j, lr in enumerate(lrs):
+            runs = trained[j * len(seeds):(j + 1) * len(seeds)]
             scores = [run_score(r) for r in runs]
             table[lr] = Trial(-math.inf if -math.inf in scores else mean_std(scores)[0], runs)
         best = max(lrs, key=lambda lr: table[lr].score)

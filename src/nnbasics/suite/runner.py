@@ -89,10 +89,11 @@ def check_verdict(module: ModuleType, numbers: dict) -> tuple[bool | None, str]:
 
 def run_experiment(path: Path, budget: str = "default", seeds: Sequence[int] = DEFAULT_SEEDS,
                    out: Path = Path("outputs/experiments"), device: str = "auto", threads: int | None = None,
-                   verbose: bool = True) -> dict:
+                   verbose: bool = True, population: bool = True) -> dict:
     """Run one experiment file into a new folder ``out/<budget>/<ID>/<YYYYmmdd-HHMMSS>_<6-hex>/``
     and write its ``result.md`` and ``result.json`` there (``result.json`` last: a folder without
-    it is an unfinished run). Nothing of an earlier run is removed.
+    it is an unfinished run). Nothing of an earlier run is removed. ``population``: train an
+    experiment's compatible runs together (``Context.train_many``); false: one by one.
 
     The verdict is the experiment's ``verdict(numbers)`` on the numbers its ``run`` returned;
     the runner checks that it is (re-computed from the numbers as written to ``result.json``).
@@ -110,7 +111,7 @@ def run_experiment(path: Path, budget: str = "default", seeds: Sequence[int] = D
         module = load_module(path)
         record.update(id=str(module.ID).upper(), title=module.TITLE, claim=module.CLAIM, reference=module.REFERENCE)
         out_dir = new_result_dir(out, budget, record["id"])
-        ctx = Context(record["id"], budget, list(seeds), out_dir, device, threads, verbose)
+        ctx = Context(record["id"], budget, list(seeds), out_dir, device, threads, verbose, population)
         ctx.log(f"{module.TITLE} (budget {budget}, seeds {list(seeds)}) -> {out_dir}")
         outcome = module.run(ctx)
         if not isinstance(outcome, Outcome):
