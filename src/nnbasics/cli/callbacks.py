@@ -37,6 +37,8 @@ from typing import Any
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf, open_dict, read_write
 
+from nnbasics.engine.sweep import FAILURES, note_failure, read_failures  # noqa: F401 (failures.txt)
+
 log = logging.getLogger("nnbasics")
 
 FIREWALL = {"search": "true", "eval_test": "false"}
@@ -179,28 +181,6 @@ def _finite(x: Any) -> bool:
         return math.isfinite(float(x))
     except (TypeError, ValueError):
         return False
-
-
-FAILURES = "failures.txt"  # in the sweep directory: one line per job of the last multirun that failed or was refused
-
-
-def note_failure(sweep_dir: Path, job_num: Any, message: str) -> None:
-    """Note a job that failed or was refused (read by ``on_multirun_end`` for the exit status);
-    one short appended line, so jobs in other processes can note theirs beside it."""
-    line = f"{job_num}\t{' '.join(str(message).split())}\n"
-    try:
-        with open(sweep_dir / FAILURES, "a") as f:
-            f.write(line)
-    except OSError:
-        pass
-
-
-def read_failures(sweep_dir: Path) -> list[tuple[str, str]]:
-    try:
-        lines = (sweep_dir / FAILURES).read_text().splitlines()
-    except OSError:
-        return []
-    return [tuple(line.split("\t", 1)) for line in lines if "\t" in line]
 
 
 def _record_failure(job_dir: Path | None, error: BaseException) -> None:

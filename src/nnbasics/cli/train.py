@@ -247,8 +247,8 @@ def hydra_main(cfg: DictConfig) -> float | None:
     """Train one configuration; return val/acc (the value a Hydra sweeper optimizes)."""
     from hydra.core.hydra_config import HydraConfig
 
-    from nnbasics.cli.callbacks import note_failure
     from nnbasics.engine.rundir import RunDir, RunRefused
+    from nnbasics.engine.sweep import note_failure
     from nnbasics.engine.train import train
     from nnbasics.errors import DivergenceError, NNBasicsError
 

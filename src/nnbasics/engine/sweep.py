@@ -5,6 +5,8 @@ A sweep directory holds one directory per job (``<sweep dir>/<job.num>``; any fo
 directories will do), each with ``.hydra/overrides.yaml`` (what the job changed), ``config.yaml``
 (the resolved config, with its ``tags``) and ``metrics.json`` (what it measured). Only files are
 read, so a sweep whose jobs ran elsewhere reads the same once its directories are copied here.
+The sweep directory's ``failures.txt`` (``note_failure``, ``read_failures``) records the jobs of
+the last multirun that failed or were refused, for the multirun's exit status.
 """
 
 from __future__ import annotations
@@ -121,4 +123,26 @@ def _read_tags(job_dir: Path) -> list[str]:
     return []
 
 
-__all__ = ["Job", "STATUSES", "find_job_dirs", "read_job"]
+FAILURES = "failures.txt"  # in the sweep directory: one line per job of the last multirun that failed or was refused
+
+
+def note_failure(sweep_dir: Path, job_num: Any, message: str) -> None:
+    """Note a job that failed or was refused (read by ``on_multirun_end`` for the exit status);
+    one short appended line, so jobs in other processes can note theirs beside it."""
+    line = f"{job_num}\t{' '.join(str(message).split())}\n"
+    try:
+        with open(sweep_dir / FAILURES, "a") as f:
+            f.write(line)
+    except OSError:
+        pass
+
+
+def read_failures(sweep_dir: Path) -> list[tuple[str, str]]:
+    try:
+        lines = (sweep_dir / FAILURES).read_text().splitlines()
+    except OSError:
+        return []
+    return [tuple(line.split("\t", 1)) for line in lines if "\t" in line]
+
+
+__all__ = ["Job", "STATUSES", "FAILURES", "find_job_dirs", "read_job", "note_failure", "read_failures"]
