@@ -103,6 +103,7 @@ class Context:
     _writer: Any = field(default=None, init=False, repr=False)
     _figure_steps: dict = field(default_factory=dict, init=False, repr=False)
     _composed: dict = field(default_factory=dict, init=False, repr=False)
+    _bar: Any = field(default=None, init=False, repr=False)
 
     def __post_init__(self):
         if self.budget not in BUDGETS:
@@ -131,7 +132,19 @@ class Context:
         line = f"[{self.id}] {msg}"
         log.info(line)
         if self.verbose:
-            print(line, flush=True)
+            if self._bar is not None:
+                self._bar.write(line)  # above the bar, which stays at the bottom
+            else:
+                print(line, flush=True)
+
+    def _count_run(self) -> None:
+        """The bar across the experiment's runs (on a terminal only: tqdm's disable=None)."""
+        if self._bar is None and self.verbose:
+            from tqdm.auto import tqdm
+
+            self._bar = tqdm(desc=f"[{self.id}] runs", unit="run", leave=False, disable=None)
+        if self._bar is not None:
+            self._bar.update(1)
 
     # --- configs and runs ---------------------------------------------------------------------
     def _base_overrides(self) -> list[str]:
@@ -183,6 +196,7 @@ class Context:
     def _finish(self, result: dict, run_dir: Path, name: str, seed: int, elapsed: float, how: str = "") -> dict:
         """What ``train`` returns, from a run's metrics and its history.json."""
         self.runs += 1
+        self._count_run()
         hist_file = run_dir / "history.json"
         hist = json.loads(hist_file.read_text()) if hist_file.exists() else {}
         if result.get("status") != "completed":
@@ -353,6 +367,9 @@ class Context:
         return path
 
     def close(self) -> None:
+        if self._bar is not None:
+            self._bar.close()
+            self._bar = None
         if self._writer is not None:
             self._writer.close()
             self._writer = None
