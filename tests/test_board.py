@@ -27,10 +27,13 @@ MULTI = ["data=spiral", "epochs=1", "progress=false", "monitor=off", "model.widt
          "checkpoint=false"]
 MULTI_LRS = (0.01, 0.05)
 RUNS = ("single/tb", "multi/0/tb", "multi/1/tb")
-MONITOR_SCALARS = ("grad_norm/layer1", "grad_norm/total", "update_ratio/layer1", "weight_std/layer1",
-                   "weight_std_init/layer1", "dead_relu/layer1", "dead_relu/layer2")
-MONITOR_HISTOGRAMS = ("weight/layer1", "weight/layer3", "grad/layer1", "pre_activation/layer1", "activation/layer2")
-HPARAM_METRICS = ("val/acc", "val/loss", "test/acc", "train/loss")
+# layers named by module path everywhere (net.0 Linear, net.1 ReLU, ...: the TEXT tab's summary)
+MONITOR_SCALARS = ("watch/grad_norm/net.0", "watch/grad_norm/total", "watch/update_ratio/net.0",
+                   "watch/weight_std/net.0", "watch/weight_std_init/net.0", "watch/dead_relu/net.1",
+                   "watch/dead_relu/net.3")
+MONITOR_HISTOGRAMS = ("weight/net.0", "weight/net.4", "grad/net.0", "pre_activation/net.1", "activation/net.3")
+HPARAM_METRICS = ("verdict/val/acc", "verdict/val/loss", "verdict/test/acc", "verdict/train/loss")
+SWEEP = ["scheduler=constant", "optimizer.lr=0.01,0.05", "seed=0,1"]  # the multirun's command line (multirun.yaml)
 
 
 def compose(overrides):
@@ -46,8 +49,13 @@ def runs(tmp_path_factory):
     Hydra's (multi/0, multi/1); returns (root, {run name: metrics})."""
     root = tmp_path_factory.mktemp("outputs")
     metrics = {"single/tb": train(compose(SINGLE), run_dir=root / "single")}
+    (root / "multi").mkdir()
+    (root / "multi" / "multirun.yaml").write_text(f"hydra:\n  overrides:\n    task: {json.dumps(SWEEP)}\n")
     for i, lr in enumerate(MULTI_LRS):
-        metrics[f"multi/{i}/tb"] = train(compose(MULTI + [f"optimizer.lr={lr}", f"seed={i}"]), run_dir=root / "multi" / str(i))
+        overrides = ["scheduler=constant", f"optimizer.lr={lr}", f"seed={i}"]
+        (root / "multi" / str(i) / ".hydra").mkdir(parents=True)  # what Hydra (or RunDir.start) writes
+        (root / "multi" / str(i) / ".hydra" / "overrides.yaml").write_text(json.dumps(overrides))
+        metrics[f"multi/{i}/tb"] = train(compose(MULTI + overrides), run_dir=root / "multi" / str(i))
     return root, metrics
 
 
@@ -135,19 +143,22 @@ def test_tensorboard_serves_scalars_histograms_images_and_hparams(server, runs):
 
     scalars = get(server + "/data/plugin/scalars/tags")
     assert set(RUNS) <= set(scalars)
-    for tag in ("train/loss", "train/acc", "val/loss", "val/acc", "lr") + MONITOR_SCALARS:
+    for tag in ("train/loss", "train/acc", "train/lr", "val/loss", "val/acc") + MONITOR_SCALARS:
         assert tag in scalars["single/tb"], tag
-    assert "grad_norm/layer1" not in scalars["multi/0/tb"]  # monitor=off writes no diagnostics
+    assert "watch/grad_norm/net.0" not in scalars["multi/0/tb"]  # monitor=off writes no diagnostics
+    # SCALARS groups tags by their first component, sorted, and opens the first two: train and val
+    groups = sorted({tag.split("/")[0] for run in RUNS for tag in scalars[run]})
+    assert groups[:2] == ["train", "val"], groups
     q = urllib.parse.urlencode({"run": "single/tb", "tag": "val/acc"})
     val_acc = get(server + f"/data/plugin/scalars/scalars?{q}")
     assert len({step for _, step, _ in val_acc}) >= 2, f"the val/acc curve lost its epochs: {val_acc}"
-    q = urllib.parse.urlencode({"run": "single/tb", "tag": "dead_relu/layer1"})
+    q = urllib.parse.urlencode({"run": "single/tb", "tag": "watch/dead_relu/net.1"})
     assert all(0.0 <= v <= 1.0 for _, _, v in get(server + f"/data/plugin/scalars/scalars?{q}"))
 
     hists = get(server + "/data/plugin/histograms/tags")
     for tag in MONITOR_HISTOGRAMS:
         assert tag in hists["single/tb"], tag
-    q = urllib.parse.urlencode({"run": "single/tb", "tag": "activation/layer1"})
+    q = urllib.parse.urlencode({"run": "single/tb", "tag": "activation/net.1"})
     series = get(server + f"/data/plugin/histograms/histograms?{q}")
     assert len(series) >= 2 and all(len(buckets) > 0 for _, _, buckets in series)
 
@@ -159,18 +170,30 @@ def test_tensorboard_serves_scalars_histograms_images_and_hparams(server, runs):
     png = get(server + "/data/plugin/images/" + shots[-1]["query"].join(["individualImage?", ""]))
     assert png[:8] == b"\x89PNG\r\n\x1a\n"
 
-    experiment = get(server + "/data/plugin/hparams/experiment", {"experimentName": ""})
-    hparam_names = {h["name"] for h in experiment["hparamInfos"]}
-    assert {"activation", "init", "optimizer", "lr", "batch_size", "width", "depth", "regularization", "seed"} <= hparam_names
-    assert set(HPARAM_METRICS) <= {m["name"]["tag"] for m in experiment["metricInfos"]}
-
     groups = {g["name"]: g for g in get(server + "/data/plugin/hparams/session_groups", SESSION_REQUEST)["sessionGroups"]}
     assert set(groups) == set(RUNS)
-    assert {groups[f"multi/{i}/tb"]["hparams"]["lr"] for i in range(2)} == set(MULTI_LRS)
+    multi = [groups[f"multi/{i}/tb"]["hparams"] for i in range(2)]
+    assert {h["optimizer.lr"] for h in multi} == set(MULTI_LRS)  # floats stay numbers
+    assert [h["seed"] for h in multi] == ["0", "1"] and multi[0]["batch_size"] == "128"  # ints as ints
+    assert [h["scheduler"] for h in multi] == ["constant", "constant"]  # an overridden key that is no core column
+    assert multi[1]["overrides"] == "optimizer.lr=0.05 seed=1 scheduler=constant"  # swept first
+
+    # TensorBoard shows one run's experiment; it sorts the columns by differs, then name, and ticks
+    # the first five: a sweep opens on its swept keys and the override string
+    experiment = get(server + "/data/plugin/hparams/experiment", {"experimentName": ""})
+    infos = experiment["hparamInfos"]
+    assert {"activation", "init", "optimizer", "optimizer.lr", "batch_size", "model.width", "model.depth",
+            "regularization", "seed"} <= {h["name"] for h in infos}
+    assert set(HPARAM_METRICS) <= {m["name"]["tag"] for m in experiment["metricInfos"]}
+    differs = [h["name"] for h in infos if h.get("differs")]
+    if "scheduler" in {h["name"] for h in infos}:  # a job of the sweep: its swept keys first
+        assert differs == ["optimizer.lr", "overrides", "seed"] and [h["name"] for h in infos[:3]] == differs
+    else:  # the single run: its own overrides first
+        assert {"monitor", "overrides"} <= set(differs)
     for run, group in groups.items():
         values = {m["name"]["tag"]: m["value"] for m in group["metricValues"]}
         for tag in HPARAM_METRICS:
-            assert values[tag] == pytest.approx(metrics[run][tag], rel=1e-6), (run, tag)
+            assert values[tag] == pytest.approx(metrics[run][tag.split("/", 1)[1]], rel=1e-6), (run, tag)
 
 
 def test_event_files_hold_the_diagnostics(runs):
@@ -186,10 +209,15 @@ def test_event_files_hold_the_diagnostics(runs):
     assert {"figures/activations", "figures/decision_boundary"} <= set(tags["images"])
     # spiral: 600 examples / batch 128 = 5 updates per epoch; every=2 -> snapshots 0, 2, 4, 5 (first of
     # epoch 2), 6, 8
-    assert [e.step for e in acc.Scalars("grad_norm/layer1")] == [0, 2, 4, 5, 6, 8]
-    assert [e.step for e in acc.Scalars("dead_relu/layer1")] == [0, 5, 10]  # start, each epoch end
+    assert [e.step for e in acc.Scalars("watch/grad_norm/net.0")] == [0, 2, 4, 5, 6, 8]
+    assert [e.step for e in acc.Scalars("watch/dead_relu/net.1")] == [0, 5, 10]  # start, each epoch end
     # He normal, output layer (linear gain) of width 16: sqrt(1 / 16)
-    assert all(e.value == pytest.approx(0.25) for e in acc.Scalars("weight_std_init/layer3"))
+    assert all(e.value == pytest.approx(0.25) for e in acc.Scalars("watch/weight_std_init/net.4"))
+    # the TEXT tab names the layers as the scalars do
+    texts = acc.Tags()["tensors"]
+    assert {"model/summary/text_summary", "model/init_audit/text_summary", "monitor/layers/text_summary"} <= set(texts)
+    audit = acc.Tensors("model/init_audit/text_summary")[0].tensor_proto.string_val[0].decode()
+    assert all(name in audit for name in ("net.0", "net.2", "net.4"))
 
 
 def test_scalar_steps_never_go_back(runs):

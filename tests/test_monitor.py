@@ -79,9 +79,9 @@ def test_find_layers_names_layers_in_forward_order_and_reads_init_std():
     model = mlp(depth=2, act=nn.Tanh)
     model[0].init_std = 0.5
     weights, acts = find_layers(model)
-    assert [w.name for w in weights] == ["layer1", "layer2", "layer3"]
-    assert [w.path for w in weights] == ["0", "2", "4"]
-    assert [(a.name, a.kind) for a in acts] == [("layer1", "tanh"), ("layer2", "tanh")]
+    # one naming everywhere: the module path, as in named_modules(), the state_dict and the TEXT tab
+    assert [w.name for w in weights] == ["0", "2", "4"] == [w.path for w in weights]
+    assert [(a.name, a.kind, a.after) for a in acts] == [("1", "tanh", "0"), ("3", "tanh", "2")]
     assert weights[0].init_std == 0.5 and math.isnan(weights[1].init_std)
     assert acts[0].saturation_counted and not acts[0].dead_counted
 
@@ -92,7 +92,11 @@ def test_find_layers_uses_the_init_audit_of_the_project_mlp(compose, toy_overrid
     model = build_model(compose(toy_overrides + ["model.depth=2", "model.width=16"]), (2,), 3)
     weights, acts = find_layers(model)
     assert [a.kind for a in acts] == ["relu", "relu"]
-    assert len(weights) == 3
+    # the names of the init audit and model summary in the TEXT tab
+    from nnbasics.nn.models import init_audit
+
+    assert [w.name for w in weights] == [r["layer"] for r in init_audit(model)] == ["net.0", "net.2", "net.4"]
+    assert [a.name for a in acts] == ["net.1", "net.3"]
     # He normal: sqrt(2 / fan_in) for hidden layers; the output layer is linear: sqrt(1 / fan_in)
     assert weights[0].init_std == pytest.approx(math.sqrt(2 / 2))
     assert weights[1].init_std == pytest.approx(math.sqrt(2 / 16))
@@ -115,7 +119,7 @@ def test_find_layers_prefers_project_activation_class_and_skips_what_it_wraps(mo
                           nn.ReLU(), nn.Linear(4, 1))
     _, acts = find_layers(model)
     # only Activation instances count once the model has any; the LeakyReLU inside is not counted twice
-    assert [(a.name, a.kind, a.path) for a in acts] == [("layer1", "leaky_relu", "1")]
+    assert [(a.name, a.kind, a.path) for a in acts] == [("1", "leaky_relu", "1")]
     assert acts[0].dead_counted
 
 
@@ -159,14 +163,14 @@ def test_dead_relu_fraction_counts_units_never_active_over_the_sample():
     x = torch.randn(100, 2)
     w = RecordingWriter()
     Monitor(cfg(), model, w, train_split=Split(x, torch.zeros(100, dtype=torch.long))).on_epoch_end(1, 7)
-    assert w.scalars("dead_relu/") == {("dead_relu/layer1", 7): 0.75}
+    assert w.scalars("watch/dead_relu/") == {("watch/dead_relu/1", 7): 0.75}
     # a unit active on a single example is not dead
     with torch.no_grad():
         model[0].weight[0] = torch.tensor([1.0, 0.0])
         model[0].bias[0] = -float(x[:, 0].max()) + 1e-3
     w = RecordingWriter()
     Monitor(cfg(), model, w, train_split=Split(x, torch.zeros(100, dtype=torch.long))).on_epoch_end(2, 9)
-    assert w.scalars("dead_relu/") == {("dead_relu/layer1", 9): 0.5}
+    assert w.scalars("watch/dead_relu/") == {("watch/dead_relu/1", 9): 0.5}
 
 
 @pytest.mark.parametrize("act, biases", [(nn.Tanh, [10.0, -10.0, 0.0, 0.5]), (nn.Sigmoid, [10.0, -10.0, 0.0, 3.0])])
@@ -175,8 +179,8 @@ def test_saturation_fraction_counts_outputs_near_the_asymptotes(act, biases):
     model = _fixed_model(act, biases)
     w = RecordingWriter()
     Monitor(cfg(), model, w, train_split=Split(torch.randn(50, 2), torch.zeros(50, dtype=torch.long))).on_epoch_end(1, 3)
-    assert w.scalars("saturation/") == {("saturation/layer1", 3): 0.5}
-    assert not w.scalars("dead_relu/")
+    assert w.scalars("watch/saturation/") == {("watch/saturation/1", 3): 0.5}
+    assert not w.scalars("watch/dead_relu/")
 
 
 def test_sample_limits_the_pass_and_leaves_global_rng_alone():
@@ -219,17 +223,17 @@ def test_gradient_norm_update_ratio_and_weight_std_match_hand_computation():
     grads, biases, weights = _sgd_step(model, opt, mon, 0, x, y)
     s = w.scalars()
     total = 0.0
-    for k, (g, b, w0) in enumerate(zip(grads, biases, weights), start=1):
+    for k, (g, b, w0) in zip((0, 2, 4), zip(grads, biases, weights)):
         norm = math.sqrt(float(g.pow(2).sum() + b.pow(2).sum()))
         total += norm**2
-        assert s[(f"grad_norm/layer{k}", 0)] == pytest.approx(norm, rel=1e-5)
+        assert s[(f"watch/grad_norm/{k}", 0)] == pytest.approx(norm, rel=1e-5)
         # plain SGD: the update is lr * grad, so the ratio is lr * ||g|| / ||W||
-        assert s[(f"update_ratio/layer{k}", 0)] == pytest.approx(lr * float(g.norm()) / float(w0.norm()), rel=1e-4)
-        assert s[(f"weight_std/layer{k}", 0)] == pytest.approx(float((w0 - lr * g).std()), rel=1e-5)
-    assert s[("grad_norm/total", 0)] == pytest.approx(math.sqrt(total), rel=1e-5)
-    assert s[("weight_std_init/layer1", 0)] == pytest.approx(0.7)
-    assert ("weight_std_init/layer2", 0) not in s  # nan (unknown) is not logged
-    assert w.tags("histogram") == {"weight/layer1", "weight/layer2", "weight/layer3"}  # basic: weights only
+        assert s[(f"watch/update_ratio/{k}", 0)] == pytest.approx(lr * float(g.norm()) / float(w0.norm()), rel=1e-4)
+        assert s[(f"watch/weight_std/{k}", 0)] == pytest.approx(float((w0 - lr * g).std()), rel=1e-5)
+    assert s[("watch/grad_norm/total", 0)] == pytest.approx(math.sqrt(total), rel=1e-5)
+    assert s[("watch/weight_std_init/0", 0)] == pytest.approx(0.7)
+    assert ("watch/weight_std_init/2", 0) not in s  # nan (unknown) is not logged
+    assert w.tags("histogram") == {"weight/0", "weight/2", "weight/4"}  # basic: weights only
 
 
 def test_snapshots_only_every_n_steps_and_at_the_first_step_of_each_epoch():
@@ -246,7 +250,7 @@ def test_snapshots_only_every_n_steps_and_at_the_first_step_of_each_epoch():
             assert len(w.calls) == n, f"step {step} is no snapshot and must write nothing"
         if step == 5:
             mon.on_epoch_end(1, 6)  # the next update (6) is the first of an epoch
-    assert sorted({c[3] for c in w.calls if c[1] == "grad_norm/total"}) == [0, 4, 6, 8]
+    assert sorted({c[3] for c in w.calls if c[1] == "watch/grad_norm/total"}) == [0, 4, 6, 8]
 
 
 def test_full_hooks_exist_only_for_the_snapshot_forward_and_capture_that_batch():
@@ -263,12 +267,12 @@ def test_full_hooks_exist_only_for_the_snapshot_forward_and_capture_that_batch()
         assert armed_before_forward == (2 if step in (0, 3, 6) else 0), step
         assert hooked() == (2 if step in (2, 5) else 0), step  # armed after the update before a snapshot
     hist = {(c[1], c[3]): c[2] for c in w.calls if c[0] == "histogram"}
-    assert {t for t, _ in hist} == {f"{k}/layer{i}" for k in ("pre_activation", "activation") for i in (1, 2)} | \
-        {f"{k}/layer{i}" for k in ("weight", "grad") for i in (1, 2, 3)}
+    assert {t for t, _ in hist} == {f"{k}/{i}" for k in ("pre_activation", "activation") for i in (1, 3)} | \
+        {f"{k}/{i}" for k in ("weight", "grad") for i in (0, 2, 4)}
     # the histogram of step 3 is of step 3's batch (4 + 3 examples x 5 units)
-    assert hist[("activation/layer1", 3)]["num"] == 7 * 5
-    assert hist[("activation/layer1", 3)]["min"] >= 0.0  # after the ReLU
-    assert hist[("pre_activation/layer1", 3)]["min"] < 0.0
+    assert hist[("activation/1", 3)]["num"] == 7 * 5
+    assert hist[("activation/1", 3)]["min"] >= 0.0  # after the ReLU
+    assert hist[("pre_activation/1", 3)]["min"] < 0.0
 
 
 def test_level_off_does_nothing():
@@ -359,7 +363,7 @@ def test_every_monitor_option_composes(compose, toy_overrides):
 @pytest.mark.slow
 def test_dead_relu_fraction_rises_with_the_learning_rate_on_mnist(compose, tmp_path, monkeypatch):
     """The classic: too high a learning rate kills ReLUs. Adam at 1e-3 against 3e-2, one epoch on
-    10,000 MNIST images (measured: layer1 0.4% dead against 92%)."""
+    10,000 MNIST images (measured: net.1 0.4% dead against 92%)."""
     from conftest import SHARED_DATA
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
@@ -376,5 +380,5 @@ def test_dead_relu_fraction_rises_with_the_learning_rate_on_mnist(compose, tmp_p
                        "monitor.figures=false"]), run_dir=run)
         acc = EventAccumulator(str(run / "tb"))
         acc.Reload()
-        dead[lr] = acc.Scalars("dead_relu/layer1")[-1].value
+        dead[lr] = acc.Scalars("watch/dead_relu/net.1")[-1].value
     assert dead[3e-2] > 0.3 and dead[3e-2] > 10 * max(dead[1e-3], 0.005), dead

@@ -103,10 +103,15 @@ class PopulationLauncher(Launcher):
             sweep_configs.append(self._sweep_config(overrides, initial_job_idx + idx))
         task_cfgs = [self._task_config(sc) for sc in sweep_configs]
         force_off = self.monitored_jobs == "population"
+        monitored = [i for i, t in enumerate(task_cfgs)
+                     if t.get("monitor") is not None and str(t.monitor.get("level")) not in ("off", "False", "false")]
         if force_off:
-            for t in task_cfgs:
-                if t.get("monitor") is not None:
-                    t.monitor.level = "off"
+            for i in monitored:
+                task_cfgs[i].monitor.level = "off"
+        elif len(monitored) >= self.min_size:
+            log.info(f"{len(monitored)} jobs have monitor.level={task_cfgs[monitored[0]].monitor.level} (the monitor hooks "
+                     f"one model), so they run one by one; to train them as populations, add monitor=off or "
+                     f"hydra.launcher.monitored_jobs=population (the monitor is dropped)")
         pops, alone = group_configs(task_cfgs, self.min_size, self.max_size)
 
         returns: dict[int, JobReturn] = {}

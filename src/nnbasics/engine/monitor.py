@@ -4,29 +4,30 @@
 
 - ``off``: nothing (every hook returns at once).
 - ``basic`` (the default): at every *snapshot* step (every ``monitor.every`` updates and the
-  first update of every epoch), per layer (``layer1``, ``layer2``, ... in forward order; the last
-  is the output layer):
+  first update of every epoch), per weight layer, named by its module path (``net.0``, ``net.3``,
+  ...: the names of the TEXT tab's model summary and init audit and of the state_dict), scalars
+  under ``watch/`` (after the learning curves in the SCALARS tab):
 
-  ==========================  ==============================================================
-  ``grad_norm/layerK``        ||dL/dW||_2 over the layer's weight and bias (``grad_norm/total``
-                              over all monitored layers)
-  ``update_ratio/layerK``     ||W_after - W_before|| / ||W_before|| of that update; the cs231n
-                              rule of thumb is ~1e-3 (much smaller: lr too low, much larger: too high)
-  ``weight_std/layerK``       std of the weights, next to ``weight_std_init/layerK``, the std
-                              the initializer should give (``layer.init_std``)
-  ``weight/layerK``           histogram of the weights
-  ==========================  ==============================================================
+  ===========================  ==============================================================
+  ``watch/grad_norm/L``        ||dL/dW||_2 over the layer's weight and bias
+                               (``watch/grad_norm/total`` over all monitored layers)
+  ``watch/update_ratio/L``     ||W_after - W_before|| / ||W_before|| of that update; the cs231n
+                               rule of thumb is ~1e-3 (much smaller: lr too low, much larger: too high)
+  ``watch/weight_std/L``       std of the weights, next to ``watch/weight_std_init/L``, the std
+                               the initializer should give (``layer.init_std``)
+  ``weight/L``                 histogram of the weights
+  ===========================  ==============================================================
 
   and at the start and the end of every epoch a separate no-grad pass (eval mode) over a fixed
   sample of the training split (``monitor.sample`` examples, all of them when null) gives, per
-  hidden layer, ``dead_relu/layerK`` (ReLU family: the fraction of units whose pre-activation is
-  never positive over the whole pass) and ``saturation/layerK`` (sigmoid, tanh: the fraction of
+  hidden activation module A (``net.1``), ``watch/dead_relu/A`` (ReLU family: the fraction of units whose pre-activation is
+  never positive over the whole pass) and ``watch/saturation/A`` (sigmoid, tanh: the fraction of
   outputs within 0.01 of an asymptote). Figures (``monitor.figures``): an activation-histogram
   grid of every hidden layer at the start and the end (``figures/activations``), and for 2-D
   toy sets the decision boundary at the end (``figures/decision_boundary``; a 1-D regression
   gets ``figures/fit``), saved as PNG in ``<run_dir>/figures/`` and logged as images.
-- ``full``: also histograms of the gradients (``grad/layerK``), pre-activations
-  (``pre_activation/layerK``) and activations (``activation/layerK``) of the snapshot step's
+- ``full``: also histograms of the gradients (``grad/L``), pre-activations
+  (``pre_activation/A``) and activations (``activation/A``) of the snapshot step's
   training batch, taken by forward hooks that are registered for that one forward pass only.
 
 Cost: between snapshots a hook does one integer test. A snapshot reads its numbers back from
@@ -37,6 +38,7 @@ device, then one transfer), never per step. See ``benchmarks/monitor_overhead.py
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
@@ -50,6 +52,9 @@ RELU_FAMILY = frozenset({"relu", "leaky_relu", "prelu", "rrelu", "relu6"})
 # either is saturated (its local gradient is nearly zero)
 SATURATING = {"sigmoid": (0.0, 1.0), "tanh": (-1.0, 1.0)}
 SATURATION_MARGIN = 0.01
+# The monitor's scalars go under this group, which TensorBoard's SCALARS tab sorts after the learning
+# curves' ``train`` and ``val`` (it opens the first two groups); ``watch`` as in ``wandb.watch``.
+SCALARS = "watch"
 
 # Until every activation Module subclasses nnbasics.nn.activations.Activation, these torch Modules
 # are recognized as activations, by this name.
@@ -67,18 +72,19 @@ _TORCH_ACTIVATIONS: dict[type, str] = {
 
 @dataclass
 class WeightLayer:
-    name: str  # layer1, layer2, ...
-    path: str  # the module's qualified name in the model (net.0)
+    name: str  # the module's qualified name in the model (net.0), as in the TEXT tab and state_dict
+    path: str  # the same (kept for callers that read it)
     module: nn.Module
     init_std: float = float("nan")  # the initializer's theoretical std (nan when undefined)
 
 
 @dataclass
 class ActivationLayer:
-    name: str  # named after the weight layer that feeds it: layer1, layer2, ...
+    name: str  # the activation module's qualified name (net.1)
     path: str
     module: nn.Module
     kind: str  # relu, tanh, sigmoid, ...
+    after: str = ""  # the name of the weight layer that feeds it ("" when none does)
 
     @property
     def dead_counted(self) -> bool:
@@ -114,8 +120,10 @@ def is_weight_layer(module: nn.Module) -> bool:
 
 def find_layers(model: nn.Module) -> tuple[list[WeightLayer], list[ActivationLayer]]:
     """The weight layers (Linear, Conv) and the hidden activation Modules of ``model``, in
-    registration order (the forward order of an MLP or a plain CNN). An activation takes the name
-    of the weight layer before it. Activations are the ``nnbasics.nn.activations.Activation``
+    registration order (the forward order of an MLP or a plain CNN), each named by its module path
+    (``net.0``: the name in ``model.named_modules()``, the state_dict, the TEXT tab's model summary
+    and init audit; ``model`` for a model that is itself one layer). An activation records the
+    weight layer before it (``after``). Activations are the ``nnbasics.nn.activations.Activation``
     instances when the model has any, else the torch activation Modules; a Module nested inside
     an activation is not counted again."""
     base = _activation_base()
@@ -129,13 +137,10 @@ def find_layers(model: nn.Module) -> tuple[list[WeightLayer], list[ActivationLay
         if any(path.startswith(t + ".") for t in taken):
             continue
         if is_weight_layer(m):
-            weights.append(WeightLayer(f"layer{len(weights) + 1}", path, m))
-        elif isinstance(m, act_types):
+            weights.append(WeightLayer(path or "model", path, m))
+        elif isinstance(m, act_types) and path:
             taken.append(path)
-            name = weights[-1].name if weights else "input"
-            if any(a.name == name for a in acts):
-                name = f"{name}_{sum(a.name.startswith(name) for a in acts) + 1}"
-            acts.append(ActivationLayer(name, path, m, activation_kind(m)))
+            acts.append(ActivationLayer(path, path, m, activation_kind(m), weights[-1].name if weights else ""))
     # theoretical init std: layer.init_std (the contract), else the MLP's init audit, in order
     audit = getattr(model, "init_audit", None)
     audit_stds = [float(s) for _, s in audit] if isinstance(audit, (list, tuple)) and len(audit) == len(weights) else None
@@ -319,13 +324,13 @@ class Monitor:
             n = len(self.layers)
             grad_norm, ratio, std = values[:n], values[n:2 * n], values[2 * n:]
             for layer, g, r, s in zip(self.layers, grad_norm, ratio, std):
-                self._scalar(f"grad_norm/{layer.name}", g, step)
-                self._scalar(f"update_ratio/{layer.name}", r, step)
-                self._scalar(f"weight_std/{layer.name}", s, step)
-                self._scalar(f"weight_std_init/{layer.name}", layer.init_std, step)
+                self._scalar(f"{SCALARS}/grad_norm/{layer.name}", g, step)
+                self._scalar(f"{SCALARS}/update_ratio/{layer.name}", r, step)
+                self._scalar(f"{SCALARS}/weight_std/{layer.name}", s, step)
+                self._scalar(f"{SCALARS}/weight_std_init/{layer.name}", layer.init_std, step)
             finite = [g for g in grad_norm if math.isfinite(g)]
             if finite:
-                self._scalar("grad_norm/total", math.sqrt(sum(g * g for g in finite)), step)
+                self._scalar(f"{SCALARS}/grad_norm/total", math.sqrt(sum(g * g for g in finite)), step)
         if self.level == "full" and (step + 1) % self.every == 0:
             self._arm()
 
@@ -457,33 +462,33 @@ class Monitor:
 
     def _write_scan(self, scan: ScanResult) -> None:
         for name, v in scan.dead.items():
-            self._scalar(f"dead_relu/{name}", v, scan.step)
+            self._scalar(f"{SCALARS}/dead_relu/{name}", v, scan.step)
         for name, v in scan.saturated.items():
-            self._scalar(f"saturation/{name}", v, scan.step)
+            self._scalar(f"{SCALARS}/saturation/{name}", v, scan.step)
 
     def _layer_table(self) -> str:
-        acts = {a.name: a.kind for a in self.activations}
-        rows = ["| layer | module | weight shape | init std | activation |", "|---|---|---|---|---|"]
+        acts = {a.after: f"{a.name} ({a.kind})" for a in self.activations}
+        rows = ["| layer | type | weight shape | init std | activation |", "|---|---|---|---|---|"]
         for layer in self.layers:
             shape = "x".join(str(s) for s in layer.module.weight.shape)
             std = f"{layer.init_std:.4g}" if math.isfinite(layer.init_std) else "n/a"
-            rows.append(f"| {layer.name} | {layer.path} ({type(layer.module).__name__}) | {shape} | {std} | "
+            rows.append(f"| {layer.name} | {type(layer.module).__name__} | {shape} | {std} | "
                         f"{acts.get(layer.name, '-')} |")
         return "\n".join(rows)
 
     def _write_layout(self) -> None:
         """A CUSTOM SCALARS page: every layer on one chart per diagnostic, and weight std against
         the initializer's per layer."""
-        charts = {"gradient norm (per layer)": ["Multiline", [r"grad_norm/.*"]],
-                  "update / weight ratio (cs231n: ~1e-3)": ["Multiline", [r"update_ratio/.*"]],
-                  "weight std (per layer)": ["Multiline", [r"weight_std/.*"]]}
+        charts = {"gradient norm (per layer)": ["Multiline", [rf"{SCALARS}/grad_norm/.*"]],
+                  "update / weight ratio (cs231n: ~1e-3)": ["Multiline", [rf"{SCALARS}/update_ratio/.*"]],
+                  "weight std (per layer)": ["Multiline", [rf"{SCALARS}/weight_std/.*"]]}
         if any(a.dead_counted for a in self.activations):
-            charts["dead ReLU fraction"] = ["Multiline", [r"dead_relu/.*"]]
+            charts["dead ReLU fraction"] = ["Multiline", [rf"{SCALARS}/dead_relu/.*"]]
         if any(a.saturation_counted for a in self.activations):
-            charts["saturated fraction"] = ["Multiline", [r"saturation/.*"]]
-        per_layer = {f"{layer.name}: weight std vs init": ["Multiline", [rf"weight_std(_init)?/{layer.name}$"]]
-                     for layer in self.layers}
-        training = {"loss": ["Multiline", [r"(train|val)/loss"]], "accuracy": ["Multiline", [r"(train|val)/acc"]]}
+            charts["saturated fraction"] = ["Multiline", [rf"{SCALARS}/saturation/.*"]]
+        per_layer = {f"{layer.name}: weight std vs init":
+                     ["Multiline", [rf"{SCALARS}/weight_std(_init)?/{re.escape(layer.name)}$"]] for layer in self.layers}
+        training = {"loss": ["Multiline", [r"^(train|val)/loss$"]], "accuracy": ["Multiline", [r"^(train|val)/acc$"]]}
         self.writer.add_custom_scalars({"training": training, "diagnostics": charts, "weight std vs init": per_layer})
 
     def _activation_figure(self, scan: ScanResult, when: str) -> None:

@@ -4,7 +4,7 @@ suite, a search) leaves the same self-describing folder through ``RunDir``:
     config.yaml        the resolved config
     metrics.json       final metrics and status (completed | diverged | failed)
     history.json       per-epoch metrics and the per-step loss curve (with wall time)
-    tb/                TensorBoard events (scalars train/loss, train/acc, val/loss, val/acc, lr; hparams)
+    tb/                TensorBoard events (scalars train/loss, train/acc, train/lr, val/loss, val/acc; hparams)
     checkpoint.pt      the last checkpoint (model, optimizer, RNG states, data order position)
     preprocess.pt      the fitted preprocessing statistics
     git.txt            the git revision of the code
@@ -35,7 +35,7 @@ from pathlib import Path
 from typing import Any, Mapping
 
 import torch
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig, ListConfig, OmegaConf
 
 from nnbasics.config import select
 from nnbasics.errors import ConfigError, NNBasicsError
@@ -43,12 +43,18 @@ from nnbasics.errors import ConfigError, NNBasicsError
 # Ordered as TensorBoard's HPARAMS tab shows them (it ticks the first five columns).
 FINAL_KEYS = ("val/acc", "val/loss", "test/acc", "train/loss", "train/acc", "test/loss")
 SCALAR_KEYS = ("train/loss", "train/acc", "val/loss", "val/acc", "lr")
-HPARAM_KEYS = {
-    "activation": "activation.name", "init": "init.name", "optimizer": "optimizer.name", "lr": "optimizer.lr",
-    "batch_size": "batch_size", "width": "model.width", "depth": "model.depth",
-    "regularization": "regularization.name", "weight_decay": "regularization.weight_decay",
-    "dropout": "model.dropout.p", "data": "data.name", "seed": "seed",
-}
+# TensorBoard's SCALARS tab groups tags by their first component, sorts the groups by name and
+# opens the first two: the learning curves are ``train/...`` (the learning rate too: ``train/lr``)
+# and ``val/...``, and every other group sorts after ``val``: the final evaluation (the HPARAMS
+# metric columns) under ``verdict/<split>/<metric>``, the monitor's diagnostics under ``watch/``.
+TB_TAGS = {"lr": "train/lr"}
+FINAL_GROUP = "verdict"
+# The HPARAMS columns every run has, named by their config key (a group shows its option's name);
+# the keys of the run's own overrides come beside them, and its override string as ``overrides``.
+HPARAM_KEYS = ("data", "model", "model.width", "model.depth", "activation", "init", "loss", "optimizer",
+               "optimizer.lr", "batch_size", "epochs", "scheduler", "regularization", "seed")
+# Overrides that do not change what a run computes: not HPARAMS columns (still in ``overrides``).
+NOT_HPARAMS = frozenset({"progress", "resume", "threads", "print_config", "profile"})
 # Keys that may change between a run and its resume (they do not change the numbers).
 RESUME_MAY_DIFFER = {"resume", "progress", "eval_test", "threads"}
 FINISHED = ("completed", "diverged")
@@ -231,15 +237,105 @@ def release_lock(resolved: Path, fd: int) -> None:
     os.close(fd)
 
 
-def hparams_of(cfg: Mapping) -> dict[str, Any]:
-    """The hyperparameters shown in TensorBoard's HPARAMS tab (scalars and strings only)."""
-    from nnbasics.nn.models import dropout_settings
+def _parse_overrides(overrides) -> list:
+    from hydra.core.override_parser.overrides_parser import OverridesParser
 
-    out = {}
-    for name, key in HPARAM_KEYS.items():
-        value = dropout_settings(cfg)["p"] if name == "dropout" else select(cfg, key)
+    return OverridesParser.create().parse_overrides([str(o) for o in overrides])
+
+
+def run_overrides(run_dir: str | os.PathLike) -> tuple[list[str] | None, set[str], set[str]]:
+    """What Hydra says about the run in ``run_dir``: (its overrides, or None when unknown; the keys
+    its sweep varies; the swept keys with a float among their values). From the running Hydra job
+    when ``run_dir`` is its folder (``hydra.overrides.task``), else from ``<run_dir>/.hydra/
+    overrides.yaml``; the swept keys from the sweep's ``multirun.yaml`` (the command line's
+    ``key=a,b``, ``range(...)``, ...) and ``hydra.sweeper.params``."""
+    run_dir = Path(run_dir)
+    overrides, sweep_dir, params = None, None, {}
+    try:
+        from hydra.core.hydra_config import HydraConfig
+        from hydra.types import RunMode
+
+        if HydraConfig.initialized():
+            hc = HydraConfig.get()
+            out = hc.runtime.get("output_dir")
+            if out and Path(out).resolve() == run_dir.resolve():
+                overrides = list(hc.overrides.task)
+                if hc.mode == RunMode.MULTIRUN:
+                    sweep_dir = Path(hc.sweep.dir)
+                    params = dict(hc.sweeper.get("params") or {})
+    except ImportError:
+        return None, set(), set()
+    if overrides is None:
+        saved = run_dir / ".hydra" / "overrides.yaml"
+        try:
+            overrides = [str(o) for o in OmegaConf.load(saved)] if saved.exists() else None
+        except Exception:  # noqa: BLE001 - an unreadable file: the overrides are unknown
+            overrides = None
+        sweep_dir = run_dir.parent
+    swept, floats = set(), set()
+    try:
+        sweep = [f"{k}={v}" for k, v in params.items()]
+        if sweep_dir is not None and (sweep_dir / "multirun.yaml").exists():
+            sweep += [str(o) for o in OmegaConf.select(OmegaConf.load(sweep_dir / "multirun.yaml"),
+                                                        "hydra.overrides.task", default=[])]
+        for o in _parse_overrides(sweep):
+            if o.is_sweep_override():
+                swept.add(o.key_or_group)
+                if any(isinstance(v, float) for v in o.sweep_iterator()):
+                    floats.add(o.key_or_group)
+    except Exception:  # noqa: BLE001 - a sweep we cannot read: no key is marked as swept
+        swept, floats = set(), set()
+    return overrides, swept, floats
+
+
+def _shown(value: Any, as_float: bool = False) -> Any:
+    """An HPARAMS value: floats stay numbers (interval filters, numeric axes); ints, bools and
+    everything else become text, since TensorBoard prints every number with five significant
+    digits (a batch size of 128 as "128.00")."""
+    if isinstance(value, bool) or value is None:
+        return str(value)
+    if isinstance(value, int):
+        return float(value) if as_float else str(value)
+    if isinstance(value, float):
+        return value
+    if isinstance(value, str):
+        return value
+    if isinstance(value, (DictConfig, ListConfig)):
+        value = OmegaConf.to_container(value, resolve=True)
+    return json.dumps(value, default=str).replace('"', "")
+
+
+def override_keys(overrides: list[str] | None) -> dict[str, str]:
+    """The config keys that ``overrides`` set (key -> the value as written), less ``hydra.*``,
+    deletions and ``NOT_HPARAMS``."""
+    try:
+        parsed = _parse_overrides(overrides or [])
+    except Exception:  # noqa: BLE001 - not Hydra's syntax: no columns from it
+        return {}
+    return {o.key_or_group: (o.input_line or "").split("=", 1)[-1] for o in parsed
+            if not o.is_delete() and not o.key_or_group.startswith("hydra.") and o.key_or_group not in NOT_HPARAMS}
+
+
+def hparams_of(cfg: Mapping, overrides: list[str] | None = None, swept: set[str] = frozenset(),
+               floats: set[str] = frozenset()) -> dict[str, Any]:
+    """The run's HPARAMS row, column name -> value: the keys of its ``overrides`` (the swept ones
+    first), then ``HPARAM_KEYS``, then ``overrides`` (the override string, swept ones first, when known). A column is
+    a config key (``optimizer.lr``; a group's key shows its option's name, ``optimizer`` ->
+    ``adam``), its value the resolved config's. See ``_shown`` for the types."""
+    chosen = override_keys(overrides)  # key -> the override's value, for keys the config does not hold
+    keys = [k for k in chosen if k in swept] + [k for k in chosen if k not in swept]
+    out: dict[str, Any] = {}
+    for key in keys + [k for k in HPARAM_KEYS if k not in keys]:
+        value = select(cfg, key)
+        if isinstance(value, Mapping):
+            value = value.get("name", value)
+        if value is None:
+            value = chosen.get(key)
         if value is not None:
-            out[name] = value if isinstance(value, (int, float, str, bool)) else str(value)
+            out[key] = _shown(value, as_float=key in floats)
+    if overrides is not None:
+        first = [o for o in overrides if o.split("=", 1)[0].lstrip("+~") in swept]  # what tells the jobs apart
+        out["overrides"] = " ".join(first + [o for o in overrides if o not in first]) if overrides else "(none)"
     return out
 
 
@@ -247,16 +343,30 @@ def _dictconfig(cfg: Mapping) -> DictConfig:
     return cfg if isinstance(cfg, DictConfig) else OmegaConf.create(dict(cfg))
 
 
-def write_hparams(writer, hparams: dict, metrics: dict, step: int = 0) -> None:
+def write_hparams(writer, hparams: dict, metrics: dict, step: int = 0, swept: set[str] | None = None) -> None:
     """Write hparams into the run's own event file (not a sub-run), so a multirun's runs line up
     in one HPARAMS table; the metric columns are the final evaluation's scalars, logged under
-    their own tags ``final/<split>/<metric>`` (not under the running ``train/loss`` curve, where the
-    final full-split value would draw a false drop at the last step)."""
+    their own tags ``verdict/<split>/<metric>`` (not under the running ``train/loss`` curve, where the
+    final full-split value would draw a false drop at the last step).
+
+    TensorBoard shows the experiment summary of one run for the whole logdir, sorts its columns
+    by ``differs`` (true first), then by name, and ticks the first five: the ``swept`` keys (a
+    sweep's varied keys; a single run's overrides) and ``overrides`` are marked ``differs``, so a
+    sweep opens on the keys it varies. Without ``swept``: every key but ``HPARAM_KEYS``."""
+    from tensorboard.plugins.hparams import plugin_data_pb2
     from torch.utils.tensorboard.summary import hparams as hparams_summary
 
     metrics = {k: float(v) for k, v in metrics.items() if isinstance(v, (int, float)) and math.isfinite(float(v))}
-    metrics = {f"final/{k}": v for k, v in metrics.items()}
+    metrics = {f"{FINAL_GROUP}/{k}": v for k, v in metrics.items()}
     exp, ssi, sei = hparams_summary(hparams, metrics)
+    if swept is None:
+        swept = set(hparams) - set(HPARAM_KEYS)
+    swept = set(swept) | {"overrides"}
+    value = exp.value[0]
+    data = plugin_data_pb2.HParamsPluginData.FromString(value.metadata.plugin_data.content)
+    for info in data.experiment.hparam_infos:
+        info.differs = info.name in swept
+    value.metadata.plugin_data.content = data.SerializeToString()
     writer.file_writer.add_summary(exp)
     writer.file_writer.add_summary(ssi)
     writer.file_writer.add_summary(sei)
@@ -436,10 +546,10 @@ class RunDir:
     # --- during the run ------------------------------------------------------------------------
 
     def log_epoch(self, row: Mapping[str, Any]) -> None:
-        """One epoch's scalars at its last step."""
+        """One epoch's scalars at its last step (tags: ``TB_TAGS``)."""
         for k in SCALAR_KEYS:
             if k in row:
-                self.writer().add_scalar(k, row[k], row["step"])
+                self.writer().add_scalar(TB_TAGS.get(k, k), row[k], row["step"])
 
     def log_batch_loss(self, step: int, value: float) -> None:
         """The training loss of one mini-batch, every few updates (``train/batch_loss``): a curve
@@ -466,8 +576,10 @@ class RunDir:
         """The final hparams, history.json and, last, metrics.json (a run is finished once it is
         there); then the lock is released."""
         try:
-            write_hparams(self.writer(), hparams_of(cfg), {k: final[k] for k in FINAL_KEYS if k in final},
-                          final.get("steps", 0))
+            overrides, swept, floats = run_overrides(self.path)
+            write_hparams(self.writer(), hparams_of(cfg, overrides, swept, floats),
+                          {k: final[k] for k in FINAL_KEYS if k in final}, final.get("steps", 0),
+                          swept=swept or set(override_keys(overrides)))
             self._close_writer()
             write_json(self.path / "history.json", {"epochs": history, "curve": curve,
                                                     "curve_columns": ["step", "time_s", "train/loss"]})
@@ -540,5 +652,5 @@ def _read_only(path: Path) -> bool:
 
 
 __all__ = ["RunDir", "RunRefused", "WriteError", "checkpoint_state", "git_revision", "write_json", "write_text", "save_atomic",
-           "hparams_of", "write_hparams", "state_digest", "config_digest", "acquire_lock", "release_lock",
+           "hparams_of", "override_keys", "run_overrides", "write_hparams", "state_digest", "config_digest", "acquire_lock", "release_lock",
            "lock_holder", "FINAL_KEYS"]
