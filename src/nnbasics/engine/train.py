@@ -21,6 +21,7 @@ from omegaconf import DictConfig, OmegaConf
 from nnbasics.data import datasets as data_mod
 from nnbasics.engine import loop
 from nnbasics.engine.rundir import RunDir, WriteError, checkpoint_state, git_revision, write_json
+from nnbasics.engine.profile import profiler_for
 from nnbasics.engine.setup import Budget, Setup, checkpoint_policy, prepare, resolve_batch_size, resolve_device
 from nnbasics.engine.validate import validate
 from nnbasics.errors import ConfigError, DivergenceError, NNBasicsError
@@ -197,15 +198,20 @@ def train(cfg: Mapping, run_dir: str | os.PathLike | None = None, *, data: data_
                 epoch=p.epoch, step=p.step, history=p.history[0], curve=p.curve[0], elapsed_s=p.elapsed(),
                 start_loss=p.start_loss[0]))
 
+    profiler, profile_step = profiler_for(cfg, rd.path)  # profile=true (debug=profiler): a few updates traced
+
     def on_step(p: loop.Progress) -> None:
         if p.curve[0] and p.curve[0][-1][0] == p.step:  # a point of the loss curve: every ~1/20 epoch
             rd.log_batch_loss(p.step, p.curve[0][-1][2])
+        if profile_step is not None:
+            profile_step(p)
 
     learner = Solo(cfg, setup, model, optimizer, schedule, monitor)
     try:
-        progress = loop.run(learner, setup, budget, progress=progress, eval_every=int(cfg.get("eval_every", 1) or 1),
-                            show_bar=bool(cfg.get("progress", True)), on_epoch=on_epoch, on_step=on_step,
-                            blowup=cfg.get("divergence_factor"), watch=watch)
+        with profiler:
+            progress = loop.run(learner, setup, budget, progress=progress,
+                                eval_every=int(cfg.get("eval_every", 1) or 1), show_bar=bool(cfg.get("progress", True)),
+                                on_epoch=on_epoch, on_step=on_step, blowup=cfg.get("divergence_factor"), watch=watch)
     except OSError as e:  # a file of the run that could not be written (no space left on device, ...)
         error = e if isinstance(e, WriteError) else WriteError(Path(e.filename or rd.path), e)
         rd.fail({"error": str(error), "step": progress.step})
