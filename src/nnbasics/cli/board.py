@@ -4,8 +4,9 @@
     nnbasics-board --logdir outputs/multirun/2025-01-01/12-00-00_ab12cd --port 6007
 
 Every run directory keeps its events in ``tb/``; TensorBoard finds them recursively, so a
-multirun's jobs appear as runs ``0/tb``, ``1/tb``, ... side by side, and in one HPARAMS table.
-The same as ``make tensorboard``. What each dashboard shows: docs/dashboards.md.
+multirun's jobs appear as runs ``0/tb``, ``1/tb``, ... side by side, and in one HPARAMS table
+whose ``overrides`` column tells them apart (open one sweep's folder to compare it: TensorBoard
+takes the HPARAMS columns of one run for the whole logdir). The same as ``make tensorboard``. What each dashboard shows: docs/dashboards.md.
 """
 
 from __future__ import annotations
