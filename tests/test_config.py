@@ -122,7 +122,6 @@ BOOLEANS = [
     (["eval_test=no"], "eval_test"),
     (["progress=maybe"], "progress"),
     (["search=yes"], "search"),
-    (["checkpoint=1"], "checkpoint"),
     (["eval_test=null"], "eval_test"),  # present and null: not a boolean either
     (["data=mnist", "data.download=nope"], "data.download"),
     (["regularization.decoupled=maybe"], "regularization.decoupled"),
@@ -139,6 +138,16 @@ def test_a_boolean_key_takes_a_real_boolean_only(compose, overrides, key):
     with pytest.raises(ConfigError, match="must be true or false") as e:
         validate(compose(SPIRAL + overrides))
     assert e.value.key == key and key in str(e.value)
+
+
+@pytest.mark.parametrize("value", ["1", "off", "yes", "null"])
+def test_checkpoint_takes_its_policies_or_a_boolean_and_nothing_else(compose, value):
+    """checkpoint is a choice (last | best | both | none), true (= last) or false (= none)."""
+    with pytest.raises(ConfigError, match="choose last") as e:
+        validate(compose(SPIRAL + [f"checkpoint={value}"]))
+    assert e.value.key == "checkpoint"
+    for ok in ("last", "best", "both", "none", "true", "false"):
+        validate(compose(SPIRAL + [f"checkpoint={ok}"]))
 
 
 def test_true_and_false_pass_and_an_absent_top_level_boolean_takes_the_engine_default(compose):

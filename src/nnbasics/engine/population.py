@@ -680,6 +680,8 @@ def write_member(result: MemberResult, run_dir: str | Path) -> dict:
     rd.open(result.cfg)
     cfg, final = result.cfg, result.metrics
     rd.start(cfg, result.preprocess_state, result.texts)
+    for step, _, value in result.curve:  # the same scalars a single run writes as it goes
+        rd.log_batch_loss(int(step), value)
     for row in result.history:
         rd.log_epoch(row)
     if "last" in checkpoint_policy(cfg) and result.optimizer_state is not None:
