@@ -33,7 +33,9 @@ def compose(overrides: list[str]):
     import nnbasics.cli.train  # noqa: F401  (registers the nnbasics_uid resolver)
     from hydra import compose as hydra_compose, initialize_config_dir
 
-    with initialize_config_dir(config_dir=str(REPO / "conf"), version_base="1.3"):
+    from nnbasics.conf import CONF_DIR
+
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
         return hydra_compose(config_name="train", overrides=overrides)
 
 

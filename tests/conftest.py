@@ -11,7 +11,9 @@ import torch
 import nnbasics.cli.train  # noqa: F401  (registers the nnbasics_uid resolver that conf/train.yaml uses)
 
 REPO = Path(__file__).resolve().parents[1]
-CONF_DIR = str(REPO / "conf")
+from nnbasics.conf import CONF_DIR as _CONF  # noqa: E402  (the configs inside the package)
+
+CONF_DIR = str(_CONF)
 SHARED_DATA = Path(os.environ.get("NNBASICS_SHARED_DATA", REPO.parent / "shared" / "data"))
 
 # Fast, quiet defaults for runs inside tests: toy data, no progress bars, no monitor, no checkpoint.

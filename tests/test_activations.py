@@ -7,6 +7,8 @@ import math
 from pathlib import Path
 
 import pytest
+
+from nnbasics.conf import CONF_DIR
 import torch
 import torch.nn.functional as F
 from omegaconf import OmegaConf
@@ -15,7 +17,7 @@ from torch import nn
 from nnbasics.nn import activations as A
 from nnbasics.errors import ConfigError
 
-CONF = Path(__file__).resolve().parents[1] / "conf" / "activation"
+CONF = CONF_DIR / "activation"
 
 # name -> (our function, torch twin); inputs avoid the kink at 0 by construction (randn)
 TWINS = {

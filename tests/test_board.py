@@ -18,9 +18,10 @@ import pytest
 
 import nnbasics.cli.train  # noqa: F401  (registers the nnbasics_uid resolver conf/train.yaml uses)
 from nnbasics.cli import board
+from nnbasics.conf import CONF_DIR as PACKAGE_CONF
 from nnbasics.engine.train import train
 
-CONF_DIR = str(Path(__file__).resolve().parents[1] / "conf")
+CONF_DIR = str(PACKAGE_CONF)
 SINGLE = ["data=spiral", "epochs=2", "progress=false", "monitor=full", "monitor.every=2", "model.width=16",
           "checkpoint=false"]
 MULTI = ["data=spiral", "epochs=1", "progress=false", "monitor=off", "model.width=8", "model.depth=1",
@@ -32,7 +33,7 @@ MONITOR_SCALARS = ("watch/grad_norm/net.0", "watch/grad_norm/total", "watch/upda
                    "watch/weight_std/net.0", "watch/weight_std_init/net.0", "watch/dead_relu/net.1",
                    "watch/dead_relu/net.3")
 MONITOR_HISTOGRAMS = ("weight/net.0", "weight/net.4", "grad/net.0", "pre_activation/net.1", "activation/net.3")
-HPARAM_METRICS = ("verdict/val/acc", "verdict/val/loss", "verdict/test/acc", "verdict/train/loss")
+HPARAM_METRICS = ("whole/val/acc", "whole/val/loss", "whole/test/acc", "whole/train/loss")
 SWEEP = ["scheduler=constant", "optimizer.lr=0.01,0.05", "seed=0,1"]  # the multirun's command line (multirun.yaml)
 
 

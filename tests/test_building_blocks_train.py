@@ -8,6 +8,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+
+from nnbasics.conf import CONF_DIR
 import torch
 
 from conftest import SHARED_DATA
@@ -15,7 +17,7 @@ from nnbasics.nn import losses
 from nnbasics.optim import regularization
 from nnbasics.engine.train import train
 
-CONF = Path(__file__).resolve().parents[1] / "conf"
+CONF = CONF_DIR
 GROUPS = ("init", "activation", "model", "loss", "regularization")
 OPTIONS = [(g, p.stem) for g in GROUPS for p in sorted((CONF / g).glob("*.yaml"))]
 # one step, tiny model, nothing written that is not needed

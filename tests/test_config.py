@@ -8,12 +8,14 @@ from pathlib import Path
 
 import pytest
 
+from nnbasics.conf import CONF_DIR
+
 from conftest import SHARED_DATA, TOY
 from nnbasics.nn import losses
 from nnbasics.engine.train import train
 from nnbasics.engine.validate import validate
 
-CONF = Path(__file__).resolve().parents[1] / "conf"
+CONF = CONF_DIR
 GROUPS = ["data", "model", "activation", "init", "loss", "optimizer", "scheduler", "regularization", "preprocess", "monitor"]
 IMAGE_SETS = {"mnist", "fashion_mnist", "cifar10"}
 OPTIONS = [(g, p.stem) for g in GROUPS for p in sorted((CONF / g).glob("*.yaml"))]

@@ -8,6 +8,8 @@ import math
 from pathlib import Path
 
 import pytest
+
+from nnbasics.conf import CONF_DIR
 import torch
 from omegaconf import OmegaConf
 from torch import nn
@@ -15,7 +17,7 @@ from torch import nn
 from nnbasics.nn import init
 from nnbasics.errors import ConfigError
 
-CONF = Path(__file__).resolve().parents[1] / "conf" / "init"
+CONF = CONF_DIR / "init"
 OUT, IN = 200, 500  # a non-square weight: fan_in != fan_out, so a swapped fan shows
 N = OUT * IN  # 100k samples: the sample std is within ~0.3% of the true one (1 sigma)
 

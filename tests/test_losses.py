@@ -7,6 +7,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+
+from nnbasics.conf import CONF_DIR
 import torch
 import torch.nn.functional as F
 from omegaconf import OmegaConf
@@ -15,7 +17,7 @@ from torch import nn
 from nnbasics.nn import losses
 from nnbasics.errors import ConfigError
 
-CONF = Path(__file__).resolve().parents[1] / "conf" / "loss"
+CONF = CONF_DIR / "loss"
 N, C, K = 16, 5, 3
 
 

@@ -8,6 +8,8 @@ import math
 from pathlib import Path
 
 import pytest
+
+from nnbasics.conf import CONF_DIR
 import torch
 from torch import nn
 
@@ -17,7 +19,7 @@ from nnbasics.errors import ConfigError
 from nnbasics.nn.models import CNN, MLP, build_model, count_parameters, dropout_settings, format_init_audit, init_audit, summary
 
 TOY = ["data=spiral", "monitor=off"]
-CONF = Path(__file__).resolve().parents[1] / "conf"
+CONF = CONF_DIR
 
 
 def kinds(model):

@@ -5,6 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+
+from nnbasics.conf import CONF_DIR
 import torch
 from torch import nn
 
@@ -14,7 +16,7 @@ from nnbasics.nn.models import build_model
 FORMS = sorted(neurons.FORWARDS)
 
 
-ACTIVATION_OPTIONS = sorted(p.stem for p in (Path(__file__).resolve().parents[1] / "conf" / "activation").glob("*.yaml"))
+ACTIVATION_OPTIONS = sorted(p.stem for p in (CONF_DIR / "activation").glob("*.yaml"))
 
 
 @pytest.mark.parametrize("activation", ACTIVATION_OPTIONS)

@@ -13,6 +13,8 @@ import io
 from pathlib import Path
 
 import pytest
+
+from nnbasics.conf import CONF_DIR
 import torch
 from omegaconf import OmegaConf
 from torch import nn
@@ -23,7 +25,7 @@ from nnbasics.errors import ConfigError
 from nnbasics.engine.train import train
 from nnbasics.engine.validate import validate
 
-CONF = Path(__file__).resolve().parents[1] / "conf" / "optimizer"
+CONF = CONF_DIR / "optimizer"
 
 # (name, our arguments, the torch twin and its arguments)
 CASES = [

@@ -7,6 +7,8 @@ import io
 from pathlib import Path
 
 import pytest
+
+from nnbasics.conf import CONF_DIR
 import torch
 
 from conftest import TOY
@@ -16,7 +18,7 @@ from nnbasics.data.preprocessing import PREPROCESSORS, build_preprocessor
 from nnbasics.engine.train import train
 from nnbasics.engine.validate import validate
 
-CONF = Path(__file__).resolve().parents[1] / "conf" / "preprocess"
+CONF = CONF_DIR / "preprocess"
 OPTIONS = sorted(p.stem for p in CONF.glob("*.yaml"))
 
 

@@ -19,9 +19,11 @@ from pathlib import Path
 
 import pytest
 
+from nnbasics.conf import CONF_DIR
+
 from conftest import REPO, SHARED_DATA
 
-EXPERIMENTS = sorted(p.stem for p in (REPO / "conf" / "experiment").glob("*.yaml"))
+EXPERIMENTS = sorted(p.stem for p in (CONF_DIR / "experiment").glob("*.yaml"))
 # Overlays that use a library piece another change is building (they compose once it lands): none now
 # (optimizer.eps_mode=dlfs, optimizer=adadelta and model=examples_cnn are in the library).
 NEEDS: dict[str, str] = {}
@@ -49,7 +51,7 @@ def test_overlay_composes_validates_and_states_its_source(compose, name):
     sets the schedule explicitly (no silent cosine default), and names its published number."""
     from nnbasics.engine.validate import validate
 
-    text = (REPO / "conf" / "experiment" / f"{name}.yaml").read_text()
+    text = (CONF_DIR / "experiment" / f"{name}.yaml").read_text()
     assert text.startswith("# @package _global_")
     assert "Published" in text and f"experiment={name}" in text
     assert "override /scheduler:" in text and "override /optimizer:" in text and "override /init:" in text

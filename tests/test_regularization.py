@@ -7,6 +7,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+
+from nnbasics.conf import CONF_DIR
 import torch
 from omegaconf import OmegaConf
 from torch import nn
@@ -16,7 +18,7 @@ from nnbasics.optim import regularization as R
 from nnbasics.nn.activations import PReLU, ReLU
 from nnbasics.errors import ConfigError
 
-CONF = Path(__file__).resolve().parents[1] / "conf" / "regularization"
+CONF = CONF_DIR / "regularization"
 
 
 def net():

@@ -7,6 +7,8 @@ import math
 from pathlib import Path
 
 import pytest
+
+from nnbasics.conf import CONF_DIR
 import torch
 
 from conftest import TOY
@@ -16,7 +18,7 @@ from nnbasics.optim.schedules import build_schedule
 from nnbasics.engine.train import train
 from nnbasics.engine.validate import validate
 
-CONF = Path(__file__).resolve().parents[1] / "conf" / "scheduler"
+CONF = CONF_DIR / "scheduler"
 
 # (scheduler config, total_steps, steps_per_epoch, {t: multiplier}) with the multipliers by hand
 CLOSED_FORM = [

@@ -6,6 +6,8 @@ import json
 from pathlib import Path
 
 import pytest
+
+from nnbasics.conf import CONF_DIR
 import torch
 
 from omegaconf import open_dict
@@ -13,7 +15,7 @@ from omegaconf import open_dict
 from nnbasics.engine.train import train
 from nnbasics.errors import DivergenceError
 
-CONF = Path(__file__).resolve().parents[1] / "conf"
+CONF = CONF_DIR
 
 
 def event_tags(tb_dir: Path) -> dict[str, list[str]]:
@@ -40,7 +42,7 @@ def test_short_toy_run_learns_and_describes_itself(compose, toy_overrides, tmp_p
     assert len(history["epochs"]) == 30 and history["curve"]
     assert history["epochs"][-1]["train/loss"] < history["epochs"][0]["train/loss"]
     tags = event_tags(run / "tb")
-    for tag in ("train/loss", "train/acc", "val/loss", "val/acc", "lr"):
+    for tag in ("train/loss", "train/acc", "val/loss", "val/acc", "train/lr"):
         assert tag in tags["scalars"], tag
 
 
@@ -161,7 +163,7 @@ def test_progress_bar_is_off_when_output_is_not_a_terminal(compose, toy_override
     code = ("import nnbasics.cli.train\n"
             "from hydra import compose, initialize_config_dir\n"
             "from nnbasics.engine.train import train\n"
-            f"with initialize_config_dir(config_dir={str(Path(__file__).resolve().parents[1] / 'conf')!r}, version_base='1.3'):\n"
+            f"with initialize_config_dir(config_dir={str(CONF_DIR)!r}, version_base='1.3'):\n"
             f"    cfg = compose(config_name='train', overrides={toy_overrides + ['progress=true']!r})\n"
             f"train(cfg, run_dir={str(tmp_path / 'r')!r})\n")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
@@ -226,7 +228,7 @@ def test_early_stopping_is_off_by_default_and_needs_a_validation_split(compose, 
 
 
 def test_the_loss_curve_and_the_final_numbers_have_their_own_tensorboard_tags(compose, toy_overrides, tmp_path):
-    """train/batch_loss: a point every ~1/20 epoch; final/<split>/<metric>: the final evaluation,
+    """train/batch_loss: a point every ~1/20 epoch; whole/<split>/<metric>: the final evaluation,
     never written into the running train/loss curve (which would draw a false drop at the end)."""
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
@@ -234,7 +236,7 @@ def test_the_loss_curve_and_the_final_numbers_have_their_own_tensorboard_tags(co
     acc = EventAccumulator(str(tmp_path / "r" / "tb"))
     acc.Reload()
     tags = set(acc.Tags()["scalars"])
-    assert {"train/batch_loss", "final/train/loss", "final/val/acc", "final/test/acc"} <= tags
+    assert {"train/batch_loss", "whole/train/loss", "whole/val/acc", "whole/test/acc"} <= tags
     assert len(acc.Scalars("train/batch_loss")) >= 20
     assert [e.value for e in acc.Scalars("train/loss")] == pytest.approx([r["train/loss"] for r in m["history"]])
-    assert acc.Scalars("final/val/acc")[-1].value == pytest.approx(m["val/acc"])
+    assert acc.Scalars("whole/val/acc")[-1].value == pytest.approx(m["val/acc"])

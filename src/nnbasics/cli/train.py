@@ -28,7 +28,9 @@ from pathlib import Path
 import hydra
 from omegaconf import DictConfig, OmegaConf, open_dict
 
-CONF_DIR = str(Path(os.environ.get("NNBASICS_CONF", Path(__file__).resolve().parents[3] / "conf")))
+# The configs ship inside the package (pkg://nnbasics.conf: found by an installed wheel too);
+# NNBASICS_CONF points at another config folder instead.
+CONF_PATH = os.environ.get("NNBASICS_CONF") or "pkg://nnbasics.conf"
 
 # A short random id in every run and sweep directory name, so two jobs started in the same
 # second never share a directory. use_cache: resolved once per config, so the name is stable.
@@ -242,7 +244,7 @@ def train_main() -> float | None:
     return hydra_main()
 
 
-@hydra.main(version_base="1.3", config_path=CONF_DIR, config_name="train")
+@hydra.main(version_base="1.3", config_path=CONF_PATH, config_name="train")
 def hydra_main(cfg: DictConfig) -> float | None:
     """Train one configuration; return val/acc (the value a Hydra sweeper optimizes)."""
     from hydra.core.hydra_config import HydraConfig

@@ -46,9 +46,9 @@ SCALAR_KEYS = ("train/loss", "train/acc", "val/loss", "val/acc", "lr")
 # TensorBoard's SCALARS tab groups tags by their first component, sorts the groups by name and
 # opens the first two: the learning curves are ``train/...`` (the learning rate too: ``train/lr``)
 # and ``val/...``, and every other group sorts after ``val``: the final evaluation (the HPARAMS
-# metric columns) under ``verdict/<split>/<metric>``, the monitor's diagnostics under ``watch/``.
+# metric columns) under ``whole/<split>/<metric>``, the monitor's diagnostics under ``watch/``.
 TB_TAGS = {"lr": "train/lr"}
-FINAL_GROUP = "verdict"
+FINAL_GROUP = "whole"  # the final evaluation over each whole split; sorts after train and val
 # The HPARAMS columns every run has, named by their config key (a group shows its option's name);
 # the keys of the run's own overrides come beside them, and its override string as ``overrides``.
 HPARAM_KEYS = ("data", "model", "model.width", "model.depth", "activation", "init", "loss", "optimizer",
@@ -346,7 +346,7 @@ def _dictconfig(cfg: Mapping) -> DictConfig:
 def write_hparams(writer, hparams: dict, metrics: dict, step: int = 0, swept: set[str] | None = None) -> None:
     """Write hparams into the run's own event file (not a sub-run), so a multirun's runs line up
     in one HPARAMS table; the metric columns are the final evaluation's scalars, logged under
-    their own tags ``verdict/<split>/<metric>`` (not under the running ``train/loss`` curve, where the
+    their own tags ``whole/<split>/<metric>`` (not under the running ``train/loss`` curve, where the
     final full-split value would draw a false drop at the last step).
 
     TensorBoard shows the experiment summary of one run for the whole logdir, sorts its columns

@@ -46,7 +46,7 @@ BUDGETS = ("smoke", "default", "full")
 DEFAULT_SEEDS = (0, 1, 2)
 PACKAGE_DIR = Path(__file__).resolve().parents[1]
 REPO_DIR = PACKAGE_DIR.parents[1]
-CONF_DIR = Path(os.environ.get("NNBASICS_CONF", REPO_DIR / "conf"))
+from nnbasics.conf import CONF_DIR  # noqa: E402  (the configs inside the package)
 # Run overrides every experiment run gets unless it sets them itself: quiet, no checkpoints, no
 # monitor (experiments measure what they need themselves).
 QUIET = {"progress": "false", "checkpoint": "false", "monitor": "off"}
