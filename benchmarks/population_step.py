@@ -5,10 +5,6 @@ streams, batch 128, Adam), timed in one process in alternating blocks, next to i
   first layer one matrix product per stream (``BatchedMLP._linear``);
 - ``gathered``: each member's batch copied (16 x 128 x 784), the first layer one ``baddbmm``
   over members (what ``run`` does when the streams differ in size);
-- ``vmap``: PyTorch's model-ensembling recipe on the library's own modules instead of
-  ``BatchedMLP``: ``torch.func.stack_module_state`` + ``functional_call`` + ``vmap`` over the
-  members' gathered batches, the same vectorized loss and batched Adam (the alternative the
-  one-engine issue asked to measure before choosing);
 - ``matmuls``: only the step's matrix products (first-layer forward and weight gradient,
   second-layer forward and both gradients) on tensors of the same shapes: what a step that
   did nothing else would cost.
@@ -76,32 +72,7 @@ def main() -> None:
         torch.bmm(g2T, h)                                   # its weight gradient
         torch.bmm(w2.transpose(1, 2), g2T)                  # its input gradient
 
-    # the torch.func recipe: the members' own modules, their weights stacked by torch
-    from torch.func import functional_call, stack_module_state, vmap
-
-    from nnbasics.optim.batched import BatchedOptimizer
-
-    params, buffers = stack_module_state(pop.models)
-    stacked = [params[n].detach().requires_grad_(True) for n in params]
-    names = list(params)
-    template = pop.models[0]
-    vopt = BatchedOptimizer(stacked, pop.hparams, pop.family)
-
-    def member_forward(ps, bs, xk):
-        return functional_call(template, ({n: p for n, p in zip(names, ps)}, bs), (xk,))
-
-    vforward = vmap(member_forward, in_dims=(0, 0, 0))
-
-    def vmap_step() -> None:
-        idxs = [torch.randint(0, len(x_all), (BATCH,), generator=gen) for _ in range(STREAMS)]
-        x, y = pop.batch(idxs, False, stream_of)
-        out = vforward(stacked, buffers, x)
-        losses = pop.loss_vec(out, y)
-        vopt.zero_grad()
-        losses.sum().backward()
-        vopt.step(1.0)
-
-    variants = {"shared": lambda: step(True), "gathered": lambda: step(False), "vmap": vmap_step, "matmuls": matmuls}
+    variants = {"shared": lambda: step(True), "gathered": lambda: step(False), "matmuls": matmuls}
     for f in variants.values():
         for _ in range(5):
             f()

@@ -164,6 +164,7 @@ def run(learner: Learner, setup: Setup, budget: Budget, *, progress: Progress | 
     for s in streams:
         p.generators.setdefault(s, torch.Generator().manual_seed(s))
     check_every = 1 if device.type == "cpu" else 25
+    limit = None
     log_every = max(1, budget.steps_per_epoch // 20)
     p.t_loop = time.perf_counter()
     for epoch in range(p.epoch, budget.epochs):
@@ -188,7 +189,9 @@ def run(learner: Learner, setup: Setup, budget: Budget, *, progress: Progress | 
             if p.step % check_every == 0:
                 bad = ~torch.isfinite(check.detach())
                 if blowup is not None:
-                    bad |= check.detach().abs() > blowup * torch.tensor(p.start_loss, device=device)
+                    if limit is None:  # once: blowup x each member's first mini-batch loss
+                        limit = blowup * torch.tensor(p.start_loss, device=device)
+                    bad |= check.detach().abs() > limit
                 bad = bad.cpu().tolist()
                 if any(bad):
                     values = check.detach().cpu().tolist()

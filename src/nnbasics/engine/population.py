@@ -404,7 +404,9 @@ class Population:
         self.schedules = [build_schedule(c.scheduler, self.total_steps, self.steps_per_epoch) for c in self.cfgs]
         self.same_schedule = len({json.dumps(_container(c.scheduler), sort_keys=True) for c in self.cfgs}) == 1
         self.loss_vec = self._vectorized_loss()
-        self.has_penalty = any(penalty(m, c.regularization) is not None for m, c in zip(self.models, self.cfgs))
+        # plain dicts: the penalty and the constraint read them every update
+        self.regs = [OmegaConf.to_container(c.regularization, resolve=True) for c in self.cfgs]
+        self.has_penalty = any(penalty(m, r) is not None for m, r in zip(self.models, self.regs))
         self.has_constraint = any(bool(select(c, "regularization.max_norm")) for c in self.cfgs)
         self.seeds = [int(c.seed) for c in self.cfgs]
         self._step = 0
@@ -525,7 +527,7 @@ class Population:
 
         total = None
         for k, (m, c) in enumerate(zip(self.models, self.cfgs)):
-            r = functional_call(_Apply(m, lambda mod, c=c: penalty(mod, c.regularization)),
+            r = functional_call(_Apply(m, lambda mod, reg=self.regs[k]: penalty(mod, reg)),
                                 {f"model.{n}": t for n, t in self._member_params(k).items()}, ())
             if r is not None:
                 total = r if total is None else total + r
@@ -536,7 +538,7 @@ class Population:
         from torch.func import functional_call
 
         for k, (m, c) in enumerate(zip(self.models, self.cfgs)):
-            functional_call(_Apply(m, lambda mod, c=c: after_step_(mod, c.regularization)),
+            functional_call(_Apply(m, lambda mod, reg=self.regs[k]: after_step_(mod, reg)),
                             {f"model.{n}": t for n, t in self._member_params(k).items()}, ())
 
     @torch.no_grad()

@@ -34,16 +34,12 @@ class _Sigmoid(torch.autograd.Function):
     """sigma(x) = 1 / (1 + e^-x), computed as 1 / (1 + e) for x >= 0 and e / (1 + e) for x < 0
     with e = e^-|x| (never overflows); d sigma / dx = sigma (1 - sigma)."""
 
-    generate_vmap_rule = True  # usable under torch.func transforms (vmap over a population)
-
     @staticmethod
-    def forward(x):
+    def forward(ctx, x):
         e = torch.exp(-x.abs())
-        return torch.where(x >= 0, 1 / (1 + e), e / (1 + e))
-
-    @staticmethod
-    def setup_context(ctx, inputs, s):
+        s = torch.where(x >= 0, 1 / (1 + e), e / (1 + e))
         ctx.save_for_backward(s)
+        return s
 
     @staticmethod
     def backward(ctx, grad):
@@ -55,16 +51,12 @@ class _Tanh(torch.autograd.Function):
     """tanh(x) = (1 - e^-2x) / (1 + e^-2x), computed with |x| and the sign put back (never
     overflows); d tanh / dx = 1 - tanh^2."""
 
-    generate_vmap_rule = True
-
     @staticmethod
-    def forward(x):
+    def forward(ctx, x):
         e = torch.exp(-2 * x.abs())
-        return torch.sign(x) * (1 - e) / (1 + e)
-
-    @staticmethod
-    def setup_context(ctx, inputs, t):
+        t = torch.sign(x) * (1 - e) / (1 + e)
         ctx.save_for_backward(t)
+        return t
 
     @staticmethod
     def backward(ctx, grad):
@@ -76,17 +68,12 @@ class _ELU(torch.autograd.Function):
     """elu(x) = x for x > 0, alpha (e^x - 1) otherwise; derivative 1 for x > 0, elu(x) + alpha
     otherwise."""
 
-    generate_vmap_rule = True
-
     @staticmethod
-    def forward(x, alpha: float):
-        return torch.where(x > 0, x, alpha * torch.expm1(torch.clamp(x, max=0)))
-
-    @staticmethod
-    def setup_context(ctx, inputs, y):
-        x, alpha = inputs
+    def forward(ctx, x, alpha: float):
+        y = torch.where(x > 0, x, alpha * torch.expm1(torch.clamp(x, max=0)))
         ctx.save_for_backward(x, y)
         ctx.alpha = alpha
+        return y
 
     @staticmethod
     def backward(ctx, grad):
@@ -97,15 +84,11 @@ class _ELU(torch.autograd.Function):
 class _ReLU(torch.autograd.Function):
     """relu(x) = max(0, x); derivative 1 where the output is positive, else 0 (0 at x = 0)."""
 
-    generate_vmap_rule = True
-
     @staticmethod
-    def forward(x):
-        return x.clamp_min(0)
-
-    @staticmethod
-    def setup_context(ctx, inputs, y):
+    def forward(ctx, x):
+        y = x.clamp_min(0)
         ctx.save_for_backward(y)
+        return y
 
     @staticmethod
     def backward(ctx, grad):
