@@ -240,3 +240,20 @@ def test_the_loss_curve_and_the_final_numbers_have_their_own_tensorboard_tags(co
     assert len(acc.Scalars("train/batch_loss")) >= 20
     assert [e.value for e in acc.Scalars("train/loss")] == pytest.approx([r["train/loss"] for r in m["history"]])
     assert acc.Scalars("whole/val/acc")[-1].value == pytest.approx(m["val/acc"])
+
+
+def test_full_batch_runs_do_not_write_a_checkpoint_per_update(compose, toy_overrides, tmp_path, monkeypatch):
+    """Full-batch gradient descent makes every update an epoch: checkpoint.pt is written after
+    the first epoch, then at most about once a second, and after the last (500 epochs of a toy
+    set: a handful of writes, not 500), and the run still resumes from it."""
+    from nnbasics.engine import rundir
+
+    writes = []
+    real = rundir.RunDir.save_checkpoint
+    monkeypatch.setattr(rundir.RunDir, "save_checkpoint", lambda self, state: (writes.append(state["epoch"]),
+                                                                               real(self, state))[1])
+    m = train(compose(toy_overrides + ["batch_size=full", "steps=500", "optimizer=sgd", "optimizer.lr=0.1"]),
+              run_dir=tmp_path / "r")
+    assert m["epochs"] == 500 and writes[0] == 1 and writes[-1] == 500
+    assert len(writes) < 50, len(writes)
+    assert torch.load(tmp_path / "r" / "checkpoint.pt", weights_only=True)["epoch"] == 500

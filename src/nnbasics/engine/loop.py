@@ -165,6 +165,7 @@ def run(learner: Learner, setup: Setup, budget: Budget, *, progress: Progress | 
         p.generators.setdefault(s, torch.Generator().manual_seed(s))
     check_every = 1 if device.type == "cpu" else 25
     limit = None
+    bar, logged_at = None, -math.inf
     log_every = max(1, budget.steps_per_epoch // 20)
     p.t_loop = time.perf_counter()
     for epoch in range(p.epoch, budget.epochs):
@@ -173,7 +174,10 @@ def run(learner: Learner, setup: Setup, budget: Budget, *, progress: Progress | 
         seen = 0
         batchers = [data_mod.minibatches(setup.n_train, budget.batch_size, p.generators[s], setup.replacement, device)
                     for s in streams]
-        bar = _bar(budget.steps_per_epoch, epoch, budget.epochs) if show_bar else None
+        if show_bar and bar is None:
+            bar = _bar(budget.total_steps, p.step)
+        if bar is not None:
+            bar.set_description_str(f"epoch {epoch + 1}/{budget.epochs}", refresh=False)
         for idxs in zip(*batchers):
             if p.step >= budget.total_steps:
                 break
@@ -209,8 +213,6 @@ def run(learner: Learner, setup: Setup, budget: Budget, *, progress: Progress | 
                 bar.update(1)
             if on_step is not None:
                 on_step(p)
-        if bar is not None:
-            bar.close()
         if not any(p.alive):
             break
         train_loss = (sum_loss.cpu().double() / max(1, seen)).tolist()
@@ -236,8 +238,12 @@ def run(learner: Learner, setup: Setup, budget: Budget, *, progress: Progress | 
             p.watch(k, row, watch)
             rows.append(row)
         p.epoch = epoch + 1
-        if log_epochs:
+        # the epoch's log line: every epoch, but at most about one a second when epochs are tiny
+        # (full-batch gradient descent: an epoch is one update), and always the last
+        last = p.step >= budget.total_steps
+        if log_epochs and (last or time.perf_counter() - logged_at >= 1.0):
             _log_epoch(p, rows, budget.epochs)
+            logged_at = time.perf_counter()
         if watch.patience is not None and val is not None and p.stale[0] >= watch.patience:
             p.stopped_early[0] = p.epoch
             log.info(f"early stopping at epoch {p.epoch}: {watch.metric} has not improved for {watch.patience} "
@@ -246,6 +252,8 @@ def run(learner: Learner, setup: Setup, budget: Budget, *, progress: Progress | 
             on_epoch(p, rows)
         if p.step >= budget.total_steps or p.stopped_early[0] is not None:
             break
+    if bar is not None:
+        bar.close()
     return p
 
 
@@ -297,12 +305,12 @@ def final_metrics(learner: Learner, setup: Setup, p: Progress, cfg: Mapping,
     return finals
 
 
-def _bar(total: int, epoch: int, epochs: int):
+def _bar(total: int, done: int):
+    """One bar across the run's updates (its description names the epoch)."""
     from tqdm.auto import tqdm
 
     # disable=None: no bar when the output is not a terminal (SLURM and piped logs get no carriage returns)
-    return tqdm(total=total, desc=f"epoch {epoch + 1}/{epochs}", leave=False, unit="step", dynamic_ncols=True,
-                disable=None)
+    return tqdm(total=total, initial=done, leave=False, unit="step", dynamic_ncols=True, disable=None)
 
 
 __all__ = ["Learner", "Progress", "Watch", "BEST_METRICS", "run", "final_metrics"]

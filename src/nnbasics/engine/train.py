@@ -12,6 +12,7 @@ import json
 import logging
 import math
 import os
+import time
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
@@ -32,6 +33,7 @@ from nnbasics.optim.regularization import after_step_, param_groups, penalty
 from nnbasics.optim.schedules import build_schedule
 
 log = logging.getLogger("nnbasics")
+CHECKPOINT_SECONDS = 1.0  # checkpoint.pt at most about this often (always after the first and the last epoch)
 
 
 @torch.inference_mode()
@@ -185,6 +187,7 @@ def train(cfg: Mapping, run_dir: str | os.PathLike | None = None, *, data: data_
         monitor.on_train_start(progress.step)
 
     policy, watch = checkpoint_policy(cfg), loop.Watch.of(cfg)
+    saved_at = [-math.inf]  # when checkpoint.pt was last written
 
     def on_epoch(p: loop.Progress, rows: list) -> None:
         rd.log_epoch(rows[0])
@@ -192,7 +195,12 @@ def train(cfg: Mapping, run_dir: str | os.PathLike | None = None, *, data: data_
         if "best" in policy and p.improved(0):
             rd.save_best({"model": model.state_dict(), "epoch": p.epoch, "step": p.step, "metric": watch.metric,
                           "value": p.best_value[0]})
-        if "last" in policy:
+        # checkpoint.pt after an epoch: the first, then at most about one a second (an epoch of
+        # full-batch gradient descent is one update: 10,000 epochs must not write 10,000 files), and
+        # the last; a resume continues bit for bit from whichever was written last
+        finished = p.step >= budget.total_steps or p.stopped_early[0] is not None
+        if "last" in policy and (finished or time.perf_counter() - saved_at[0] >= CHECKPOINT_SECONDS):
+            saved_at[0] = time.perf_counter()
             rd.save_checkpoint(checkpoint_state(
                 model=model.state_dict(), optimizer=optimizer.state_dict(),
                 generator=p.generators[int(cfg.seed)].get_state(), torch_rng=torch.get_rng_state(),
