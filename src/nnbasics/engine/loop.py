@@ -19,7 +19,10 @@ A Learner has ``K``, ``seeds`` (member k reads the data stream of ``seeds[k]``) 
     evaluate(split) -> (losses, accs)        per-member means over a split (eval mode)
 
 Divergence: a member whose loss (checked every update on CPU, every 25 on CUDA, and at the end of
-each epoch) is not finite stops training; the others go on; when none is left the loop ends.
+each epoch) is not finite, or has grown past ``blowup`` (``divergence_factor``) times its first
+mini-batch loss, stops training; the others go on; when none is left the loop ends. The best
+epoch by ``Watch.metric`` is followed for every member (``best/*`` metrics, ``best.pt``), and a
+single run may stop early (``early_stopping.patience``).
 """
 
 from __future__ import annotations
