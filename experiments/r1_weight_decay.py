@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from nnbasics.suite.context import Context, Outcome
 from nnbasics.suite.curves import accuracy_curves
-from nnbasics.suite.stats import fmt, less, md_table, mean, mean_std
+from nnbasics.suite.stats import gap_narrows, md_table, train_test_gaps
 
 ID = "R1"
 TITLE = "Weight decay on 300 MNIST images"
@@ -27,10 +27,7 @@ REF = {"lambda 0": ("~1.00", "~0.75"), "lambda 0.1": ("0.93", "0.72")}
 
 def verdict(numbers: dict) -> tuple[bool | None, str]:
     """``<arm>/gap`` and ``<arm>/test_acc``: per-seed lists."""
-    g0, g1 = numbers["lambda 0/gap"], numbers["lambda 0.1/gap"]
-    return less(g1, g0), (f"train-test gap: lambda 0 {fmt(*mean_std(g0))}, lambda 0.1 {fmt(*mean_std(g1))}; reduction "
-                          f"{mean(g0) - mean(g1):.3f} (held if smaller, separated by >= 2 standard errors); test acc "
-                          f"{mean(numbers['lambda 0/test_acc']):.3f} -> {mean(numbers['lambda 0.1/test_acc']):.3f}")
+    return gap_narrows(numbers, "lambda 0", "lambda 0.1")
 
 
 def run(ctx: Context) -> Outcome:
@@ -41,13 +38,7 @@ def run(ctx: Context) -> Outcome:
     ) + ["model.depth=6", "activation=relu", "init=he_normal", "optimizer=sgd", "optimizer.lr=0.01",
          "scheduler=constant", f"eval_every={ctx.pick(smoke=5, default=10)}"]
     results = {arm: ctx.train_seeds(base + over, name=arm) for arm, over in ARMS.items()}
-    rows, numbers, per_seed = [], {}, {}
-    for arm, runs in results.items():
-        tr, te = [r["train/acc"] for r in runs], [r["test/acc"] for r in runs]
-        gap = [a - b for a, b in zip(tr, te)]
-        per_seed.update({f"{arm}/train_acc": tr, f"{arm}/test_acc": te, f"{arm}/gap": gap})
-        numbers[arm] = {"train_acc": mean_std(tr)[0], "test_acc": mean_std(te)[0], "gap": mean_std(gap)[0]}
-        rows.append([arm, fmt(*mean_std(tr)), fmt(*mean_std(te)), fmt(*mean_std(gap)), *REF[arm]])
+    rows, numbers, per_seed = train_test_gaps(results, REF)
     fig = accuracy_curves(results, "R1")
     figures = [ctx.save_figure(fig, "accuracy_curves")]
     table = md_table(["arm", "train acc", "test acc", "gap", "reference train", "reference test"], rows)

@@ -221,3 +221,28 @@ def stuck_loss(classes: int) -> float:
     """The loss above which a classifier counts as stuck at chance: ``STUCK`` x ln C (2.19 for 10
     classes, 1.04 for 3). Scale-aware, for every "stalls" / "never learns" claim of the suite."""
     return STUCK * chance_loss(classes)
+
+
+def train_test_gaps(results: dict[str, Sequence[dict]], ref: dict[str, Sequence[str]]
+                    ) -> tuple[list[list], dict[str, dict[str, float]], dict[str, list[float]]]:
+    """The train/test gap of each arm of ``results`` (``{arm: [run per seed]}``, runs with final
+    ``train/acc`` and ``test/acc``): table rows ``[arm, train, test, gap, *ref[arm]]``, the means
+    per arm (``{arm: {train_acc, test_acc, gap}}``) and the per-seed lists
+    (``{"<arm>/train_acc" | "<arm>/test_acc" | "<arm>/gap": [...]}``, what ``gap_narrows`` reads)."""
+    rows, means, per_seed = [], {}, {}
+    for arm, runs in results.items():
+        tr, te = [r["train/acc"] for r in runs], [r["test/acc"] for r in runs]
+        gap = [a - b for a, b in zip(tr, te)]
+        per_seed.update({f"{arm}/train_acc": tr, f"{arm}/test_acc": te, f"{arm}/gap": gap})
+        means[arm] = {"train_acc": mean_std(tr)[0], "test_acc": mean_std(te)[0], "gap": mean_std(gap)[0]}
+        rows.append([arm, fmt(*mean_std(tr)), fmt(*mean_std(te)), fmt(*mean_std(gap)), *ref[arm]])
+    return rows, means, per_seed
+
+
+def gap_narrows(numbers: dict[str, list[float]], without: str, with_: str) -> tuple[bool, str]:
+    """The verdict of "a regularizer narrows the train-test gap": held when arm ``with_``'s per-seed
+    gaps are below arm ``without``'s, separated by the suite's rule (``less``)."""
+    g0, g1 = numbers[f"{without}/gap"], numbers[f"{with_}/gap"]
+    return less(g1, g0), (f"train-test gap: {without} {fmt(*mean_std(g0))}, {with_} {fmt(*mean_std(g1))}; reduction "
+                          f"{mean(g0) - mean(g1):.3f} (held if smaller, separated by >= 2 standard errors); test acc "
+                          f"{mean(numbers[f'{without}/test_acc']):.3f} -> {mean(numbers[f'{with_}/test_acc']):.3f}")
