@@ -18,6 +18,7 @@ import pytest
 from nnbasics.cli.experiment import main, parse_args
 from nnbasics.suite import stats as S
 from nnbasics.suite.context import Context, ExperimentError
+from nnbasics.suite.report import write_report
 from nnbasics.suite.runner import command_line, discover, load_module, run_experiment
 
 EXPERIMENTS = discover()
@@ -152,6 +153,10 @@ _FAKE = textwrap.dedent('''
     TITLE = "a fake experiment"
     CLAIM = "fakes run"
     REFERENCE = "none"
+    PROTOCOL = "the fake source's setup"
+    AT_PROTOCOL = {at}
+    SCALE_DOWN = "default trains on a tenth of the data"
+    DIFFERS = "a fake differs because x was measured at {x}"
     from nnbasics.suite.context import Outcome
     from nnbasics.viz.figures import new_figure
     def verdict(numbers):
@@ -168,15 +173,19 @@ _FAKE = textwrap.dedent('''
 ''')
 
 
+def _fake(id: str, fail: bool = False, x: int = 1, claimed: str = "held", at: tuple = ("default", "full")) -> str:
+    return _FAKE.format(id=id, fail=fail, x=x, claimed=claimed, at=at)
+
+
 def test_runner_report_and_errored_experiment(tmp_path, monkeypatch, capsys):
     folder = tmp_path / "experiments"
     folder.mkdir()
-    (folder / "z1_ok.py").write_text(_FAKE.format(id="Z1", fail=False, x=1, claimed="held"))
-    (folder / "z2_broken.py").write_text(_FAKE.format(id="Z2", fail=True, x=1, claimed="held"))
-    (folder / "z3_no.py").write_text(_FAKE.format(id="Z3", fail=False, x=0, claimed="held"))
-    (folder / "z4_open.py").write_text(_FAKE.format(id="Z4", fail=False, x=5, claimed="held"))
-    (folder / "z5_liar.py").write_text(_FAKE.format(id="Z5", fail=False, x=0, claimed="True"))  # not verdict(numbers)
-    (folder / "z6_none.py").write_text(_FAKE.format(id="Z6", fail=False, x=1, claimed="held").replace("def verdict", "def _v"))
+    (folder / "z1_ok.py").write_text(_fake("Z1", False, 1, "held"))
+    (folder / "z2_broken.py").write_text(_fake("Z2", True, 1, "held"))
+    (folder / "z3_no.py").write_text(_fake("Z3", False, 0, "held"))
+    (folder / "z4_open.py").write_text(_fake("Z4", False, 5, "held"))
+    (folder / "z5_liar.py").write_text(_fake("Z5", False, 0, "True"))  # not verdict(numbers)
+    (folder / "z6_none.py").write_text(_fake("Z6", False, 1, "held").replace("def verdict", "def _v"))
     monkeypatch.setenv("NNBASICS_EXPERIMENTS", str(folder))
     assert list(discover()) == ["Z1", "Z2", "Z3", "Z4", "Z5", "Z6"]
     out, rep = tmp_path / "out", tmp_path / "report"
@@ -215,14 +224,49 @@ def test_runner_report_and_errored_experiment(tmp_path, monkeypatch, capsys):
     assert main(["Z9", f"out={out}"]) == 2 and "no experiment" in capsys.readouterr().err
 
 
+def test_below_its_protocol_a_claim_that_did_not_hold_is_inconclusive(tmp_path, monkeypatch):
+    """The budget rule: DID NOT HOLD only at the protocol; below it, INCONCLUSIVE naming the protocol and
+    the scale-down; every non-HELD section says why ours may differ; the reproduce line is complete and
+    the report states one clean revision (or flags several)."""
+    folder = tmp_path / "experiments"
+    folder.mkdir()
+    (folder / "z1_below.py").write_text(_fake("Z1", x=0, at=("full",)))
+    (folder / "z2_at.py").write_text(_fake("Z2", x=0, at=("default", "full")))
+    (folder / "z3_held.py").write_text(_fake("Z3", x=1, at=("full",)))
+    monkeypatch.setenv("NNBASICS_EXPERIMENTS", str(folder))
+    monkeypatch.setenv("NNBASICS_DATA", "/some/data")
+    out, rep = tmp_path / "out", tmp_path / "report"
+    below, at, held = (run_experiment(folder / f, budget="default", seeds=[0], out=out, threads=1, verbose=False)
+                       for f in ("z1_below.py", "z2_at.py", "z3_held.py"))
+    assert below["verdict"] is None and below["measured_verdict"] is False and not below["at_protocol"]
+    assert below["verdict_text"].startswith(S.INCONCLUSIVE + "budget default is below the protocol (the fake source's setup")
+    assert "a tenth of the data" in below["verdict_text"] and "x = 0" in below["verdict_text"]
+    assert at["verdict"] is False and at["at_protocol"] and at["differs"] == "a fake differs because x was measured at 0"
+    assert held["verdict"] is True and "differs" not in held  # a HELD explains nothing
+    assert below["command"] == "nnbasics-experiment Z1 budget=default seeds=1 device=auto threads=1 data=/some/data"
+    md = (Path(below["result_dir"]) / "result.md").read_text()
+    assert "**Protocol.** the fake source's setup (budget `default` is below it: default trains on a tenth" in md
+    assert "**Why ours may differ.** a fake differs because x was measured at 0" in md
+    assert "Why ours may differ" not in (Path(held["result_dir"]) / "result.md").read_text()
+    report = write_report(out, "default", rep).read_text()
+    assert "- data: /some/data" in report and "CPU cores" in report and ("every result ran at" in report)
+    assert "1 HELD, 1 DID NOT HOLD, 1 INCONCLUSIVE" in report
+    # results of several revisions are flagged
+    rec_file = Path(held["result_dir"]) / "result.json"
+    rec = json.loads(rec_file.read_text())
+    rec_file.write_text(json.dumps({**rec, "git": "abc123-dirty"}))
+    assert "results from several revisions" in write_report(out, "default", rep).read_text()
+    assert command_line(["I3"], "default", [0, 1], "cpu", population=False).endswith("population=false")
+
+
 def test_rerun_keeps_every_result_and_the_report_reads_the_latest(tmp_path, monkeypatch):
     folder = tmp_path / "experiments"
     folder.mkdir()
     path = folder / "z1_ok.py"
-    path.write_text(_FAKE.format(id="Z1", fail=False, x=1, claimed="held"))
+    path.write_text(_fake("Z1", False, 1, "held"))
     out, rep = tmp_path / "out", tmp_path / "report"
     first = run_experiment(path, budget="default", seeds=[0], out=out, verbose=False)
-    path.write_text(_FAKE.format(id="Z1", fail=False, x=0, claimed="held"))  # the code changed: it no longer holds
+    path.write_text(_fake("Z1", False, 0, "held"))  # the code changed: it no longer holds
     second = run_experiment(path, budget="default", seeds=[0], out=out, verbose=False)
     assert first["result_dir"] != second["result_dir"]
     assert json.loads((Path(first["result_dir"]) / "result.json").read_text())["verdict"] is True  # still there

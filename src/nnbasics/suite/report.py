@@ -77,8 +77,14 @@ def result_markdown(record: dict, out_dir: Path, figure_prefix: str = "") -> str
         lines += [f"**Claim.** {record['claim']}", ""]
     if record.get("reference"):
         lines += [f"**Reference.** {record['reference']}", ""]
+    if record.get("protocol"):
+        where = ("this budget runs it" if record.get("at_protocol") else
+                 f"budget `{record.get('budget')}` is below it" + (f": {record['scale_down']}" if record.get("scale_down") else ""))
+        lines += [f"**Protocol.** {record['protocol']} ({where})", ""]
     word = verdict_word(record.get("verdict"), record.get("status", "ok"), record.get("budget"))
     lines += [f"**Verdict: {word}.** {record.get('verdict_text', '')}", ""]
+    if record.get("differs") and record.get("verdict") is not True and record.get("budget") != "smoke":
+        lines += [f"**Why ours may differ.** {record['differs']}", ""]
     if record.get("table_md"):
         lines += ["## Ours beside the reference", "", record["table_md"], ""]
     if record.get("notes"):
@@ -110,6 +116,31 @@ def result_markdown(record: dict, out_dir: Path, figure_prefix: str = "") -> str
     return "\n".join(lines)
 
 
+def provenance(records: dict[str, dict]) -> list[str]:
+    """The report's provenance lines: the code revision(s) the results ran (one clean commit, or
+    each revision with its experiments, ``-dirty`` ones flagged), the machine(s), the data folder(s)
+    and how the runs were grouped."""
+    def grouped(key: str) -> dict[str, list[str]]:
+        out: dict[str, list[str]] = {}
+        for i in sorted(records, key=sort_key):
+            out.setdefault(str(records[i].get(key) or "not recorded"), []).append(i)
+        return out
+
+    revs, machines, data = grouped("git"), grouped("machine"), grouped("data")
+    lines = []
+    if len(revs) == 1:
+        rev = next(iter(revs))
+        lines.append(f"- code: every result ran at `{rev}`" + (" (a tree with uncommitted changes)" if rev.endswith("-dirty") else ""))
+    else:
+        lines.append("- code: **results from several revisions**: " + "; ".join(
+            f"`{r}`{' (uncommitted changes)' if r.endswith('-dirty') else ''}: {', '.join(ids)}" for r, ids in revs.items()))
+    lines.append("- machine: " + "; ".join(m if len(machines) == 1 else f"{m}: {', '.join(ids)}" for m, ids in machines.items()))
+    lines.append("- data: " + "; ".join(d if len(data) == 1 else f"{d}: {', '.join(ids)}" for d, ids in data.items()))
+    pops = [i for i, r in records.items() if r.get("population") is False]
+    lines.append("- runs grouped as populations where the engine can" + (f", except {', '.join(sorted(pops, key=sort_key))} (population=false)" if pops else ""))
+    return lines + [""]
+
+
 def write_report(out: Path, budget: str, report_dir: Path, claims: dict[str, str] | None = None,
                  command: str | None = None) -> Path:
     """``report_dir/REPORT.md``: the scoreboard of every experiment's latest complete result under
@@ -135,6 +166,7 @@ def write_report(out: Path, budget: str, report_dir: Path, claims: dict[str, str
     lines = [f"# nnbasics experiment report (budget `{budget}`)", "",
              f"{len(records)} of {len(ids)} experiments have results: {counts}; "
              f"{duration(total_s)} of wall time in all.", ""]
+    lines += provenance(records)
     if budget == "smoke":
         lines += [f"**{SMOKE_WORD}.** The smoke budget runs every experiment on toy data for seconds to check "
                   "that it runs; it decides no claim.", ""]

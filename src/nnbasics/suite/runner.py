@@ -19,8 +19,16 @@ from typing import Any, Sequence
 
 from nnbasics.suite.context import DEFAULT_SEEDS, REPO_DIR, Context, ExperimentError, Outcome
 from nnbasics.suite.report import SMOKE_WORD, result_markdown, sort_key, verdict_word
+from nnbasics.suite.stats import INCONCLUSIVE
 
 CONTRACT = ("ID", "TITLE", "CLAIM", "REFERENCE", "verdict", "run")
+PROTOCOL_ATTRS = ("PROTOCOL", "SCALE_DOWN")
+"""What every experiment also states about its source's protocol (checked by tests/test_experiments.py):
+``PROTOCOL`` (what budget=full runs: the protocol overlay ``experiment=<name>`` exactly, or the largest
+setup its source describes), ``AT_PROTOCOL`` (the budgets whose runs are that protocol; default
+``("full",)``), ``SCALE_DOWN`` (what the budgets below it change) and ``DIFFERS`` (a text, or
+``differs(numbers, budget) -> str``: why ours may differ, shown under every verdict but HELD)."""
+
 
 def experiments_dir() -> Path:
     """``$NNBASICS_EXPERIMENTS``, else the repository's ``experiments/`` beside ``src/``."""
@@ -59,10 +67,44 @@ def discover(folder: Path | None = None) -> dict[str, Path]:
     return dict(sorted(found.items(), key=lambda kv: sort_key(kv[0])))
 
 
-def command_line(ids: Sequence[str], budget: str, seeds: Sequence[int], device: str) -> str:
+def command_line(ids: Sequence[str], budget: str, seeds: Sequence[int], device: str, threads: int | None = None,
+                 data: str | None = None, population: bool = True) -> str:
+    """The ``nnbasics-experiment`` line that reproduces a run: every option that changes what runs
+    (``threads`` and ``data`` when set, ``population=false`` when the sequential path ran)."""
     seeds = list(seeds)
     seed_arg = f"seeds={len(seeds)}" if seeds == list(range(len(seeds))) else "seeds=" + ",".join(map(str, seeds))
-    return f"nnbasics-experiment {' '.join(ids)} budget={budget} {seed_arg} device={device}"
+    line = f"nnbasics-experiment {' '.join(ids)} budget={budget} {seed_arg} device={device}"
+    if threads:
+        line += f" threads={int(threads)}"
+    if data:
+        line += f" data={data}"
+    if not population:
+        line += " population=false"
+    return line
+
+
+def at_protocol(module: ModuleType, budget: str) -> bool:
+    """Whether ``budget``'s runs of the experiment are its source's protocol (``AT_PROTOCOL``)."""
+    return budget in tuple(getattr(module, "AT_PROTOCOL", ("full",)))
+
+
+def below_protocol(held: bool | None, reason: str, module: ModuleType, budget: str) -> tuple[bool | None, str]:
+    """The suite's budget rule: a claim that did not hold at a budget below its protocol is
+    INCONCLUSIVE at that budget (the protocol named), not DID NOT HOLD; at the protocol, or when it
+    held, the verdict stands."""
+    if held is not False or at_protocol(module, budget):
+        return held, reason
+    scale = str(getattr(module, "SCALE_DOWN", "") or "").strip()
+    return None, (f"{INCONCLUSIVE}budget {budget} is below the protocol ({getattr(module, 'PROTOCOL', '?')}"
+                  + (f"; {scale}" if scale else "") + f"), and at it the claim did not hold: {reason}")
+
+
+def differs_text(module: ModuleType, numbers: dict, budget: str) -> str:
+    """The experiment's "why ours may differ" paragraph (``differs(numbers, budget)`` or ``DIFFERS``)."""
+    fn = getattr(module, "differs", None)
+    if callable(fn):
+        return str(fn(numbers, budget) or "")
+    return str(getattr(module, "DIFFERS", "") or "")
 
 
 def new_result_dir(out: Path, budget: str, exp_id: str) -> Path:
@@ -109,7 +151,9 @@ def run_experiment(path: Path, budget: str = "default", seeds: Sequence[int] = D
     out_dir = None
     try:
         module = load_module(path)
-        record.update(id=str(module.ID).upper(), title=module.TITLE, claim=module.CLAIM, reference=module.REFERENCE)
+        record.update(id=str(module.ID).upper(), title=module.TITLE, claim=module.CLAIM, reference=module.REFERENCE,
+                      protocol=str(getattr(module, "PROTOCOL", "")), at_protocol=at_protocol(module, budget),
+                      scale_down=str(getattr(module, "SCALE_DOWN", "") or ""))
         out_dir = new_result_dir(out, budget, record["id"])
         ctx = Context(record["id"], budget, list(seeds), out_dir, device, threads, verbose, population)
         ctx.log(f"{module.TITLE} (budget {budget}, seeds {list(seeds)}) -> {out_dir}")
@@ -123,8 +167,13 @@ def run_experiment(path: Path, budget: str = "default", seeds: Sequence[int] = D
                                   f"({outcome.verdict_text!r}), but verdict(numbers) on its numbers gives "
                                   f"{held!r} ({reason!r}): the verdict must be a function of the numbers")
         reason = outcome.verdict_text or reason
+        measured = held
+        held, reason = below_protocol(held, reason, module, budget)
         if budget == "smoke":
             held, reason = None, f"{SMOKE_WORD}: toy data checks that the experiment runs; it decides no claim."
+        elif held is not True:
+            record["differs"] = differs_text(module, numbers, budget)
+        record["measured_verdict"] = measured  # verdict(numbers) before the budget rule
         record.update(table_md=outcome.table_md, verdict=held, verdict_text=reason,
                       figures=[str(Path(f).resolve()) for f in outcome.figures], numbers=numbers,
                       summary=outcome.summary or _auto_summary(outcome.numbers), notes=outcome.notes)
@@ -138,7 +187,11 @@ def run_experiment(path: Path, budget: str = "default", seeds: Sequence[int] = D
     record["wall_time_s"] = time.perf_counter() - t0
     record["runs"] = ctx.runs if ctx else 0
     record["train_time_s"] = ctx.train_time_s if ctx else 0.0
-    record["command"] = command_line([record["id"]], budget, seeds, device)
+    record["threads"] = threads
+    record["population"] = population
+    record["data"] = os.environ.get("NNBASICS_DATA")
+    record["command"] = command_line([record["id"]], budget, seeds, device, threads, record["data"], population)
+    record["machine"] = machine()
     record["finished"] = time.strftime("%Y-%m-%d %H:%M:%S")
     from nnbasics.engine.train import git_revision
 
@@ -154,6 +207,24 @@ def run_experiment(path: Path, budget: str = "default", seeds: Sequence[int] = D
         print(f"[{record['id']}] {verdict_word(record.get('verdict'), record['status'], budget)} "
               f"({record['wall_time_s']:.1f} s) -> {out_dir / 'result.md'}", flush=True)
     return record
+
+
+def machine() -> str:
+    """One line naming where a run happened: CPU count and model, torch version, the accelerator."""
+    import platform
+
+    import torch
+
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "no GPU"
+    return f"{os.cpu_count()} CPU cores ({cpu}), {gpu}, torch {torch.__version__}, Python {platform.python_version()}"
 
 
 def _json_default(o: Any):
