@@ -30,6 +30,12 @@
   (``pre_activation/A``) and activations (``activation/A``) of the snapshot step's
   training batch, taken by forward hooks that are registered for that one forward pass only.
 
+Population (``engine.population``): one monitor watches K members whose weights are stacked
+(``Monitor.of_members``): every statistic below is computed once on the stacked K x ... tensors
+(a single model is the case K = 1) and member k's values go to member k's writer, at the same
+steps and under the same tags as its single run. ``population_refusal`` names what is not
+batched (``full``'s batch hooks, ``figures``): a population with those is refused.
+
 Cost: between snapshots a hook does one integer test. A snapshot reads its numbers back from
 the device once (histograms twice: fixed ``monitor.bins`` bins with ``torch.histc`` on the
 device, then one transfer), never per step. See ``benchmarks/monitor_overhead.py``.
@@ -41,7 +47,7 @@ import math
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping, Sequence
 
 import torch
 from torch import Tensor, nn
@@ -205,17 +211,80 @@ class ScanResult:
     values: dict[str, tuple[Any, Any]] = field(default_factory=dict)  # name -> (pre, post) numpy, for figures
 
 
-def _units_active(pre: Tensor) -> Tensor:
-    """Per unit (dim 1; a conv channel counts all positions), whether any value is positive."""
+# The statistics, defined once, on tensors with a leading member axis: K x ... for the K members of a
+# population (their stacked weights, the K x B x units activations of the batched forward), and
+# 1 x ... for one model (its tensors with ``unsqueeze(0)``). Each returns one value per member.
+
+
+def grad_norm(grads: Sequence[Tensor]) -> Tensor:
+    """Per member, ||dL/dW||_2 over a layer's parameters (weight and bias): ``grads`` are K x ...
+    -> K."""
+    K = grads[0].shape[0]
+    return torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(g.float().reshape(K, -1), dim=1)
+                                                 for g in grads]), dim=0)
+
+
+def update_ratio_(before: Tensor, after: Tensor) -> Tensor:
+    """Per member, ||W_after - W_before|| / ||W_before|| (K x ... each -> K); ``before`` is
+    overwritten by the difference (a buffer kept for the next snapshot)."""
+    K = before.shape[0]
+    norm0 = torch.linalg.vector_norm(before.float().reshape(K, -1), dim=1)
+    return torch.linalg.vector_norm(before.sub_(after).float().reshape(K, -1), dim=1) / norm0
+
+
+def weight_std(w: Tensor) -> Tensor:
+    """Per member, the std of a layer's weights (K x ... -> K; 0 for a single weight)."""
+    K = w.shape[0]
+    flat = w.float().reshape(K, -1)
+    return flat.std(dim=1) if flat.shape[1] > 1 else torch.zeros(K, device=w.device)
+
+
+def units_active(pre: Tensor) -> Tensor:
+    """Per member and unit, whether any pre-activation is positive: ``pre`` is K x B x units
+    (a conv channel, K x B x C x ..., counts all its positions) -> K x units."""
     positive = pre > 0
-    if positive.dim() == 1:
-        return positive
-    return positive.transpose(0, 1).reshape(positive.shape[1], -1).any(dim=1)
+    if positive.dim() == 3:  # no transposed copy of the mask
+        return positive.any(dim=1)
+    return positive.transpose(1, 2).reshape(positive.shape[0], positive.shape[2], -1).any(dim=2)
 
 
-def _saturated_count(out: Tensor, kind: str) -> Tensor:
+def saturated_count(out: Tensor, kind: str) -> Tensor:
+    """Per member, how many outputs (K x B x ...) lie within ``SATURATION_MARGIN`` of the
+    activation's asymptotes -> K."""
     lo, hi = SATURATING[kind]
-    return ((out <= lo + SATURATION_MARGIN) | (out >= hi - SATURATION_MARGIN)).sum()
+    return ((out <= lo + SATURATION_MARGIN) | (out >= hi - SATURATION_MARGIN)).reshape(out.shape[0], -1).sum(dim=1)
+
+
+@dataclass
+class Members:
+    """K models trained with stacked weights (``engine.population.BatchedMLP``), as the monitor
+    sees them: ``models[k]`` is member k's own module (layer names, init std, layer table),
+    ``weights[i]`` / ``biases[i]`` the K x ... tensors of weight layer i (None: no bias), and
+    ``forward(x)`` the batched forward in evaluation mode of one input for all members, which
+    calls the activation modules of ``models[0]`` on K x B x units tensors."""
+
+    models: Sequence[nn.Module]
+    weights: Sequence[Tensor]
+    biases: Sequence[Tensor | None]
+    forward: Callable[[Tensor], Tensor]
+
+
+def population_refusal(cfg: Mapping) -> str | None:
+    """What of ``cfg``'s monitor a population cannot batch (None: nothing, or no monitor).
+    ``full`` takes a training batch's activations by hooks on one model, and figures are drawn
+    from one model; everything of ``basic`` is batched."""
+    from nnbasics.config import select
+
+    node = select(cfg, "monitor")
+    level = select(cfg, "monitor.level") if node is not None else "off"
+    if node is None or level in (None, False) or str(level) in ("off", "False", "false"):
+        return None
+    if str(level) == "full":
+        return ("monitor.level=full (its gradient and activation histograms of a training batch hook one "
+                "model; monitor=basic is batched)")
+    if bool(node.get("figures", True)):
+        return "monitor.figures=true (figures are drawn from one model; add monitor.figures=false)"
+    return None
 
 
 # ----------------------------------------------------------------------------------------------
@@ -226,11 +295,14 @@ def _saturated_count(out: Tensor, kind: str) -> Tensor:
 class Monitor:
     """The hooks the training loop calls (see docs/architecture.md); ``off`` does nothing.
 
-    ``Monitor(cfg.monitor, model, writer, cfg, train_split=Split(x, y), task=..., run_dir=...)``.
+    ``Monitor(cfg.monitor, model, writer, cfg, train_split=Split(x, y), task=..., run_dir=...)``
+    watches one model; ``Monitor.of_members(cfg.monitor, Members(...), writers, train_split=...)``
+    watches the K members of a population, member k writing to ``writers[k]``.
     """
 
     def __init__(self, cfg: Mapping | None, model: nn.Module, writer, run_cfg: Mapping | None = None,
-                 train_split=None, task: str | None = None, run_dir=None):
+                 train_split=None, task: str | None = None, run_dir=None, *, members: Members | None = None,
+                 writers: Sequence | None = None):
         cfg = cfg or {}
         level = cfg.get("level", "off")
         self.level = "off" if level in (None, False) else str(level)
@@ -244,10 +316,23 @@ class Monitor:
         self.model, self.writer, self.run_cfg = model, writer, run_cfg
         self.train_split, self.task = train_split, task
         self.run_dir = Path(run_dir) if run_dir is not None else None
+        self.members = members
+        self.writers = list(writers) if writers is not None else [writer]
+        self.K = len(self.writers)
+        self.alive: Sequence[bool] = [True] * self.K  # a member that is gone (diverged) gets nothing more
         self.enabled = self.level != "off"
         if not self.enabled:
             return
-        self.layers, self.activations = find_layers(model)
+        if members is not None:
+            reason = population_refusal({"monitor": dict(cfg)})
+            if reason:
+                raise ValueError(f"not batched over members: {reason}")
+            self.member_layers = [find_layers(m)[0] for m in members.models]
+            _, self.activations = find_layers(members.models[0])  # the modules the batched forward calls
+            self.layers = self.member_layers[0]
+        else:
+            self.layers, self.activations = find_layers(model)
+            self.member_layers = [self.layers]
         self._force_snapshot = True  # the first update seen (also after a resume) is a snapshot
         self._pending: dict[str, Any] | None = None
         self._hooks: list = []
@@ -255,22 +340,48 @@ class Monitor:
         self._sample_idx: Tensor | None = None
         self._sample_cache: tuple[Tensor, Tensor] | None = None  # (split.x it was taken from, the sample)
         self._before: list[Tensor] = []  # the weights before a snapshot's update, reused buffers
-        self._last_scan: ScanResult | None = None
+        self._last_scan: list[ScanResult] | None = None  # one per member
         self._last_weight_hist = -1
         if self.level == "full":
             self._arm()
+
+    @classmethod
+    def of_members(cls, cfg: Mapping | None, members: Members, writers: Sequence, run_cfg: Mapping | None = None,
+                   train_split=None, task: str | None = None) -> "Monitor":
+        """The monitor of a population's K members (``Members``); member k writes to ``writers[k]``.
+        Raises ValueError for what ``population_refusal`` names."""
+        return cls(cfg, None, None, run_cfg, train_split, task, members=members, writers=writers)
+
+    # --- the members' tensors, K x ... (one model: 1 x ...) ---------------------------------------
+
+    def _weights(self) -> list[Tensor]:
+        if self.members is not None:
+            return [w.detach() for w in self.members.weights]
+        return [layer.module.weight.detach().unsqueeze(0) for layer in self.layers]
+
+    def _grads(self, i: int) -> list[Tensor]:
+        if self.members is not None:
+            ps = [self.members.weights[i], self.members.biases[i]]
+            return [p.grad.detach() for p in ps if p is not None and p.grad is not None]
+        return [p.grad.detach().unsqueeze(0) for p in self.layers[i].module.parameters(recurse=False)
+                if p.grad is not None]
+
+    def _live(self):
+        """(k, member k's writer) for every member still training."""
+        return [(k, w) for k, w in enumerate(self.writers) if self.alive[k]]
 
     # --- the hooks ------------------------------------------------------------------------------
 
     def on_train_start(self, step: int) -> None:
         if not self.enabled:
             return
-        self.writer.add_text("monitor/layers", self._layer_table(), step)
-        self._write_layout()
-        scan = self._scan(step, keep_values=self.figures)
-        self._write_scan(scan)
+        for k, writer in self._live():
+            writer.add_text("monitor/layers", self._layer_table(k), step)
+            self._write_layout(writer)
+        scans = self._scan(step, keep_values=self.figures)
+        self._write_scan(scans)
         if self.figures:
-            self._activation_figure(scan, "start")
+            self._activation_figure(scans[0], "start")
 
     def before_step(self, step: int) -> None:
         if not self.enabled:
@@ -281,12 +392,11 @@ class Monitor:
         if not (self._force_snapshot or step % self.every == 0):
             return
         self._force_snapshot = False
-        weights = [layer.module.weight.detach() for layer in self.layers]
+        weights = self._weights()
         norms = []
-        for layer in self.layers:
-            grads = [p.grad.detach() for p in layer.module.parameters(recurse=False) if p.grad is not None]
-            norms.append(torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(g.float()) for g in grads]))
-                         if grads else torch.full((), float("nan"), device=weights[0].device))
+        for i in range(len(self.layers)):
+            grads = self._grads(i)
+            norms.append(grad_norm(grads) if grads else torch.full((self.K,), float("nan"), device=weights[0].device))
         # the weights before the update, copied into buffers kept from one snapshot to the next
         if len(self._before) != len(weights) or any(b.shape != w.shape or b.dtype != w.dtype or b.device != w.device
                                                     for b, w in zip(self._before, weights)):
@@ -294,43 +404,52 @@ class Monitor:
         for b, w in zip(self._before, weights):
             b.copy_(w)
         self._pending = {"step": step, "grad_norm": torch.stack(norms) if norms else None, "before": self._before}
-        hists = {}
         if step != self._last_weight_hist:
-            hists.update({f"weight/{layer.name}": w for layer, w in zip(self.layers, weights)})
+            for k, writer in self._live():
+                hists = {f"weight/{layer.name}": w[k] for layer, w in zip(self.layers, weights)}
+                if self.level == "full":  # one model only (population_refusal)
+                    hists.update(self._batch_histograms(captured))
+                write_histograms(writer, hists, step, self.bins)
             self._last_weight_hist = step
-        if self.level == "full":
-            for layer in self.layers:
-                if layer.module.weight.grad is not None:
-                    hists[f"grad/{layer.name}"] = layer.module.weight.grad
-            for act in self.activations:
-                if act.name in captured:
-                    pre, post = captured[act.name]
-                    hists[f"pre_activation/{act.name}"] = pre
-                    hists[f"activation/{act.name}"] = post
-        write_histograms(self.writer, hists, step, self.bins)
+        elif self.level == "full":
+            write_histograms(self.writers[0], self._batch_histograms(captured), step, self.bins)
+
+    def _batch_histograms(self, captured: Mapping[str, tuple[Tensor, Tensor]]) -> dict[str, Tensor]:
+        """``full``: the gradients, and the pre-activations and activations of this step's batch."""
+        hists = {}
+        for layer in self.layers:
+            if layer.module.weight.grad is not None:
+                hists[f"grad/{layer.name}"] = layer.module.weight.grad
+        for act in self.activations:
+            if act.name in captured:
+                pre, post = captured[act.name]
+                hists[f"pre_activation/{act.name}"] = pre
+                hists[f"activation/{act.name}"] = post
+        return hists
 
     def after_step(self, step: int) -> None:
         if not self.enabled:
             return
         pending, self._pending = self._pending, None
         if pending is not None and pending["step"] == step and self.layers:
-            after = [layer.module.weight.detach() for layer in self.layers]
-            before_norms = [torch.linalg.vector_norm(w0.float()) for w0 in pending["before"]]
+            after = self._weights()
             # ||W_after - W_before|| in place in the buffer (it is rewritten at the next snapshot)
-            ratio = torch.stack([torch.linalg.vector_norm(w0.sub_(w).float()) / n0
-                                 for w, w0, n0 in zip(after, pending["before"], before_norms)])
-            std = torch.stack([w.float().std() if w.numel() > 1 else torch.zeros((), device=w.device) for w in after])
-            values = torch.cat([pending["grad_norm"].float(), ratio, std]).cpu().tolist()  # the one read-back
-            n = len(self.layers)
-            grad_norm, ratio, std = values[:n], values[n:2 * n], values[2 * n:]
-            for layer, g, r, s in zip(self.layers, grad_norm, ratio, std):
-                self._scalar(f"{SCALARS}/grad_norm/{layer.name}", g, step)
-                self._scalar(f"{SCALARS}/update_ratio/{layer.name}", r, step)
-                self._scalar(f"{SCALARS}/weight_std/{layer.name}", s, step)
-                self._scalar(f"{SCALARS}/weight_std_init/{layer.name}", layer.init_std, step)
-            finite = [g for g in grad_norm if math.isfinite(g)]
-            if finite:
-                self._scalar(f"{SCALARS}/grad_norm/total", math.sqrt(sum(g * g for g in finite)), step)
+            ratio = torch.stack([update_ratio_(w0, w) for w, w0 in zip(after, pending["before"])])
+            std = torch.stack([weight_std(w) for w in after])
+            # layers x K each; the one read-back
+            grad_norms, ratios, stds = torch.stack([pending["grad_norm"].float(), ratio, std]).cpu().tolist()
+            for k, writer in self._live():
+                finite = []
+                for i, layer in enumerate(self.member_layers[k]):
+                    g = grad_norms[i][k]
+                    self._scalar(writer, f"{SCALARS}/grad_norm/{layer.name}", g, step)
+                    self._scalar(writer, f"{SCALARS}/update_ratio/{layer.name}", ratios[i][k], step)
+                    self._scalar(writer, f"{SCALARS}/weight_std/{layer.name}", stds[i][k], step)
+                    self._scalar(writer, f"{SCALARS}/weight_std_init/{layer.name}", layer.init_std, step)
+                    if math.isfinite(g):
+                        finite.append(g)
+                if finite:
+                    self._scalar(writer, f"{SCALARS}/grad_norm/total", math.sqrt(sum(g * g for g in finite)), step)
         if self.level == "full" and (step + 1) % self.every == 0:
             self._arm()
 
@@ -347,23 +466,27 @@ class Monitor:
             return
         self._disarm()
         if step != self._last_weight_hist:
-            write_histograms(self.writer, {f"weight/{layer.name}": layer.module.weight for layer in self.layers},
-                             step, self.bins)
+            weights = self._weights()
+            for k, writer in self._live():
+                write_histograms(writer, {f"weight/{layer.name}": w[k] for layer, w in zip(self.layers, weights)},
+                                 step, self.bins)
             self._last_weight_hist = step
-        written = self._last_scan is not None and self._last_scan.step == step
-        scan = self._scan(step, keep_values=self.figures)
+        written = self._last_scan is not None and self._last_scan[0].step == step
+        scans = self._scan(step, keep_values=self.figures)
         if not written:
-            self._write_scan(scan)
+            self._write_scan(scans)
         if self.figures:
-            self._activation_figure(scan, "end")
+            self._activation_figure(scans[0], "end")
             self._data_figure(step)
-        self.writer.flush()
+        for _, writer in self._live():
+            writer.flush()
 
     # --- pieces ---------------------------------------------------------------------------------
 
-    def _scalar(self, tag: str, value: float, step: int) -> None:
+    @staticmethod
+    def _scalar(writer, tag: str, value: float, step: int) -> None:
         if value is not None and math.isfinite(value):
-            self.writer.add_scalar(tag, value, step)
+            writer.add_scalar(tag, value, step)
 
     def _arm(self) -> None:
         """Register forward hooks that keep the next forward pass's pre-activations and
@@ -402,81 +525,98 @@ class Monitor:
         self._sample_cache = (split.x, x)
         return x
 
-    @torch.no_grad()
-    def _scan(self, step: int, keep_values: bool, chunk: int = 4096, keep_max: int = 200_000) -> ScanResult:
-        """One no-grad pass (eval mode) over the sample; dead and saturated fractions per layer."""
-        if self._last_scan is not None and self._last_scan.step == step and (self._last_scan.values or not keep_values):
-            return self._last_scan
-        result = ScanResult(step)
-        x = self._sample_x()
-        if x is None or not self.activations:
-            self._last_scan = result
-            return result
-        active: dict[str, Tensor] = {}
-        saturated: dict[str, Tensor] = {}
-        numel: dict[str, int] = {}
-        kept: dict[str, tuple[Tensor, Tensor]] = {}
-
-        def observer(act: ActivationLayer):
-            def hook(module, inputs, output):
-                if not (inputs and isinstance(inputs[0], Tensor) and isinstance(output, Tensor)):
-                    return
-                pre = inputs[0]
-                if act.dead_counted and pre.shape == output.shape and pre.dim() >= 1:
-                    # 2-D (units in dim 1): no transposed copy of the mask
-                    a = (pre > 0).any(dim=0) if pre.dim() == 2 else _units_active(pre)
-                    active[act.name] = a if act.name not in active else active[act.name] | a
-                if act.saturation_counted:
-                    c = _saturated_count(output, act.kind)
-                    saturated[act.name] = c if act.name not in saturated else saturated[act.name] + c
-                    numel[act.name] = numel.get(act.name, 0) + output.numel()
-                if keep_values and act.name not in kept:
-                    rows = max(1, keep_max // max(1, output[0].numel()))
-                    kept[act.name] = (pre[:rows].detach(), output[:rows].detach())
-            return hook
-
-        handles = [a.module.register_forward_hook(observer(a)) for a in self.activations]
+    def _forward_eval(self, x: Tensor, chunk: int) -> None:
+        """The model (all members) in evaluation mode over ``x``, in chunks."""
+        if self.members is not None:
+            for i in range(0, len(x), chunk):
+                self.members.forward(x[i:i + chunk])
+            return
         was_training = self.model.training
         self.model.eval()
         try:
             for i in range(0, len(x), chunk):
                 self.model(x[i:i + chunk])
         finally:
+            self.model.train(was_training)
+
+    @torch.no_grad()
+    def _scan(self, step: int, keep_values: bool, chunk: int = 4096, keep_max: int = 200_000) -> list[ScanResult]:
+        """One no-grad pass (eval mode) over the sample; dead and saturated fractions per layer,
+        one ScanResult per member."""
+        last = self._last_scan
+        if last is not None and last[0].step == step and (last[0].values or not keep_values):
+            return last
+        results = [ScanResult(step) for _ in range(self.K)]
+        x = self._sample_x()
+        if x is None or not self.activations:
+            self._last_scan = results
+            return results
+        active: dict[str, Tensor] = {}
+        saturated: dict[str, Tensor] = {}
+        numel: dict[str, int] = {}
+        kept: dict[str, tuple[Tensor, Tensor]] = {}
+        stacked = self.members is not None
+
+        def observer(act: ActivationLayer):
+            def hook(module, inputs, output):
+                if not (inputs and isinstance(inputs[0], Tensor) and isinstance(output, Tensor)):
+                    return
+                pre, out = inputs[0], output
+                if not stacked:  # one model: a member axis of 1 (an unbatched 1-D input: a batch of 1)
+                    pre, out = (pre.reshape(1, 1, -1), out.reshape(1, 1, -1)) if pre.dim() == 1 else (pre[None], out[None])
+                if act.dead_counted and pre.shape == out.shape:
+                    a = units_active(pre)
+                    active[act.name] = a if act.name not in active else active[act.name] | a
+                if act.saturation_counted:
+                    c = saturated_count(out, act.kind)
+                    saturated[act.name] = c if act.name not in saturated else saturated[act.name] + c
+                    numel[act.name] = numel.get(act.name, 0) + out[0].numel()
+                if keep_values and act.name not in kept:  # figures: one model only
+                    rows = max(1, keep_max // max(1, out[0][0].numel()))
+                    kept[act.name] = (pre[0][:rows].detach(), out[0][:rows].detach())
+            return hook
+
+        handles = [a.module.register_forward_hook(observer(a)) for a in self.activations]
+        try:
+            self._forward_eval(x, chunk if not stacked else max(1, chunk // self.K))
+        finally:
             for h in handles:
                 h.remove()
-            self.model.train(was_training)
         names, fractions = [], []
         for name, a in active.items():
             names.append(("dead", name))
-            fractions.append(1.0 - a.float().mean())
+            fractions.append(1.0 - a.float().mean(dim=1))
         for name, c in saturated.items():
             names.append(("saturated", name))
             fractions.append(c.float() / max(1, numel[name]))
         if fractions:
-            for (kind, name), v in zip(names, torch.stack(fractions).cpu().tolist()):
-                getattr(result, kind)[name] = v
+            for (kind, name), per_member in zip(names, torch.stack(fractions).cpu().tolist()):
+                for result, v in zip(results, per_member):
+                    getattr(result, kind)[name] = v
         for name, (pre, post) in kept.items():
-            result.values[name] = (pre.float().cpu().numpy().ravel(), post.float().cpu().numpy().ravel())
-        self._last_scan = result
-        return result
+            results[0].values[name] = (pre.float().cpu().numpy().ravel(), post.float().cpu().numpy().ravel())
+        self._last_scan = results
+        return results
 
-    def _write_scan(self, scan: ScanResult) -> None:
-        for name, v in scan.dead.items():
-            self._scalar(f"{SCALARS}/dead_relu/{name}", v, scan.step)
-        for name, v in scan.saturated.items():
-            self._scalar(f"{SCALARS}/saturation/{name}", v, scan.step)
+    def _write_scan(self, scans: Sequence[ScanResult]) -> None:
+        for k, writer in self._live():
+            scan = scans[k]
+            for name, v in scan.dead.items():
+                self._scalar(writer, f"{SCALARS}/dead_relu/{name}", v, scan.step)
+            for name, v in scan.saturated.items():
+                self._scalar(writer, f"{SCALARS}/saturation/{name}", v, scan.step)
 
-    def _layer_table(self) -> str:
+    def _layer_table(self, k: int = 0) -> str:
         acts = {a.after: f"{a.name} ({a.kind})" for a in self.activations}
         rows = ["| layer | type | weight shape | init std | activation |", "|---|---|---|---|---|"]
-        for layer in self.layers:
+        for layer in self.member_layers[k]:
             shape = "x".join(str(s) for s in layer.module.weight.shape)
             std = f"{layer.init_std:.4g}" if math.isfinite(layer.init_std) else "n/a"
             rows.append(f"| {layer.name} | {type(layer.module).__name__} | {shape} | {std} | "
                         f"{acts.get(layer.name, '-')} |")
         return "\n".join(rows)
 
-    def _write_layout(self) -> None:
+    def _write_layout(self, writer) -> None:
         """A CUSTOM SCALARS page: every layer on one chart per diagnostic, and weight std against
         the initializer's per layer."""
         charts = {"gradient norm (per layer)": ["Multiline", [rf"{SCALARS}/grad_norm/.*"]],
@@ -489,7 +629,7 @@ class Monitor:
         per_layer = {f"{layer.name}: weight std vs init":
                      ["Multiline", [rf"{SCALARS}/weight_std(_init)?/{re.escape(layer.name)}$"]] for layer in self.layers}
         training = {"loss": ["Multiline", [r"^(train|val)/loss$"]], "accuracy": ["Multiline", [r"^(train|val)/acc$"]]}
-        self.writer.add_custom_scalars({"training": training, "diagnostics": charts, "weight std vs init": per_layer})
+        writer.add_custom_scalars({"training": training, "diagnostics": charts, "weight std vs init": per_layer})
 
     def _activation_figure(self, scan: ScanResult, when: str) -> None:
         from nnbasics.viz import plots
