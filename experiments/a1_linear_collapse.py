@@ -23,6 +23,18 @@ CLAIM = ("without a nonlinearity depth collapses to one linear map (a deep linea
          "XOR needs a hidden layer: no linear model exceeds 3/4 on XOR, a 2-4-1 tanh MLP does")
 REFERENCE = "no linear model exceeds 3/4 on XOR (the best line gets three of the four quadrants)"
 
+PROTOCOL = ("no published setup (the seed material's claim; a line gets at most 3 of XOR's 4 quadrants): the suite's "
+            "own, a linear model vs a 2-4-2 tanh MLP on 1,400 clean XOR points (Adam 0.05, batch 64, 60 epochs), and "
+            "on all 55,000 MNIST training images one linear layer vs 3 x 256 identity vs 3 x 256 ReLU (Adam 1e-3, cosine, "
+            "batch 128, 5 epochs)")
+AT_PROTOCOL = ("default", "full")  # budget=full runs default's setup
+SCALE_DOWN = ""
+DIFFERS = ("Depth without a nonlinearity is one linear map (the product-map check measured 1.9e-07 at default), but the "
+           "claim's accuracy reading compares trained nets: at default the deep linear net scored 92.2 +- 0.1 % "
+           "against one linear layer's 91.8 +- 0.1 % (docs/report/REPORT.md), Adam's different path through the "
+           "factored weights, a 0.4-point gap that 3 seeds with that little spread may separate. On XOR the 2-4-2 "
+           "tanh net (4 hidden units) reached 95.0 +- 1.8 %: a seed stuck in a local minimum widens its spread.")
+
 LINEAR_XOR = 0.75       # the claim: no linear model exceeds 3/4 on XOR. On a validation set of n points the bound
                         # is 3/4 + 2 binomial standard errors, 2 sqrt(0.75 x 0.25 / n) (scale-aware, from the claim)
 COLLAPSE_TOL = 1e-4     # max |deep linear net(x) - product map(x)| relative to the output scale (float32 rounding)
@@ -113,11 +125,13 @@ def run(ctx: Context) -> Outcome:
         figures.append(ctx.save_figure(fig, name))
     fig = new_figure(6, 4)
     ax = fig.add_subplot(1, 1, 1)
-    for label, runs in (("linear", one), ("deep linear", dlin), ("deep ReLU", relu)):
-        h = runs[0]["history"]
-        ax.plot([r["epoch"] for r in h], [r["val/acc"] for r in h], "o-", label=label)
+    for i, (label, runs) in enumerate((("linear", one), ("deep linear", dlin), ("deep ReLU", relu))):
+        for k, r in enumerate(runs):  # every seed, one colour per model
+            h = [e for e in r["history"] if "val/acc" in e]
+            ax.plot([e["epoch"] for e in h], [e["val/acc"] for e in h], "o-", ms=3, lw=0.8, alpha=0.7, color=f"C{i}",
+                    label=label if k == 0 else None)
     ax.set_xlabel("epoch")
-    ax.set_ylabel("val accuracy (seed 0)")
+    ax.set_ylabel(f"val accuracy (each of {len(ctx.seeds)} seeds)")
     ax.legend()
     ax.set_title(f"A1: depth without a nonlinearity ({bundle.name})")
     figures.append(ctx.save_figure(fig, "depth_val_acc"))

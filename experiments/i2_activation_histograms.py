@@ -27,7 +27,21 @@ REFERENCE = ("deep-learning-from-scratch `ch06/weight_init_activation_histogram.
              "sigmoid with std 1 piles up at 0 and 1 (saturation), std 0.01 collapses to 0.5, Xavier spreads; "
              "ReLU with std 0.01 is all ~0, Xavier shrinks layer by layer, He keeps the spread")
 
+PROTOCOL = ("deep-learning-from-scratch `ch06/weight_init_activation_histogram.py` exactly: 1000 x 100 inputs ~ N(0, 1) "
+            "through 5 layers of 100 units, no bias, W = randn x s for s = 1, 0.01, sqrt(1/n), sqrt(2/n), sigmoid / tanh "
+            "/ ReLU; one forward pass, no training (no overlay: not a training run)")
+AT_PROTOCOL = ("default", "full")  # every budget makes the same forward passes
+SCALE_DOWN = ""
+DIFFERS = ("Nothing is scaled down: the forward passes are the source's, so only the random draws differ (3 seeds here, "
+           "the source's recomputed means over 5). At default sigmoid std 1 left 0.75 of layer 5 below 0.1 or above 0.9 "
+           "and the ReLU layer-5 / layer-1 std ratio was 1.15 with He against 0.29 with sqrt(1/n) (docs/report/REPORT.md; "
+           "source .735 / .826 = 0.89 and .145 / .583 = 0.25): He's ratio wanders with the draw, so a non-HELD would "
+           "be a comparison inside the seed spread.")
+
 N, LAYERS, SAMPLES = 100, 5, 1000
+# The histograms' common x range per activation (the source draws every panel over range=(0, 1)); values
+# outside it are piled into the edge bins so no mass disappears.
+HIST_RANGE = {"sigmoid": (0.0, 1.0), "tanh": (-1.0, 1.0), "relu": (0.0, 1.0)}
 SCALES = {"1": 1.0, "0.01": 0.01, "sqrt(1/n)": math.sqrt(1 / N), "sqrt(2/n)": math.sqrt(2 / N)}
 ACTS = ("sigmoid", "tanh", "relu")
 # The source's per-layer std (deep-learning-from-scratch, recomputed, 5-seed mean), shown beside ours.
@@ -74,6 +88,8 @@ def run(ctx: Context) -> Outcome:
     drawn = ctx.pick(smoke=("relu",), default=ACTS)  # 20 histograms a figure: the smoke run draws one
     for act in ACTS:
         fig = new_figure(12, 8) if act in drawn else None
+        axes = fig.subplots(len(SCALES), LAYERS, sharex=True, squeeze=False) if fig is not None else None
+        lo, hi = HIST_RANGE[act]
         for i, (label, std) in enumerate(SCALES.items()):
             per_seed = [forward(act, std, s) for s in ctx.seeds]
             layer_std = [mean_std([float(o[k].std()) for o in per_seed])[0] for k in range(LAYERS)]
@@ -86,15 +102,16 @@ def run(ctx: Context) -> Outcome:
             rows.append([act, label] + [f"{v:.3g}" for v in layer_std] + [f"{sat:.2f}" if act == "sigmoid" else "-",
                                                                           " ".join(f"{v:.3f}" for v in src) if src else "-"])
             for k in range(LAYERS if fig is not None else 0):
-                ax = fig.add_subplot(len(SCALES), LAYERS, i * LAYERS + k + 1)
-                v = per_seed[0][k].flatten().numpy()
-                rng = (0, 1) if act == "sigmoid" else (-1, 1) if act == "tanh" else (0, max(float(v.max()), 1e-12))
-                ax.hist(v, bins=30, range=rng, color="tab:blue")
+                ax = axes[i][k]
+                v = per_seed[0][k].flatten().clamp(lo, hi).numpy()
+                ax.hist(v, bins=30, range=(lo, hi), color="tab:blue")
+                ax.set_xlim(lo, hi)
                 ax.set_yticks([])
                 ax.tick_params(labelsize=6)
                 ax.set_title(f"{label}, layer {k + 1}", fontsize=7)
         if fig is not None:
-            fig.suptitle(f"I2: {act} activations per layer (rows: weight std; seed {ctx.seeds[0]})")
+            fig.suptitle(f"I2: {act} activations per layer (rows: weight std; seed {ctx.seeds[0]}; shared x range "
+                         f"[{lo:g}, {hi:g}], values outside it counted in the edge bins)")
             fig.subplots_adjust(hspace=0.6, wspace=0.15, left=0.03, right=0.98, top=0.9, bottom=0.05)
             figures.append(ctx.save_figure(fig, f"histograms_{act}"))
     table = md_table(["activation", "weight std"] + [f"std layer {k + 1}" for k in range(LAYERS)]

@@ -19,6 +19,20 @@ CLAIM = ("on MNIST, Momentum, AdaGrad and Adam learn faster than plain SGD: at 1
 REFERENCE = ("deep-learning-from-scratch `ch06/optimizer_compare_mnist.py` (784-100x4-10 ReLU, He init, batch 128): "
              "loss at 1000 it. SGD 0.18, Momentum 0.04, AdaGrad 0.02, Adam 0.03 (one run)")
 
+PROTOCOL = ("experiment=dlfs_optimizer_compare_mnist_{sgd,momentum,adagrad,adam} (one overlay per arm): 784-100x4-10 "
+            "ReLU, He N(0, 2/n_in) on every layer, all 60,000 MNIST training images as pixels / 255, batch 128 drawn "
+            "with replacement (the same stream for every arm), 2000 updates; SGD 0.01, Momentum 0.01 / 0.9, AdaGrad 0.01 "
+            "(eps 1e-7), Adam 0.001 (DLFS's epsilon placement)")
+AT_PROTOCOL = ("full",)
+SCALE_DOWN = ("default keeps the net, batch 128, 2000 updates and the four learning rates but uses the library's data and "
+              "optimizer conventions: standardized inputs, 55,000 training images (5,000 carved for validation), "
+              "shuffled batches without replacement, He gain 1 on the output layer, AdaGrad eps 1e-10, torch's Adam epsilon")
+DIFFERS = ("At default the claim held: loss at update 1000 SGD 0.219 +- 0.031 against Momentum 0.073, AdaGrad 0.092, "
+           "Adam 0.067 (docs/report/REPORT.md, earlier rules). The source's 0.18 / 0.04 / 0.02 / 0.03 is the loss of "
+           "one mini-batch in one run; ours averages the logged mini-batch losses of the last ~100 updates, per seed, "
+           "so an arm's spread over seeds (AdaGrad +- 0.024 there) decides a separation the single run cannot show. "
+           "Our AdaGrad is the furthest from the source's (0.092 vs 0.02).")
+
 # arm -> (overrides, published loss at 1000 updates)
 ARMS = {
     "SGD": (["optimizer=sgd", "optimizer.lr=0.01"], 0.18),
@@ -26,6 +40,7 @@ ARMS = {
     "AdaGrad": (["optimizer=adagrad", "optimizer.lr=0.01"], 0.02),
     "Adam": (["optimizer=adam", "optimizer.lr=0.001"], 0.03),
 }
+OVERLAYS = {"SGD": "sgd", "Momentum": "momentum", "AdaGrad": "adagrad", "Adam": "adam"}  # budget=full: the protocol
 
 
 def verdict(numbers: dict) -> tuple[bool | None, str]:
@@ -47,7 +62,12 @@ def run(ctx: Context) -> Outcome:
          "eval_every=1000000"]
     results = {}
     for arm, (over, _) in ARMS.items():
-        results[arm] = ctx.train_seeds(base + over, name=arm)
+        # full: the source's protocol, its overlay exactly (2000 updates; no validation split, so accuracy is train's)
+        results[arm] = ctx.train_seeds(ctx.pick(smoke=base + over, default=base + over,
+                                                full=[f"experiment=dlfs_optimizer_compare_mnist_{OVERLAYS[arm]}"]),
+                                       name=arm)
+    acc_key = "val/acc" if all("val/acc" in r for runs in results.values() for r in runs) else "train/acc"
+    acc_name = acc_key.replace("/", "_")
 
     rows, numbers, per_seed = [], {}, {"read_at": read_at}
     fig = new_figure(7, 4.5)
@@ -58,21 +78,23 @@ def run(ctx: Context) -> Outcome:
         window = max(1, round(100 / spacing))  # the logged points of the last ~100 updates
         at_read = [curve_at(r["curve"], read_at, window) for r in runs]
         at_end = [curve_at(r["curve"], steps, window) for r in runs]
-        val = [r["val/acc"] for r in runs]
-        per_seed.update({f"{arm}/loss_at_read": at_read, f"{arm}/loss_at_end": at_end, f"{arm}/val_acc": val})
-        numbers[arm] = {"loss_at_read": mean_std(at_read)[0], "loss_at_end": mean_std(at_end)[0], "val_acc": mean_std(val)[0]}
+        val = [r[acc_key] for r in runs]
+        per_seed.update({f"{arm}/loss_at_read": at_read, f"{arm}/loss_at_end": at_end, f"{arm}/{acc_name}": val})
+        numbers[arm] = {"loss_at_read": mean_std(at_read)[0], "loss_at_end": mean_std(at_end)[0], acc_name: mean_std(val)[0]}
         rows.append([arm, fmt(*mean_std(at_read)), f"{ARMS[arm][1]:.2f}", fmt(*mean_std(at_end)),
                      fmt(*mean_std(val), percent=True)])
-        ax.plot([c[0] for c in curve], smooth([c[2] for c in curve], 5), label=arm)
+        for k, r in enumerate(runs):  # every seed, one colour per optimizer
+            ax.plot([c[0] for c in r["curve"]], smooth([c[2] for c in r["curve"]], 5), color=f"C{list(results).index(arm)}",
+                    lw=0.8, alpha=0.7, label=arm if k == 0 else None)
     ax.set_xlabel("update")
-    ax.set_ylabel("mini-batch loss (seed 0, smoothed)")
+    ax.set_ylabel(f"mini-batch loss (each of {len(ctx.seeds)} seeds, smoothed)")
     ax.set_yscale("log")
     ax.axvline(read_at, color="gray", lw=0.8, ls=":")
     ax.legend()
     ax.set_title("O3: optimizers on the same batches")
     figures = [ctx.save_figure(fig, "loss_by_optimizer")]
     table = md_table(["optimizer", f"loss at {read_at} (ours)", "reference at 1000", f"loss at {steps}",
-                      "val acc"], rows)
+                      acc_key.replace("/", " ")], rows)
     held, text = verdict(per_seed)
     summary = f"loss@{read_at}: " + ", ".join(f"{a} {numbers[a]['loss_at_read']:.3f}" for a in numbers)
     return Outcome(table, held, text, figures, per_seed, summary=summary)
