@@ -164,3 +164,67 @@ def test_member_run_dirs_hold_what_train_writes(tmp_path):
         for k in s_solo[i]:
             torch.testing.assert_close(torch.as_tensor(s_pop[i][k]).float(), torch.as_tensor(s_solo[i][k]).float(),
                                        rtol=1e-3, atol=1e-6)
+
+
+# --- the monitor ---------------------------------------------------------------------------------------
+
+MONITORED = ["monitor=basic", "monitor.every=5", "monitor.figures=false"]
+
+
+def tb_events(tb):
+    """(scalars by tag as [(step, value)], every tag by kind, histograms by tag) of a tb/ folder."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    acc = EventAccumulator(str(tb), size_guidance={"scalars": 0, "histograms": 0, "tensors": 0})
+    acc.Reload()
+    tags = {kind: sorted(v) for kind, v in acc.Tags().items() if isinstance(v, list)}
+    scalars = {t: [(e.step, e.value) for e in acc.Scalars(t)] for t in acc.Tags()["scalars"]}
+    return scalars, tags, {t: acc.Histograms(t) for t in acc.Tags()["histograms"]}
+
+
+@pytest.mark.parametrize("activation, variants, stat", [
+    # sigmoid: a wide init saturates (watch/saturation/...)
+    ("sigmoid", [["seed=0", "init=normal", "init.std=1.0"], ["seed=1", "init=normal", "init.std=4.0"],
+                 ["seed=2", "optimizer.lr=0.05"]], "saturation"),
+    # relu: a wide init and a large step kill units (watch/dead_relu/...)
+    ("relu", [["seed=0"], ["seed=1", "optimizer.lr=0.3"], ["seed=0", "init=normal", "init.std=3.0"]], "dead_relu"),
+])
+def test_monitored_members_write_what_their_single_runs_write(tmp_path, activation, variants, stat):
+    """monitor=basic: each member's tb/ holds the single run's monitor tags (watch/ scalars per layer,
+    weight histograms, layer table), at the same steps, with the same values within the tolerance
+    of the members' losses."""
+    cfgs = cfgs_of(variants, MONITORED + [f"activation={activation}"])
+    assert unsupported_reason(cfgs[0]) is None and len(group_configs(cfgs)[0]) == 1
+    train_population(cfgs, [tmp_path / f"m{i}" for i in range(len(cfgs))])
+    seen = []
+    for i, cfg in enumerate(cfgs):
+        train(cfg, run_dir=tmp_path / f"solo{i}")
+        (sp, tags_p, hp), (ss, tags_s, hs) = tb_events(tmp_path / f"m{i}" / "tb"), tb_events(tmp_path / f"solo{i}" / "tb")
+        assert tags_p == tags_s  # scalars, weight histograms, texts (model summary, init audit, monitor/layers)
+        watched = [t for t in ss if t.startswith("watch/")]
+        assert {t.split("/")[1] for t in watched} == {"grad_norm", "update_ratio", "weight_std", "weight_std_init", stat}
+        for tag in watched:
+            assert [s for s, _ in sp[tag]] == [s for s, _ in ss[tag]], tag
+            assert [v for _, v in sp[tag]] == pytest.approx([v for _, v in ss[tag]], rel=1e-4, abs=1e-5), tag
+        for tag in hs:
+            assert [h.step for h in hp[tag]] == [h.step for h in hs[tag]], tag
+            assert [h.histogram_value.sum for h in hp[tag]] == \
+                pytest.approx([h.histogram_value.sum for h in hs[tag]], rel=1e-4, abs=1e-4), tag
+        seen.append({t: [v for _, v in sp[t]] for t in watched})
+    # the statistic is exercised (not a row of zeros), and each member has its own values
+    assert max(v for s in seen for t, vs in s.items() if t.startswith(f"watch/{stat}/") for v in vs) > 0.05
+    assert len({tuple(s["watch/grad_norm/total"]) for s in seen}) == len(seen)
+
+
+def test_what_the_population_monitor_does_not_batch_is_refused_by_name():
+    assert unsupported_reason(compose_cfg(BASE + MONITORED)) is None
+    assert "monitor.figures" in unsupported_reason(compose_cfg(BASE + ["monitor=basic"]))
+    assert "monitor.level=full" in unsupported_reason(compose_cfg(BASE + ["monitor=full", "monitor.figures=false"]))
+    cfgs = cfgs_of([["seed=0"], ["seed=1"], ["seed=2", "monitor.figures=true"]], MONITORED)
+    assert group_configs(cfgs) == ([[0, 1]], [2])
+
+
+def test_the_monitor_costs_an_unmonitored_population_nothing():
+    pop = Population(cfgs_of([["seed=0"], ["seed=1"]]))
+    assert pop.monitor is None
+    assert all(not m._forward_hooks for model in pop.models for m in model.modules())

@@ -113,3 +113,26 @@ def test_jobs_that_cannot_be_grouped_run_one_by_one(tmp_path, monkeypatch):
     for job in ("0", "1"):
         m = json.loads((sweep / job / "metrics.json").read_text())
         assert m["status"] == "completed" and "population_size" not in m
+
+
+def test_monitored_jobs_are_grouped_and_monitored_as_their_single_runs(tmp_path, monkeypatch):
+    """monitor=basic (figures off) jobs train as one population, each job's tb/ with the monitor's
+    tags and values of the basic launcher's job; monitor.level=full is not batched: its jobs run
+    one by one, with their monitor."""
+    args = [a for a in SWEEP if a != "monitor=off"] + ["monitor=basic", "monitor.every=5", "monitor.figures=false",
+                                                       "monitor.level=basic,full", "seed=0,1"]
+    basic = multirun(tmp_path, "basic", args, monkeypatch)
+    pop = multirun(tmp_path, "pop", args + ["hydra/launcher=population"], monkeypatch)
+    assert tree(pop) == tree(basic)
+    for job in sorted(p.name for p in basic.iterdir() if p.is_dir()):
+        b, p = basic / job, pop / job
+        level = yaml.safe_load((p / "config.yaml").read_text())["monitor"]["level"]
+        metrics = json.loads((p / "metrics.json").read_text())
+        assert metrics.get("population_size") == (2 if level == "basic" else None), (job, level)
+        (sb, tags_b), (sp, tags_p) = events(b / "tb"), events(p / "tb")
+        assert tags_p == tags_b
+        watched = [t for t in sb if t.startswith("watch/")]
+        assert "watch/dead_relu/net.1" in watched and "watch/grad_norm/total" in watched
+        for tag in watched:
+            assert [s for s, _ in sp[tag]] == [s for s, _ in sb[tag]], tag
+            assert [v for _, v in sp[tag]] == pytest.approx([v for _, v in sb[tag]], rel=1e-4, abs=1e-5), tag

@@ -15,7 +15,8 @@ class PopulationLauncherConf:
     min_size: int = 2
     # largest population (null = no cap); split bigger groups to bound memory
     max_size: Optional[int] = None
-    # jobs with monitor.level basic/full: "sequential" runs them one by one with their monitor;
+    # jobs whose monitor a population does not batch (monitor.level=full, monitor.figures=true;
+    # basic without figures is batched): "sequential" runs them one by one with their monitor;
     # "population" trains them in populations without the monitor (config.yaml says monitor off)
     monitored_jobs: str = "sequential"
 

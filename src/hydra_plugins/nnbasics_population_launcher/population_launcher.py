@@ -6,7 +6,11 @@ For every batch of jobs the sweeper hands over:
    and the task config it would receive;
 2. group the task configs with ``nnbasics.engine.population.group_configs``: configs equal in all but
    per-member hyperparameters (seed, init, optimizer hyperparameters, regularization,
-   scheduler, dropout rates) form a population;
+   scheduler, dropout rates) form a population; monitored jobs (``monitor=basic
+   monitor.figures=false``) too: the population monitors every member as its single run would;
+   a monitor that is not batched (``monitor.level=full`` or figures) runs its jobs one by one
+   (``monitored_jobs=sequential``, the default) or in populations without the monitor
+   (``monitored_jobs=population``);
 3. train each population with ``nnbasics.engine.population.Population`` (one process, stacked
    weights); then, job by job, Hydra's own ``run_job`` makes the job's run directory
    (``.hydra/`` with config.yaml, hydra.yaml, overrides.yaml, the job log), fires the job
@@ -90,6 +94,7 @@ class PopulationLauncher(Launcher):
     # --- the launch -----------------------------------------------------------------------------
 
     def launch(self, job_overrides: Sequence[Sequence[str]], initial_job_idx: int) -> Sequence[JobReturn]:
+        from nnbasics.engine.monitor import population_refusal
         from nnbasics.engine.population import Population, group_configs
 
         setup_globals()
@@ -102,15 +107,15 @@ class PopulationLauncher(Launcher):
             log.info(f"\t#{initial_job_idx + idx} : {' '.join(filter_overrides(overrides))}")
             sweep_configs.append(self._sweep_config(overrides, initial_job_idx + idx))
         task_cfgs = [self._task_config(sc) for sc in sweep_configs]
-        force_off = self.monitored_jobs == "population"
-        monitored = [i for i, t in enumerate(task_cfgs)
-                     if t.get("monitor") is not None and str(t.monitor.get("level")) not in ("off", "False", "false")]
-        if force_off:
-            for i in monitored:
+        # a monitor the population batches (basic without figures) goes with its job; one it does not
+        # batch (full, figures) keeps its jobs apart, or is dropped with monitored_jobs=population
+        unbatched = [i for i, t in enumerate(task_cfgs) if population_refusal(t) is not None]
+        if self.monitored_jobs == "population":
+            for i in unbatched:
                 task_cfgs[i].monitor.level = "off"
-        elif len(monitored) >= self.min_size:
-            log.info(f"{len(monitored)} jobs have monitor.level={task_cfgs[monitored[0]].monitor.level} (the monitor hooks "
-                     f"one model), so they run one by one; to train them as populations, add monitor=off or "
+        elif len(unbatched) >= self.min_size:
+            log.info(f"{len(unbatched)} jobs run one by one: {population_refusal(task_cfgs[unbatched[0]])}; to train "
+                     f"them as populations, add monitor.figures=false (with monitor=basic), monitor=off, or "
                      f"hydra.launcher.monitored_jobs=population (the monitor is dropped)")
         pops, alone = group_configs(task_cfgs, self.min_size, self.max_size)
 

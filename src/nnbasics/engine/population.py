@@ -44,6 +44,15 @@ tests/test_population.py checks this for every supported optimizer, dropout, L2 
 Every member's results are written into its own run directory with the same files as
 ``train`` (``write_member``): config.yaml, metrics.json, history.json, tb/ (scalars and
 hparams), checkpoint.pt, preprocess.pt, git.txt.
+
+Monitor (``monitor.level=basic``): one ``engine.monitor.Monitor`` watches all members
+(``Monitor.of_members``): the same statistics as a single run's monitor (gradient norm, update
+ratio, weight std and histograms per layer, dead-ReLU and saturation fractions per activation),
+computed once on the stacked tensors, at the same steps. While the population trains, member k's
+TensorBoard calls go to an ``EventLog`` (its run directory is written after training), which
+``write_member`` replays into the member's tb/ under the same tags. ``monitor.level=full`` and
+``monitor.figures=true`` are not batched (``monitor.population_refusal``). A member that
+diverges gets no monitor record after its divergence (its single run writes one last scan).
 """
 
 from __future__ import annotations
@@ -64,6 +73,7 @@ from torch import Tensor, nn
 from nnbasics.config import select
 from nnbasics.data import datasets as data_mod
 from nnbasics.engine import loop
+from nnbasics.engine.monitor import Members, Monitor, population_refusal
 from nnbasics.engine.rundir import RunDir, checkpoint_state
 from nnbasics.engine.setup import Budget, checkpoint_policy, prepare, resolve_batch_size
 from nnbasics.engine.validate import validate
@@ -139,14 +149,11 @@ def unsupported_reason(cfg: Mapping) -> str | None:
         return f"checkpoint={get('checkpoint')} (best.pt keeps one model's best weights; a member is trained alone)"
     if get("batch_size") == "auto":
         return "batch_size=auto (the batch size search runs per model)"
-    level = get("monitor.level")
-    if get("monitor") is not None and str(level) not in ("off", "False", "false"):
-        return f"monitor.level={level} (the monitor hooks one model; use monitor=off)"
-    return None
+    return population_refusal(cfg)
 
 
-def group_configs(cfgs: Sequence[Mapping], min_size: int = 2, max_size: int | None = None,
-                  ignore_monitor: bool = False) -> tuple[list[list[int]], list[int]]:
+def group_configs(cfgs: Sequence[Mapping], min_size: int = 2,
+                  max_size: int | None = None) -> tuple[list[list[int]], list[int]]:
     """Split configs (by index) into populations of compatible configs and the rest (to be
     trained alone): a config that is unsupported, or that no other config is compatible with
     (fewer than ``min_size``), is trained alone. ``max_size`` caps a population."""
@@ -154,8 +161,6 @@ def group_configs(cfgs: Sequence[Mapping], min_size: int = 2, max_size: int | No
     alone: list[int] = []
     for i, cfg in enumerate(cfgs):
         c = _container(cfg)
-        if ignore_monitor and isinstance(c.get("monitor"), dict):
-            c["monitor"]["level"] = "off"
         if unsupported_reason(c) is not None:
             alone.append(i)
             continue
@@ -347,6 +352,28 @@ class MemberResult:
     generator_state: Tensor | None = field(repr=False, default=None)
     texts: dict[str, str] = field(repr=False, default_factory=dict)  # TensorBoard text (model summary, init audit)
     start_loss: float = math.nan  # the first mini-batch loss (the blow-up rule's reference)
+    monitor_log: list = field(repr=False, default_factory=list)  # the monitor's TensorBoard calls (EventLog)
+
+
+class EventLog:
+    """Stands in for a member's TensorBoard writer while the population trains (its run directory
+    is written afterwards, by ``write_member``): keeps the monitor's calls (``add_scalar``,
+    ``add_histogram_raw``, ``add_text``, ``add_custom_scalars``; numbers and lists, no tensors)
+    and ``replay(calls, writer)`` makes them on the run's writer, in order."""
+
+    def __init__(self):
+        self.calls: list[tuple[str, tuple, dict]] = []
+
+    def __getattr__(self, name: str):
+        if name.startswith("_"):
+            raise AttributeError(name)
+        return lambda *args, **kwargs: self.calls.append((name, args, kwargs))
+
+    @staticmethod
+    def replay(calls: Sequence[tuple[str, tuple, dict]], writer) -> None:
+        for name, args, kwargs in calls:
+            if name != "flush":
+                getattr(writer, name)(*args, **kwargs)
 
 
 class Population:
@@ -411,6 +438,13 @@ class Population:
         self.seeds = [int(c.seed) for c in self.cfgs]
         self._step = 0
         self._streams: tuple | None = None
+        # the monitor (None when off: an unmonitored step pays one attribute test)
+        self.monitor_logs = [EventLog() for _ in range(self.K)]
+        monitor = Monitor.of_members(
+            cfg0.get("monitor"), Members(self.models, self.net.weights, self.net.biases,
+                                         lambda x: self.net(x.unsqueeze(0), train=False)),
+            self.monitor_logs, cfg0, train_split=self.train_split, task=self.task)
+        self.monitor: Monitor | None = monitor if monitor.enabled else None
 
     # --- checks before training ------------------------------------------------------------------
 
@@ -596,9 +630,14 @@ class Population:
                 objective = objective + reg
         self.opt.zero_grad()
         objective.backward()
+        monitor = self.monitor
+        if monitor is not None:
+            monitor.before_step(self._step)
         self.opt.step(self._factors(self._step))
         if self.has_constraint:
             self._constrain()
+        if monitor is not None:
+            monitor.after_step(self._step)
         with torch.no_grad():
             hits = self._correct_vec(out.detach(), y)
         return losses.detach(), hits, losses.detach()
@@ -612,12 +651,25 @@ class Population:
         """Train every member with the one loop; one ``MemberResult`` per config, in the given order."""
         log.info(f"population of {self.K} on {self.device}: {self.n_train} train / {len(self.val_split)} val, batch "
                  f"{self.batch_size}, {self.total_steps} updates, {len(set(self.seeds))} data stream(s)")
+        monitor, on_epoch, on_step = self.monitor, None, None
+        if monitor is not None:
+            monitor.on_train_start(0)
+
+            def on_step(p: loop.Progress) -> None:
+                monitor.alive = p.alive  # a diverged member gets no more monitor records
+
+            def on_epoch(p: loop.Progress, rows: list) -> None:
+                monitor.on_epoch_end(p.epoch, p.step)
+
         p = loop.run(self, self.setup, self.budget, eval_every=int(self.cfgs[0].get("eval_every", 1) or 1),
                      log_epochs=self.log_every_epoch, blowup=self.cfgs[0].get("divergence_factor"),
+                     on_epoch=on_epoch, on_step=on_step,
                      label=lambda k: f"member {self.order[k]} (seed {self.seeds[k]}): ")
         params = count_parameters(self.models[0])
         extra = [{"seed": int(c.seed), "batch_size": self.batch_size, "parameters": params} for c in self.cfgs]
         finals = loop.final_metrics(self, self.setup, p, self.cfgs[0], extra)
+        if monitor is not None:
+            monitor.on_train_end(p.step)
         results: list[MemberResult] = []
         for k, (c, final) in enumerate(zip(self.cfgs, finals)):
             final["population_size"] = self.K
@@ -625,7 +677,7 @@ class Population:
             results.append(MemberResult(c, final, p.history[k], p.curve[k], self._state_dict(k),
                                         self._optimizer_state(k) if "last" in checkpoint_policy(c) else None,
                                         self.pre.state_dict(), p.generators[int(c.seed)].get_state(), self.texts[k],
-                                        p.start_loss[k]))
+                                        p.start_loss[k], self.monitor_logs[k].calls))
         in_given_order: list[MemberResult] = [results[0]] * self.K
         for k, i in enumerate(self.order):
             in_given_order[i] = results[k]
@@ -682,6 +734,8 @@ def write_member(result: MemberResult, run_dir: str | Path) -> dict:
     rd.open(result.cfg)
     cfg, final = result.cfg, result.metrics
     rd.start(cfg, result.preprocess_state, result.texts)
+    if result.monitor_log:  # the monitor's scalars, histograms and layer table, as a single run writes them
+        EventLog.replay(result.monitor_log, rd.writer())
     for step, _, value in result.curve:  # the same scalars a single run writes as it goes
         rd.log_batch_loss(int(step), value)
     for row in result.history:
@@ -707,5 +761,5 @@ def train_population(cfgs: Sequence[Mapping], run_dirs: Sequence[str | Path] | N
     return [write_member(r, d) for r, d in zip(results, run_dirs)]
 
 
-__all__ = ["Population", "BatchedMLP", "BatchedOptimizer", "MemberResult", "Unsupported", "group_key",
+__all__ = ["Population", "BatchedMLP", "BatchedOptimizer", "MemberResult", "EventLog", "Unsupported", "group_key",
            "group_configs", "unsupported_reason", "train_population", "write_member", "MEMBER_KEYS"]
