@@ -176,3 +176,25 @@ def test_d2l_weight_decay_lambda_3_cures_the_overfit(tmp_path):
     decay = run_protocol(tmp_path / "3", "experiment=d2l_weight_decay", "regularization.weight_decay=6")
     assert free["train/loss"] < 0.1 * free["val/loss"]
     assert decay["val/loss"] < 0.5 * free["val/loss"]
+
+
+def test_the_curve_can_hold_every_updates_mini_batch_loss_after_it(compose, toy_overrides, tmp_path):
+    """`curve_every=1 curve_after_update=true` (the DLFS race overlays): a curve point [step, time_s,
+    loss] after every update, its loss that of update `step`'s mini-batch after that update (DLFS's
+    `network.loss(x_batch, t_batch)` after `optimizer.update`). Full-batch gradient descent checks
+    it: the loss after update i is the loss before update i + 1 (the same batch, the same weights)."""
+    from nnbasics.engine.train import train
+    from nnbasics.engine.validate import validate
+    from nnbasics.errors import ConfigError
+
+    common = toy_overrides + ["batch_size=full", "steps=20", "checkpoint=none", "curve_every=1"]
+    curves = {}
+    for after in (False, True):
+        train(compose(common + [f"curve_after_update={str(after).lower()}"]), tmp_path / str(after))
+        curves[after] = json.loads((tmp_path / str(after) / "history.json").read_text())["curve"]
+    assert [s for s, _, _ in curves[False]] == [s for s, _, _ in curves[True]] == list(range(1, 21))
+    for i in range(19):
+        assert curves[True][i][2] == pytest.approx(curves[False][i + 1][2], rel=1e-5)
+    assert curves[True][-1][2] < curves[False][-1][2]  # the last update lowered its batch's loss
+    with pytest.raises(ConfigError, match="curve_every"):
+        validate(compose(toy_overrides + ["curve_every=0"]))

@@ -148,13 +148,19 @@ class Progress:
 def run(learner: Learner, setup: Setup, budget: Budget, *, progress: Progress | None = None,
         eval_every: int = 1, show_bar: bool = False, log_epochs: bool = True, blowup: float | None = None,
         watch: Watch = Watch(), on_epoch: Callable[[Progress, list], None] | None = None,
-        on_step: Callable[[Progress], None] | None = None, label: Callable[[int], str] = lambda k: "") -> Progress:
+        on_step: Callable[[Progress], None] | None = None, label: Callable[[int], str] = lambda k: "",
+        curve_every: int | None = None, curve_after_update: bool = False) -> Progress:
     """Train ``learner`` for ``budget`` (continuing ``progress`` when resuming); ``on_epoch(progress,
     rows)`` runs after each epoch's validation (rows[k] is member k's row, None when it is gone).
     ``blowup``: a member whose loss exceeds ``blowup`` times its first mini-batch loss has
     diverged too (None: only NaN and Inf count). ``watch``: the best epoch's metric and early
     stopping (a single member stops the loop; members of a population cannot stop early).
-    ``on_step(progress)`` runs after every update (the profiler's step, the batch-loss scalar)."""
+    ``on_step(progress)`` runs after every update (the profiler's step, the batch-loss scalar).
+    ``curve_every``: a point of the loss curve every this many updates (None: about 20 an epoch);
+    a point ``[step, time_s, loss]`` holds the loss of the mini-batch of update ``step`` (counted
+    from 1) before that update, or, with ``curve_after_update``, on the same mini-batch after it
+    (``learner.batch_losses(idxs)``, eval mode: DLFS's ``network.loss(x_batch, t_batch)`` after
+    ``optimizer.update``)."""
     K, device = learner.K, setup.device
     p = progress or Progress(K)
     if watch.patience is not None and K > 1:
@@ -169,7 +175,7 @@ def run(learner: Learner, setup: Setup, budget: Budget, *, progress: Progress | 
     check_every = 1 if device.type == "cpu" else 25
     limit = None
     bar, logged_at = None, -math.inf
-    log_every = max(1, budget.steps_per_epoch // 20)
+    log_every = int(curve_every) if curve_every else max(1, budget.steps_per_epoch // 20)
     p.t_loop = time.perf_counter()
     for epoch in range(p.epoch, budget.epochs):
         sum_loss = torch.zeros(K, device=device)
@@ -209,6 +215,8 @@ def run(learner: Learner, setup: Setup, budget: Budget, *, progress: Progress | 
                         break
             if p.step % log_every == 0:
                 now, values = p.elapsed(), losses.detach().cpu().tolist()
+                if curve_after_update:
+                    values = learner.batch_losses(idxs)
                 for k in range(K):
                     if p.alive[k]:
                         p.curve[k].append([p.step, now, values[k]])

@@ -102,6 +102,18 @@ class Solo:
     def lrs(self) -> list[float]:
         return [self.optimizer.param_groups[0]["lr"]]
 
+    @torch.no_grad()
+    def batch_losses(self, idxs) -> list[float]:
+        """The loss on the mini-batch of ``idxs`` with the weights as they are now (after its update),
+        in eval mode (no dropout mask drawn, BN's running statistics): ``curve_after_update``."""
+        (idx,) = idxs
+        x, y = self.setup.train.x.index_select(0, idx), self.setup.train.y.index_select(0, idx)
+        was_training = self.model.training
+        self.model.eval()
+        loss = float(self.loss_fn(self.model(x), y))
+        self.model.train(was_training)
+        return [loss]
+
     def evaluate(self, split):
         r = evaluate(self.model, split, self.loss_fn, self.setup.task)
         return [r["loss"]], [r["acc"]]
@@ -221,7 +233,8 @@ def train(cfg: Mapping, run_dir: str | os.PathLike | None = None, *, data: data_
         with profiler:
             progress = loop.run(learner, setup, budget, progress=progress,
                                 eval_every=int(cfg.get("eval_every", 1) or 1), show_bar=bool(cfg.get("progress", True)),
-                                on_epoch=on_epoch, on_step=on_step, blowup=cfg.get("divergence_factor"), watch=watch)
+                                on_epoch=on_epoch, on_step=on_step, blowup=cfg.get("divergence_factor"), watch=watch,
+                                curve_every=cfg.get("curve_every"), curve_after_update=bool(cfg.get("curve_after_update")))
     except OSError as e:  # a file of the run that could not be written (no space left on device, ...)
         error = e if isinstance(e, WriteError) else WriteError(Path(e.filename or rd.path), e)
         rd.fail({"error": str(error), "step": progress.step})

@@ -40,8 +40,8 @@ OPTIONAL_GROUPS = ("monitor",)  # absent or null: no monitor
 
 # The top-level keys of conf/train.yaml besides the groups (hydra: Hydra's own node, present
 # when a config is composed with return_hydra_config=True).
-BOOLEANS = ("eval_test", "search", "progress")
-TOP_LEVEL_KEYS = ("epochs", "steps", "batch_size", "sampling", "seed", "device", "threads", "eval_every",
+BOOLEANS = ("eval_test", "search", "progress", "curve_after_update")
+TOP_LEVEL_KEYS = ("epochs", "steps", "batch_size", "sampling", "seed", "device", "threads", "eval_every", "curve_every",
                   "resume", "divergence_factor", "checkpoint", "best_metric", "early_stopping", "hydra") + BOOLEANS
 EARLY_STOPPING_KEYS = ("patience", "min_delta")
 
@@ -93,6 +93,7 @@ def _check_top_level(cfg: Mapping) -> None:
     check_name(cfg, "sampling", ("shuffle", "replacement"))
     check_number(cfg, "seed", low=0, high=MAX_SEED, integer=True)
     check_number(cfg, "eval_every", low=1, integer=True, optional=True)
+    check_number(cfg, "curve_every", low=1, integer=True, optional=True)
     device = select(cfg, "device")
     if not isinstance(device, str) or not (device in ("auto", "cpu", "cuda") or device.startswith("cuda:")):
         raise ConfigError("device", device, "choose auto, cpu, cuda or cuda:N")
