@@ -382,3 +382,47 @@ def test_dead_relu_fraction_rises_with_the_learning_rate_on_mnist(compose, tmp_p
         acc.Reload()
         dead[lr] = acc.Scalars("watch/dead_relu/net.1")[-1].value
     assert dead[3e-2] > 0.3 and dead[3e-2] > 10 * max(dead[1e-3], 0.005), dead
+
+
+# --- the statistics over a population's stacked members ---------------------------------------------
+
+
+def test_statistics_of_stacked_members_equal_each_members_own():
+    """The stat functions take K x ... tensors (a population's stacked weights and activations):
+    member k's value equals what the one-model path (its tensor with a member axis of 1) gives,
+    and the one-model values equal the formulas."""
+    g = torch.Generator().manual_seed(0)
+    K = 3
+    w, b = torch.randn(K, 5, 4, generator=g), torch.randn(K, 5, generator=g)
+    after = w + 0.01 * torch.randn(K, 5, 4, generator=g)
+    pre = torch.randn(K, 6, 5, generator=g) - torch.tensor([0.0, 3.0, 6.0]).view(K, 1, 1)
+    conv = torch.randn(K, 6, 2, 3, 3, generator=g)
+    stacked = {"grad_norm": monitor_mod.grad_norm([w, b]), "update_ratio": monitor_mod.update_ratio_(w.clone(), after),
+               "weight_std": monitor_mod.weight_std(w), "active": monitor_mod.units_active(pre),
+               "conv_active": monitor_mod.units_active(conv),
+               "saturated": monitor_mod.saturated_count(torch.tanh(3 * pre), "tanh")}
+    for k in range(K):
+        one = {"grad_norm": monitor_mod.grad_norm([w[k][None], b[k][None]]),
+               "update_ratio": monitor_mod.update_ratio_(w[k][None].clone(), after[k][None]),
+               "weight_std": monitor_mod.weight_std(w[k][None]), "active": monitor_mod.units_active(pre[k][None]),
+               "conv_active": monitor_mod.units_active(conv[k][None]),
+               "saturated": monitor_mod.saturated_count(torch.tanh(3 * pre[k][None]), "tanh")}
+        for name, v in one.items():
+            assert torch.equal(stacked[name][k], v[0]), (name, k)
+        assert float(one["grad_norm"]) == pytest.approx(math.sqrt(float(w[k].pow(2).sum() + b[k].pow(2).sum())), rel=1e-6)
+        assert float(one["update_ratio"]) == pytest.approx(float((after[k] - w[k]).norm() / w[k].norm()), rel=1e-5)
+        assert float(one["weight_std"]) == pytest.approx(float(w[k].std()), rel=1e-6)
+        assert one["active"][0].tolist() == (pre[k] > 0).any(dim=0).tolist()
+        assert one["conv_active"][0].tolist() == (conv[k] > 0).transpose(0, 1).reshape(2, -1).any(dim=1).tolist()
+        out = torch.tanh(3 * pre[k])
+        assert int(one["saturated"]) == int(((out <= -0.99) | (out >= 0.99)).sum())
+    assert stacked["active"].float().mean(dim=1).tolist() != [stacked["active"][0].float().mean().item()] * K
+
+
+def test_a_monitor_of_members_refuses_what_it_does_not_batch():
+    members = monitor_mod.Members([mlp(), mlp()], [], [], lambda x: x)
+    with pytest.raises(ValueError, match="monitor.level=full"):
+        Monitor.of_members(cfg("full"), members, [RecordingWriter(), RecordingWriter()])
+    with pytest.raises(ValueError, match="monitor.figures"):
+        Monitor.of_members(cfg(figures=True), members, [RecordingWriter(), RecordingWriter()])
+    assert not Monitor.of_members(cfg("off"), members, [ExplodingWriter(), ExplodingWriter()]).enabled
