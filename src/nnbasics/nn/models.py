@@ -7,10 +7,17 @@ subclasses) that initializes itself with the configured initializer and keeps it
 std as ``init_std``. The last layer outputs raw scores (logits); the loss applies the output
 nonlinearity the task needs (see ``losses.py``), and its initializer gain is that of a linear unit.
 
+MLP widths: ``model.widths`` (a list, one width per hidden layer: LeNet-300-100 is
+``[300, 100]``) when set, else ``model.depth`` layers of ``model.width`` (``hidden_widths``); with
+widths set, ``model.depth`` must equal its length (the validator refuses a mismatch, so the
+recorded depth is always the model's).
+
 Dropout rule: the hidden-layer and input dropout probabilities are ``regularization.dropout_p``
 and ``regularization.input_dropout_p`` when those are set (the ``dropout`` regularization
 options set them), else ``model.dropout.p`` and ``model.dropout.input_p``; the variant is always
-``model.dropout.variant`` (``dropout_settings``). Input noise is ``regularization.input_noise``.
+``model.dropout.variant`` (``dropout_settings``). For the MLP, ``model.dropout.p`` may be one
+rate per hidden layer (a list); ``regularization.dropout_p`` is one rate for every layer.
+Input noise is ``regularization.input_noise``.
 """
 
 from __future__ import annotations
@@ -41,8 +48,9 @@ def _dropout_args(dropout: Mapping | float | None, depth: int) -> tuple[str, lis
     if isinstance(dropout, (int, float)):
         return "inverted", [float(dropout)] * depth, 0.0
     variant = str(dropout.get("variant", "inverted") or "inverted")
-    p = dropout.get("p", 0.0) or 0.0
-    ps = [float(v) for v in p] if isinstance(p, Sequence) else [float(p)] * depth
+    p = dropout.get("p")
+    p = 0.0 if p is None else p
+    ps = [float(v) for v in p] if isinstance(p, Sequence) and not isinstance(p, str) else [float(p)] * depth
     if len(ps) != depth:
         raise ValueError(f"dropout p has {len(ps)} values for {depth} hidden layers")
     if variant not in DROPOUT_VARIANTS:
@@ -72,15 +80,25 @@ def _input_layers(input_noise: float, input_p: float, variant: str) -> list[nn.M
 class MLP(nn.Module):
     """input -> [input noise] -> [input dropout] -> depth x [Linear(width) -> norm -> activation ->
     dropout] -> Linear(out_features). depth 0 is the linear model (perceptron / linear classifier:
-    with hinge loss a linear SVM, with cross-entropy softmax regression). With maxout each hidden
-    Linear has width * pieces outputs. Layers that do nothing (p = 0, norm none, no noise) are
-    left out, so the plain MLP is Flatten, Linear/activation pairs and the output Linear."""
+    with hinge loss a linear SVM, with cross-entropy softmax regression). ``widths`` (one width per
+    hidden layer, e.g. ``[300, 100]`` for LeNet-300-100) replaces width x depth; ``depth``, when
+    not 0, must then equal its length. The dropout ``p`` may be one rate or one per hidden layer.
+    With maxout each hidden Linear has width * pieces outputs. Layers that do nothing (p = 0, norm
+    none, no noise) are left out, so the plain MLP is Flatten, Linear/activation pairs and the
+    output Linear."""
 
-    def __init__(self, in_features: int, out_features: int, width: int, depth: int,
+    def __init__(self, in_features: int, out_features: int, width: int = 0, depth: int = 0,
                  activation: Mapping | str = "relu", init: Mapping | None = None,
                  dropout: Mapping | float | None = None, norm: str = "none", groups: int = 8,
-                 input_noise: float = 0.0):
+                 input_noise: float = 0.0, widths: Sequence[int] | None = None):
         super().__init__()
+        if widths is not None:
+            widths = [int(w) for w in widths]
+            if depth not in (0, len(widths)):
+                raise ValueError(f"widths {widths} give {len(widths)} hidden layers, not depth={depth}")
+            depth = len(widths)
+        else:
+            widths = [int(width)] * depth
         if norm in SPATIAL_NORMS and depth > 0:
             raise ValueError(f"norm={norm!r} normalizes each channel over its pixels; an MLP's hidden layers have "
                              f"no spatial dimensions (one value per unit and sample): use batch, layer or group")
@@ -91,7 +109,7 @@ class MLP(nn.Module):
         self.flatten = nn.Flatten()
         layers = _input_layers(input_noise, input_p, variant)
         fan_in, p_in = in_features, 0.0
-        for i in range(depth):
+        for i, width in enumerate(widths):
             layers.append(_linear(fan_in, width * k, p_in, variant, init=init, nonlinearity=nonlinearity, param=param))
             norm_layer = make_norm(norm, width * k, groups)
             if norm_layer is not None:
@@ -229,11 +247,25 @@ def _first(cfg: Mapping, *keys: str, default: Any) -> Any:
     return default
 
 
+def hidden_widths(model_cfg: Mapping) -> list[int]:
+    """The MLP's hidden-layer widths from its ``model`` node: ``widths`` when set, else ``depth``
+    copies of ``width`` (the linear model: none)."""
+    if model_cfg.get("name") == "linear":
+        return []
+    widths = model_cfg.get("widths")
+    if widths is not None:
+        return [int(w) for w in widths]
+    return [int(model_cfg["width"])] * int(model_cfg["depth"])
+
+
 def dropout_settings(cfg: Mapping) -> dict[str, Any]:
     """The dropout the model gets: ``{variant, p, input_p}``; p and input_p from
-    ``regularization.dropout_p`` / ``input_dropout_p`` when set, else from ``model.dropout``."""
+    ``regularization.dropout_p`` / ``input_dropout_p`` when set, else from ``model.dropout``
+    (p: a float, or a list with one rate per hidden layer)."""
+    p = _first(cfg, "regularization.dropout_p", "model.dropout.p", default=0.0)
+    p = [float(v) for v in p] if isinstance(p, Sequence) and not isinstance(p, str) else p
     return {"variant": str(_first(cfg, "model.dropout.variant", default="inverted")),
-            "p": _first(cfg, "regularization.dropout_p", "model.dropout.p", default=0.0),
+            "p": p,
             "input_p": float(_first(cfg, "regularization.input_dropout_p", "model.dropout.input_p", default=0.0))}
 
 
@@ -245,10 +277,8 @@ def build_model(cfg: Mapping, in_shape: tuple[int, ...], out_features: int) -> n
     common = dict(activation=cfg["activation"], init=cfg["init"], dropout=dropout_settings(cfg),
                   norm=str(m.get("norm", "none") or "none"), groups=int(m.get("groups", 8) or 8),
                   input_noise=float(_first(cfg, "regularization.input_noise", default=0.0)))
-    if name == "mlp":
-        return MLP(math.prod(in_shape), out_features, int(m["width"]), int(m["depth"]), **common)
-    if name == "linear":
-        return MLP(math.prod(in_shape), out_features, 0, 0, **common)
+    if name in ("mlp", "linear"):
+        return MLP(math.prod(in_shape), out_features, widths=hidden_widths(m), **common)
     if name == "cnn":
         return CNN(in_shape, out_features, width=int(m.get("width", 32)), depth=int(m.get("depth", 2)),
                    kernel_size=int(m.get("kernel_size", 3)), pool=str(m.get("pool", "max")),
@@ -346,7 +376,7 @@ def summary(model: nn.Module, in_shape: Sequence[int] | None = None) -> str:
 
 # Each model's config keys. ``linear`` is an MLP without hidden layers (width and depth unused).
 MODEL_KEYS: dict[str, tuple[str, ...]] = {
-    "mlp": ("name", "width", "depth", "norm", "groups", "dropout"),
+    "mlp": ("name", "width", "widths", "depth", "norm", "groups", "dropout"),
     "linear": ("name", "width", "depth", "norm", "groups", "dropout"),
     "cnn": ("name", "width", "depth", "kernel_size", "pool", "hidden", "norm", "groups", "dropout"),
     "examples_cnn": ("name", "conv_dropout", "norm", "groups", "dropout"),
@@ -364,6 +394,7 @@ def validate_config(cfg: Mapping) -> list[str]:
     if name == "mlp":
         check_number(cfg, "model.depth", low=0, integer=True)
         check_number(cfg, "model.width", low=1, integer=True)
+        _check_widths(cfg)
     elif name == "linear":
         check_number(cfg, "model.depth", low=0, integer=True, optional=True)
         check_number(cfg, "model.width", low=0, integer=True, optional=True)
@@ -401,6 +432,60 @@ def validate_config(cfg: Mapping) -> list[str]:
         check_keys(dropout, "model.dropout", DROPOUT_KEYS)
         if select(cfg, "model.dropout.variant") is not None:
             check_name(cfg, "model.dropout.variant", DROPOUT_VARIANTS)
-        for key in ("model.dropout.p", "model.dropout.input_p"):
-            check_number(cfg, key, low=0, high=1, high_open=True, optional=True)
+        _check_dropout_p(cfg, name)
+        check_number(cfg, "model.dropout.input_p", low=0, high=1, high_open=True, optional=True)
     return []
+
+
+def _is_list(value: Any) -> bool:
+    return isinstance(value, Sequence) and not isinstance(value, str)
+
+
+def _shown(value: Any) -> Any:
+    """A list node as a plain list (for an error message)."""
+    return [v for v in value] if _is_list(value) else value
+
+
+def _check_widths(cfg: Mapping) -> None:
+    """``model.widths``: null, or a list of positive integers whose length is ``model.depth``."""
+    from nnbasics.errors import ConfigError
+
+    widths = select(cfg, "model.widths")
+    if widths is None:
+        return
+    if not _is_list(widths):
+        raise ConfigError("model.widths", widths, "must be null (width x depth) or a list of hidden-layer widths, "
+                          "e.g. 'model.widths=[300,100]'")
+    widths = _shown(widths)
+    if not all(isinstance(w, int) and not isinstance(w, bool) and w >= 1 for w in widths):
+        raise ConfigError("model.widths", widths, "every width must be a positive integer")
+    depth = select(cfg, "model.depth")
+    if depth != len(widths):
+        raise ConfigError("model.widths", widths, f"{len(widths)} hidden layers but model.depth={depth}; "
+                          f"set model.depth={len(widths)} with it (depth counts the hidden layers)")
+    if select(cfg, "model.norm") == "group":
+        groups = check_number(cfg, "model.groups", low=1, integer=True)
+        bad = [w * pieces_of(select(cfg, "activation")) for w in widths]
+        bad = [u for u in bad if u % groups]
+        if bad:
+            raise ConfigError("model.groups", groups, f"must divide the number of units of each layer ({bad[0]})")
+
+
+def _check_dropout_p(cfg: Mapping, name: str) -> None:
+    """``model.dropout.p``: a rate in [0, 1); for the MLP also a list with one rate per hidden layer."""
+    from nnbasics.errors import ConfigError
+
+    p = select(cfg, "model.dropout.p")
+    if not _is_list(p):
+        check_number(cfg, "model.dropout.p", low=0, high=1, high_open=True, optional=True)
+        return
+    p = _shown(p)
+    if name != "mlp":
+        raise ConfigError("model.dropout.p", p, f"a list of rates (one per hidden layer) is for model=mlp; "
+                          f"model={name} takes one number in [0, 1)")
+    n = len(hidden_widths(select(cfg, "model")))
+    if len(p) != n:
+        raise ConfigError("model.dropout.p", p, f"has {len(p)} rates for {n} hidden layers: give one number "
+                          f"in [0, 1), or a list of {n}")
+    if not all(isinstance(v, (int, float)) and not isinstance(v, bool) and 0 <= v < 1 for v in p):
+        raise ConfigError("model.dropout.p", p, "every rate must be a number in [0, 1)")
