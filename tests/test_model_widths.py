@@ -74,6 +74,14 @@ def test_srivastava_overlay_with_table_9_widths_composes_and_validates():
     assert [m.p for m in model.net if isinstance(m, L_dropout.Dropout)] == [0.2, 0.5, 0.5, 0.5]
 
 
+def test_d2l_overlay_with_the_0x_dropout_pair():
+    cfg = compose_cfg(["experiment=d2l_dropout", "data.download=false", "monitor=off", "model.dropout.p=[0.2,0.5]"])
+    validate(cfg)
+    model = build_model(cfg, (1, 28, 28), 10)
+    assert linear_shapes(model) == [(256, 784), (256, 256), (10, 256)]
+    assert [m.p for m in model.net if isinstance(m, L_dropout.Dropout)] == [0.2, 0.5]
+
+
 def test_maxout_widths_are_units_per_layer():
     cfg = compose_cfg(TOY + ["model.widths=[6,4]", "activation=maxout", "activation.pieces=3"])
     validate(cfg)
