@@ -39,9 +39,10 @@ DIFFERS = ("Nothing is scaled down: the forward passes are the source's, so only
            "be a comparison inside the seed spread.")
 
 N, LAYERS, SAMPLES = 100, 5, 1000
-# The histograms' common x range per activation (the source draws every panel over range=(0, 1)); values
-# outside it are piled into the edge bins so no mass disappears.
-HIST_RANGE = {"sigmoid": (0.0, 1.0), "tanh": (-1.0, 1.0), "relu": (0.0, 1.0)}
+# The histograms' common x range per activation, shared by every panel of a figure: the activation's own range
+# for sigmoid and tanh; for ReLU (unbounded) 0 to 4, about 3 standard deviations of He's pre-activations (the
+# source draws ReLU over (0, 1) and drops the rest). Values outside are piled into the edge bins, none dropped.
+HIST_RANGE = {"sigmoid": (0.0, 1.0), "tanh": (-1.0, 1.0), "relu": (0.0, 4.0)}
 SCALES = {"1": 1.0, "0.01": 0.01, "sqrt(1/n)": math.sqrt(1 / N), "sqrt(2/n)": math.sqrt(2 / N)}
 ACTS = ("sigmoid", "tanh", "relu")
 # The source's per-layer std (deep-learning-from-scratch, recomputed, 5-seed mean), shown beside ours.
