@@ -35,6 +35,15 @@ TEST_TOL = 0.01          # "equal within noise", an equivalence margin set from 
 RATIO_TOL = 0.02         # mean-over-MASKS-masks / eval activation ratio within 1 +- this, both variants (Monte Carlo)
 IDENTICAL_TOL = 1e-6     # inverted: eval outputs == outputs with dropout layers removed (max abs diff)
 MASKS = 200
+PROTOCOL = ("the cs231n notes give no setup or numbers; ours: 784-256-256-10 ReLU MLP (He init) on 10,000 standardized "
+            "MNIST training images, Adam 0.001, batch 100, 5 epochs, hidden dropout p = 0.5 vanilla vs inverted, same "
+            "seeds (same weights, batches and masks), 3 seeds, then the expectation and inference checks")
+AT_PROTOCOL = ("default", "full")
+SCALE_DOWN = ""
+DIFFERS = ("No published numbers: the claim is an identity in expectation and a code property. At budget=default "
+           "the variants reached test 0.945 (inverted) and 0.944 (vanilla) with mask-averaged / eval activation "
+           "ratios 1.000 for both (docs/report/REPORT.md); a failure would be a test-accuracy gap above the 1-point "
+           "equivalence margin, which 5 epochs on 10,000 images and 3 seeds can leave inside the seed spread.")
 
 
 def verdict(numbers: dict) -> tuple[bool | None, str]:
@@ -109,10 +118,11 @@ def run(ctx: Context) -> Outcome:
 
     fig = new_figure(10, 4)
     ax = fig.add_subplot(1, 2, 1)
-    for v, runs in results.items():
-        h = runs[0]["history"]
-        hv = [r for r in h if "val/acc" in r]
-        ax.plot([r["epoch"] for r in hv], [r["val/acc"] for r in hv], "o-", ms=3, label=f"{v} (seed 0)")
+    for i, (v, runs) in enumerate(results.items()):
+        for k, run_ in enumerate(runs):  # every seed, one colour per variant
+            hv = [r for r in run_["history"] if "val/acc" in r]
+            ax.plot([r["epoch"] for r in hv], [r["val/acc"] for r in hv], "o-", ms=3, lw=1, color=f"C{i}", alpha=0.8,
+                    label=f"{v} ({len(runs)} seeds)" if k == 0 else None)
     ax.set_xlabel("epoch")
     ax.set_ylabel("val accuracy")
     ax.set_title(f"R3: dropout p={P}, val accuracy")

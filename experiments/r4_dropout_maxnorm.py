@@ -22,9 +22,10 @@ split is read once per final run.
 
 Budgets: smoke = spiral, 2 x 64, 6 epochs, LR 0.1 (no tuning); default = 784-512-512-10 on the 55,000 training
 images for 4 epochs (about 2,200 updates: this is what a shared 2-core CPU allows for 5 arms x 3
-seeds in ~20 minutes); full = 784-1024-1024-1024-10 (the paper's Table 2 net, where dropout +
-max-norm reaches 1.06 %; the Table 9 net 784-1024-1024-2048-10 needs per-layer widths, which
-``model.width`` does not take) for 200 epochs, LR tuned with 20 epochs on the whole training split.
+seeds in ~20 minutes); full = the protocol overlay ``experiment=srivastava_dropout_maxnorm``
+(784-1024-1024-1024-10, the paper's Table 2 net, where dropout + max-norm reaches 1.06 %; pixels / 255,
+N(0, 0.01^2) init, SGD 0.1 with momentum 0.95, decay 0.998 per epoch, 1M updates) with each arm's
+regularizer swapped in and the overlay's LR for every arm (no tuning): a GPU protocol.
 
 Dropout nets need many epochs to pay off (the paper trains for hundreds); at the default budget
 they are far from converged, so what the default measures is the ordering of the five
@@ -57,6 +58,30 @@ ARMS = {
     "dropout + L2": (["regularization=dropout", "regularization.weight_decay=1e-4"] + DROPOUT, 1.25),
     "dropout + max-norm": (["regularization=maxnorm_dropout", f"regularization.max_norm={C}"] + DROPOUT, 1.05),
 }
+# budget=full: the Srivastava overlay (its dropout + max-norm arm as published) with each arm's regularizer swapped
+# in; every regularization key is set, since the overlay's own max-norm and dropout keys would otherwise stay on
+_OFF = ["regularization.weight_decay=0", "regularization.l1=0", "regularization.max_norm=null",
+        "regularization.dropout_p=0", "regularization.input_dropout_p=0"]
+FULL_ARMS = {
+    "L2": _OFF + ["regularization.weight_decay=1e-4"],
+    "L2 + L1": _OFF + ["regularization.weight_decay=1e-4", "regularization.l1=1e-5"],
+    "max-norm": _OFF + [f"regularization.max_norm={C}"],
+    "dropout + L2": _OFF + ["regularization.weight_decay=1e-4"] + DROPOUT,
+    "dropout + max-norm": [],  # the overlay unchanged
+}
+PROTOCOL = ("experiment=srivastava_dropout_maxnorm for every arm, its regularizer swapped per arm (L2 1e-4, L2 + L1 "
+            "1e-4 / 1e-5, max-norm c = 3, dropout 0.5 / 0.2 with L2 or max-norm): 784-1024-1024-1024-10 ReLU (Table 2's "
+            "net), all 60,000 MNIST training images as pixels / 255, N(0, 0.01^2) init, SGD lr 0.1 with momentum 0.95, "
+            "decay 0.998 per epoch, batch 100, 1,000,000 updates (a GPU protocol, ~14 h per run)")
+AT_PROTOCOL = ("full",)
+SCALE_DOWN = ("default trains 784-512-512-10 (He init, standardized inputs, 5,000 images carved for validation) for 4 "
+              "epochs (about 2,200 updates instead of 1,000,000) with SGD-momentum 0.9 and cosine decay, the LR of each "
+              "arm picked from {0.01, 0.03, 0.1} on a 10,000-image tuning run")
+DIFFERS = ("The default budget trains about 2,200 updates where the paper trains about 1,000,000: dropout nets need "
+           "many epochs to pay off, and after 4 epochs both dropout arms are the worst (dropout + max-norm 2.86 %, "
+           "dropout + L2 2.90 % test error, vs L2 1.76 %; docs/report/REPORT.md), with their training error still "
+           "above 2 % while the non-dropout arms are near 0.2 %. The ordering measured is that of a short schedule, "
+           "not of the paper's converged nets; the full protocol (the overlay, 1M updates) was not run here.")
 WINNER = "dropout + max-norm"
 LRS = (0.01, 0.03, 0.1)  # SGD-momentum learning rates tried per arm (chosen on val acc)
 # Verdict (the suite's rule): held if dropout + max-norm has the lowest mean test error of the five arms AND
@@ -108,11 +133,15 @@ def run(ctx: Context) -> Outcome:
         full=["data=mnist", "model.width=1024", "model.depth=3", "epochs=200", "batch_size=100"],
     ) + ["activation=relu", "init=he_normal", "optimizer=momentum", "optimizer.momentum=0.9", "scheduler=cosine",
          "eval_every=1"]
-    tune = ctx.pick(smoke=["data.train_size=200"], default=["data.train_size=10000"], full=["epochs=20"])
+    tune = ctx.pick(smoke=["data.train_size=200"], default=["data.train_size=10000"])
     lrs = ctx.pick(smoke=(0.1,), default=LRS)
+    arms = {arm: over for arm, (over, _) in ARMS.items()}
+    if ctx.budget == "full":  # the protocol: the overlay's LR (0.1), not tuned
+        base = ["experiment=srivastava_dropout_maxnorm", "eval_every=1"]
+        lrs, arms = (0.1,), FULL_ARMS
 
     chosen, tuning, results = {}, {}, {}
-    for arm, (over, _) in ARMS.items():
+    for arm, over in arms.items():
         chosen[arm], tuning[arm] = lrs[0], {}  # one LR: nothing to choose, no tuning runs
         if len(lrs) > 1:  # a tuning run never reads the test split; a diverged LR is never chosen
             chosen[arm], tried = ctx.tune_lr(base + over + tune + ["eval_test=false", "checkpoint=false"], lrs,
@@ -125,7 +154,7 @@ def run(ctx: Context) -> Outcome:
     per_seed = {f"{a}/test_err": v for a, v in err.items()}
     for arm, runs in results.items():
         tr = [100 * (1 - r["train/acc"]) for r in runs]
-        va = [100 * (1 - r["val/acc"]) for r in runs]
+        va = [100 * (1 - r.get("val/acc", math.nan)) for r in runs]  # the protocol has no validation split
         m, s = mean_std(err[arm])
         norms = [_unit_norms(ctx.model_of(r)[0]) for r in runs if r.get("status") == "completed"]
         top = mean_std([float(n.max()) for n in norms])[0]
@@ -144,19 +173,24 @@ def run(ctx: Context) -> Outcome:
     ax.bar([x - 0.2 for x in xs], [numbers[a]["test_err"] for a in names], 0.4,
            yerr=[numbers[a]["test_err_std"] if math.isfinite(numbers[a]["test_err_std"]) else 0 for a in names],
            capsize=3, label=f"ours ({ctx.budget} budget, mean ± std)")
+    for x, a in zip(xs, names):  # every seed
+        ax.plot([x - 0.2] * len(err[a]), err[a], "k.", ms=4, label="each seed" if x == 0 else None)
     ax.bar([x + 0.2 for x in xs], [ARMS[a][1] for a in names], 0.4, label="Srivastava et al. 2014, Table 9")
     ax.set_xticks(list(xs), names, rotation=20, fontsize=8)
     ax.set_ylabel("test error (%)")
     ax.set_title("R4: test error by regularizer")
     ax.legend(fontsize=8)
     ax = fig.add_subplot(1, 2, 2)
-    for arm in names:
-        plot_metric(ax, results[arm][0]["history"], "val/acc", error=True, percent=True, marker="o", ms=3,
-                    label=f"{arm} (lr {chosen[arm]:g})")
+    key = "val/acc" if any("val/acc" in h for h in results[names[0]][0]["history"]) else "train/acc"
+    for i, arm in enumerate(names):
+        for k, r in enumerate(results[arm]):  # every seed, one colour per arm
+            plot_metric(ax, r["history"], key, error=True, percent=True, marker="o", ms=2, lw=1, color=f"C{i}",
+                        alpha=0.8, label=f"{arm} (lr {chosen[arm]:g})" if k == 0 else None)
     ax.set_yscale("log")
     ax.set_xlabel("epoch")
-    ax.set_ylabel("validation error (%, seed 0)")
-    ax.set_title("R4: validation error during training")
+    which = "validation" if key == "val/acc" else "running training"
+    ax.set_ylabel(f"{which} error (%, every seed)")
+    ax.set_title(f"R4: {which} error during training ({len(results[names[0]])} seeds per arm)")
     ax.legend(fontsize=7)
     fig.tight_layout()
     figures = [ctx.save_figure(fig, "test_error_by_regularizer")]
@@ -165,7 +199,7 @@ def run(ctx: Context) -> Outcome:
                       "val error %", "test error % (ours)", "test error % (paper)", "max unit norm ||w||",
                       f"units with ||w|| >= 0.99 c (c = {C:g})"], rows)
     table += ("\n\nOurs: " + ctx.pick(smoke="spiral toy data, 2 x 64", default="784-512-512-10, 4 epochs",
-                                      full="784-1024-1024-1024-10, 200 epochs")
+                                      full="the Srivastava overlay, 784-1024-1024-1024-10, 1M updates")
               + "; the paper's nets train far longer (dropout nets need many epochs to pay off), so the default "
                 "budget measures the ordering after a short schedule. Train error in evaluation mode (dropout off).")
 

@@ -43,6 +43,16 @@ DEEP_DEPTH = 3
 # separated rise from one width to the next;
 MIN_DEPTH_WIN_FRACTION = 2 / 3  # "helps in practice": the deep net's error is below the shallow one's,
                                 # separated, in at least this share of the parameter-matched pairs
+PROTOCOL = ("Cybenko 1989 is a theorem and the seed material gives no setup; ours at its largest: y = sin x, a step "
+            "and |x| on [-pi, pi] (the curve toy set, no noise), one tanh hidden layer of width 1 to 512 against a "
+            "3-hidden-layer net of about as many parameters, 10,000 full-batch Adam steps on the MSE, 3 seeds")
+AT_PROTOCOL = ("full",)
+SCALE_DOWN = "default fits widths 1 to 128 (not 512) for 1,000 full-batch Adam steps (not 10,000)"
+DIFFERS = ("No published numbers: the theorem says a wide enough layer exists, not that Adam finds it in a fixed "
+           "number of steps. At budget=default the one-layer error fell about 80x (sin) and 170x (|x|) from width 1 to "
+           "128, and the deep net won exactly 2/3 of the parameter-matched pairs, the threshold itself "
+           "(docs/report/REPORT.md): the depth part sits on its margin, and 1,000 steps leave the wider nets "
+           "under-fitted, which the full budget's 10,000 steps address.")
 
 
 def verdict(numbers: dict) -> tuple[bool | None, str]:
@@ -106,7 +116,7 @@ def run(ctx) -> Outcome:
     steps = ctx.pick(smoke=60, default=1000, full=10000)
     fits: dict[tuple[str, int, str], list[float]] = {}
     params: dict[tuple[int, str], int] = {}
-    curves = {}  # (function, width) -> (x, shallow prediction, deep prediction) for the first seed
+    curves = {}  # (function, width) -> [(x, shallow prediction, deep prediction, train split) per seed]
     threads = torch.get_num_threads()
     if ctx.threads:
         torch.set_num_threads(int(ctx.threads))
@@ -131,10 +141,9 @@ def _fit_function(base, ctx, function, widths, steps, fits, params, curves):
             fits.setdefault((function, w, "shallow"), []).append(e1)
             fits.setdefault((function, w, "deep"), []).append(e3)
             params[(w, "shallow")], params[(w, "deep")] = p1, p3
-            if seed == ctx.seeds[0]:
-                grid = torch.linspace(-math.pi, math.pi, 400).unsqueeze(1)
-                with torch.no_grad():
-                    curves[(function, w)] = (grid, m1(grid), m3(grid), bundle.train)
+            grid = torch.linspace(-math.pi, math.pi, 400).unsqueeze(1)
+            with torch.no_grad():  # every seed's fitted curves
+                curves.setdefault((function, w), []).append((grid, m1(grid), m3(grid), bundle.train))
         ctx.log(f"{function} width {w}: shallow {_ms(fits[(function, w, 'shallow')])[0]:.2e}, "
                 f"deep (3 x {u}) {_ms(fits[(function, w, 'deep')])[0]:.2e}")
 
@@ -176,12 +185,16 @@ def _fits_figure(curves, widths):
     axes = fig.subplots(len(FUNCTIONS), len(shown), squeeze=False)
     for i, f in enumerate(FUNCTIONS):
         for j, w in enumerate(shown):
-            grid, shallow, deep, train = curves[(f, w)]
             ax = axes[i, j]
+            per_seed = curves[(f, w)]
+            train = per_seed[0][3]
             ax.plot(train.x[:, 0].numpy(), train.y[:, 0].numpy(), ".", ms=1.5, color="0.6", label="data")
-            ax.plot(grid[:, 0].numpy(), shallow[:, 0].numpy(), "-", lw=1.4, label="1 hidden layer")
-            ax.plot(grid[:, 0].numpy(), deep[:, 0].numpy(), "--", lw=1.2, label=f"{DEEP_DEPTH} hidden, same params")
-            ax.set_title(f"{f}, width {w}", fontsize=8)
+            for k, (grid, shallow, deep, _) in enumerate(per_seed):  # every seed
+                ax.plot(grid[:, 0].numpy(), shallow[:, 0].numpy(), "-", lw=1.0, color="C0", alpha=0.75,
+                        label="1 hidden layer" if k == 0 else None)
+                ax.plot(grid[:, 0].numpy(), deep[:, 0].numpy(), "--", lw=1.0, color="C1", alpha=0.75,
+                        label=f"{DEEP_DEPTH} hidden, same params" if k == 0 else None)
+            ax.set_title(f"{f}, width {w} ({len(per_seed)} seeds)", fontsize=8)
             ax.tick_params(labelsize=6)
     axes[0, 0].legend(fontsize=6)
     fig.subplots_adjust(left=0.08, right=0.98, bottom=0.13, top=0.9, wspace=0.3, hspace=0.45)
@@ -197,8 +210,13 @@ def _error_figure(fits, params, widths):
         for arch, style in (("shallow", "o-"), ("deep", "s--")):
             p = [params[(w, arch)] for w in widths]
             m = [_ms(fits[(f, w, arch)]) for w in widths]
-            ax.errorbar(p, [a for a, _ in m], yerr=[b for _, b in m], fmt=style, ms=3, capsize=2,
-                        label="1 hidden layer" if arch == "shallow" else f"{DEEP_DEPTH} hidden layers")
+            color = "C0" if arch == "shallow" else "C1"
+            ax.errorbar(p, [a for a, _ in m], yerr=[b for _, b in m], fmt=style, ms=3, capsize=2, color=color,
+                        label=("1 hidden layer" if arch == "shallow" else f"{DEEP_DEPTH} hidden layers") + " (mean ± std)")
+            for x, w in zip(p, widths):  # every seed
+                ys = fits[(f, w, arch)]
+                ax.plot([x] * len(ys), ys, ".", color=color, alpha=0.5, ms=4,
+                        label="each seed" if arch == "shallow" and w == widths[0] else None)
         ax.set_xscale("log")
         ax.set_yscale("log")
         ax.set(xlabel="parameters", ylabel="test MSE", title=f)
