@@ -18,6 +18,7 @@ import pytest
 from nnbasics.cli.experiment import main, parse_args
 from nnbasics.suite import stats as S
 from nnbasics.suite.context import Context, ExperimentError
+from nnbasics.conf import CONF_DIR
 from nnbasics.suite.report import write_report
 from nnbasics.suite.runner import command_line, discover, load_module, run_experiment
 
@@ -287,6 +288,17 @@ def test_every_experiment_module_follows_the_contract():
         module = load_module(path)
         assert module.ID.upper() == exp_id and path.name.lower().startswith(exp_id.lower() + "_")
         assert module.TITLE and module.CLAIM and module.REFERENCE and callable(module.run) and callable(module.verdict)
+        # its protocol: what budget=full runs, which budgets are it, what the others change, why ours may differ
+        assert isinstance(module.PROTOCOL, str) and len(module.PROTOCOL) > 20, exp_id
+        at = tuple(getattr(module, "AT_PROTOCOL", ("full",)))
+        assert set(at) <= {"default", "full"} and ("default" not in at or "full" in at), (exp_id, at)  # () : none can
+        assert isinstance(module.SCALE_DOWN, str) and (module.SCALE_DOWN or "default" in at), exp_id
+        assert callable(getattr(module, "differs", None)) or len(getattr(module, "DIFFERS", "")) > 40, exp_id
+        overlays = re.findall(r"experiment=([a-z0-9_{},]+)", module.PROTOCOL)
+        for name in overlays:  # every overlay it names exists (brace lists expanded)
+            m = re.fullmatch(r"([a-z0-9_]*)\{([a-z0-9_,]+)\}([a-z0-9_]*)", name)
+            for full in ([m.group(1) + x + m.group(3) for x in m.group(2).split(",")] if m else name.split(",")):
+                assert (CONF_DIR / "experiment" / f"{full}.yaml").exists(), (exp_id, full)
 
 
 _ALL_IMPORTED: list = []
