@@ -198,3 +198,87 @@ def test_the_curve_can_hold_every_updates_mini_batch_loss_after_it(compose, toy_
     assert curves[True][-1][2] < curves[False][-1][2]  # the last update lowered its batch's loss
     with pytest.raises(ConfigError, match="curve_every"):
         validate(compose(toy_overrides + ["curve_every=0"]))
+
+
+# The DLFS ch06 races (optimizer_compare_mnist.py, weight_init_compare.py): the script prints the loss
+# of the current mini-batch after its update at iterations 0, 100, ..., 1900 (one run). The overlays
+# record it every iteration (curve_every 1, curve_after_update true): iteration i = curve[i] (step i + 1).
+DLFS_RACE = {  # arm -> the published loss at iteration 1900
+    "dlfs_optimizer_compare_mnist_sgd": 0.150, "dlfs_optimizer_compare_mnist_momentum": 0.050,
+    "dlfs_optimizer_compare_mnist_adagrad": 0.016, "dlfs_optimizer_compare_mnist_adam": 0.032,
+    "dlfs_weight_init_compare_std001": 2.305, "dlfs_weight_init_compare_xavier": 0.377,
+    "dlfs_weight_init_compare_he": 0.286,
+}
+RACE_SEEDS = (0, 1, 2)
+_race_runs: dict[tuple[str, int], list[float]] = {}
+
+
+def race_losses(tmp_path_factory, arm: str, seed: int) -> list[float]:
+    """`nnbasics-train experiment=<arm> seed=<seed>` -> its per-iteration mini-batch losses (run once a session)."""
+    if (arm, seed) not in _race_runs:
+        where = tmp_path_factory.mktemp(f"{arm}_{seed}")
+        run_protocol(where, f"experiment={arm}", f"seed={seed}")
+        history = json.loads((where / "run" / "history.json").read_text())
+        assert [s for s, _, _ in history["curve"]] == list(range(1, 2001))
+        _race_runs[arm, seed] = [loss for _, _, loss in history["curve"]]
+    return _race_runs[arm, seed]
+
+
+def _mean_std(xs: list[float]) -> tuple[float, float]:
+    m = sum(xs) / len(xs)
+    return m, (sum((x - m) ** 2 for x in xs) / (len(xs) - 1)) ** 0.5
+
+
+def _window(losses: list[float]) -> float:
+    """The mean mini-batch loss over iterations 1800-1999 (200 batches: far less noisy than one)."""
+    return sum(losses[1800:2000]) / 200
+
+
+RACE_MISSES: dict[str, str] = {}  # arm -> the measured numbers, for a golden that misses (xfail strict)
+
+
+def _race_params():
+    for arm, published in DLFS_RACE.items():
+        marks = [pytest.mark.xfail(strict=True, reason=RACE_MISSES[arm])] if arm in RACE_MISSES else []
+        yield pytest.param(arm, published, marks=marks, id=arm.removeprefix("dlfs_"))
+
+
+@needs_data
+@pytest.mark.slow
+@pytest.mark.parametrize("arm, published", list(_race_params()))
+def test_dlfs_race_loss_at_iteration_1900(tmp_path_factory, arm, published):
+    """`nnbasics-train experiment=<arm> seed=S` (S = 0, 1, 2) -> history.json curve[1900][2], the loss of
+    iteration 1900's mini-batch after its update, "<arm>:<loss>" in the script's printout. Rule, fixed
+    from our seed spread before comparing: the published value lies within mean +- 3 std (sample std)
+    of our 3 seeds' iteration-1900 losses (one mini-batch is noisy: this range is wide; the race
+    order below is the tighter check). Measured numbers: docs/reproductions.md."""
+    mean, std = _mean_std([race_losses(tmp_path_factory, arm, s)[1900] for s in RACE_SEEDS])
+    assert mean - 3 * std <= published <= mean + 3 * std
+
+
+@needs_data
+@pytest.mark.slow
+def test_dlfs_optimizer_race_order(tmp_path_factory):
+    """`nnbasics-train experiment=dlfs_optimizer_compare_mnist_<sgd|momentum|adam|adagrad> seed=S` ->
+    the source's order at iteration 1900 (SGD 0.150 > Momentum 0.050 > Adam 0.032 > AdaGrad 0.016),
+    on every seed's mean loss over iterations 1800-1999 (the mean of 200 mini-batches, not one)."""
+    order = ["sgd", "momentum", "adam", "adagrad"]
+    for s in RACE_SEEDS:
+        w = [_window(race_losses(tmp_path_factory, f"dlfs_optimizer_compare_mnist_{o}", s)) for o in order]
+        assert w == sorted(w, reverse=True), (s, dict(zip(order, w)))
+
+
+@needs_data
+@pytest.mark.slow
+def test_dlfs_weight_init_race_order(tmp_path_factory):
+    """`nnbasics-train experiment=dlfs_weight_init_compare_<std001|xavier|he> seed=S` -> the source's
+    picture at iteration 1900 (2.305 / 0.377 / 0.286), on every seed's mean loss over iterations
+    1800-1999: std 0.01 stuck at chance (within 0.01 of ln 10 = 2.303: no learning at all), "Xavier"
+    and He far below (under 1.0), He below "Xavier"."""
+    import math
+
+    for s in RACE_SEEDS:
+        std001, xavier, he = (_window(race_losses(tmp_path_factory, f"dlfs_weight_init_compare_{a}", s))
+                              for a in ("std001", "xavier", "he"))
+        assert abs(std001 - math.log(10)) < 0.01, (s, std001)
+        assert he < xavier < 1.0, (s, xavier, he)
