@@ -220,6 +220,15 @@ def test_bad_widths_and_rates_are_refused_in_one_line(overrides, key, words):
     assert "\n" not in str(e.value)
 
 
+def test_size_bound_and_group_norm_rule_read_the_per_layer_widths():
+    """engine/validate.py's rules that count an MLP's units use model.widths when it is set."""
+    with pytest.raises(ConfigError, match="parameters") as e:
+        validate(compose_cfg(TOY + ["model.widths=[100000000,100000000]"]))
+    assert e.value.key == "model.widths"
+    # 3 groups divide 30 and 60 (model.width=512 is unused: no refusal from it)
+    assert validate(compose_cfg(TOY + ["model.widths=[30,60]", "model.norm=group", "model.groups=3"])) == []
+
+
 def test_cnn_takes_one_dropout_rate():
     with pytest.raises(ConfigError, match="for model=mlp") as e:
         validate(compose_cfg(MNIST + ["model=cnn", "model.width=4", "model.hidden=8", "model.dropout.p=[0.5]"]))

@@ -205,12 +205,16 @@ def _check_sizes(cfg: Mapping) -> None:
     elif model == "linear" or depth == 0:
         n = n_in * 10
     else:
-        n = (n_in + (depth - 1) * width + 10) * width * pieces
+        sizes = [n_in] + models.hidden_widths(select(cfg, "model")) + [10]  # model.widths, or depth x width
+        n = sum(a * b for a, b in zip(sizes, sizes[1:])) * pieces
+        width = max(sizes[1:-1])
     if n > MAX_PARAMETERS:
         key, value = ("activation.pieces", pieces) if pieces > max(64, width) else ("model.width", width)
+        if key == "model.width" and select(cfg, "model.widths") is not None:
+            key, value = "model.widths", list(select(cfg, "model.widths"))
         raise ConfigError(key, value, f"the model would have about {n:.3g} parameters ({4 * n / 2**30:.3g} GiB "
                           f"of float32 weights), more than the {MAX_PARAMETERS:.3g} a run here can take; "
-                          f"lower model.width, model.depth or activation.pieces")
+                          f"lower model.width (or model.widths), model.depth or activation.pieces")
 
 
 def _check_budget(cfg: Mapping) -> list[str]:
@@ -270,7 +274,7 @@ def _check_across_groups(cfg: Mapping, custom_loss: bool) -> list[str]:
         elif model == "examples_cnn":
             channels = [32 * pieces, 64 * pieces]
         else:
-            channels = [int(width or 1) * pieces] if model == "mlp" and select(cfg, "model.depth") else []
+            channels = [int(w) * pieces for w in models.hidden_widths(select(cfg, "model"))] if model == "mlp" else []
         groups = select(cfg, "model.groups")
         bad = [c for c in channels if c % groups]
         if bad:
