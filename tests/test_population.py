@@ -130,7 +130,8 @@ def test_grouping_puts_per_member_differences_together_and_the_rest_apart():
 
 
 @pytest.mark.parametrize("override, words", [(["activation=prelu"], "parameters"),
-                                             (["model.dropout.variant=dropconnect", "model.dropout.p=0.2"], "linear")])
+                                             (["model.dropout.variant=dropconnect", "model.dropout.p=0.2"], "linear"),
+                                             (["activation=maxout", "activation.pieces=2"], "maxout")])
 def test_models_the_batched_mlp_cannot_reproduce_are_refused(override, words):
     with pytest.raises(Unsupported, match=words):
         Population(cfgs_of([["seed=0"] + override, ["seed=1"] + override]))

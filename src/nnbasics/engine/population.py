@@ -225,6 +225,8 @@ def _plan(model: nn.Module, depth: int) -> list[tuple[list[nn.Module], list[nn.M
         elif isinstance(m, nn.Identity):
             continue
         elif _is_activation(m):
+            if getattr(m, "name", "") == "maxout":  # reduces along dimension 1, the batch dimension of K x B x units
+                raise Unsupported("maxout (its pieces are grouped along dimension 1) is not batched")
             if member:
                 raise Unsupported(f"activation {type(m).__name__} after a random layer is not batched")
             shared.append(m)
