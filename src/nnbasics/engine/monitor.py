@@ -252,7 +252,8 @@ def saturated_count(out: Tensor, kind: str) -> Tensor:
     """Per member, how many outputs (K x B x ...) lie within ``SATURATION_MARGIN`` of the
     activation's asymptotes -> K."""
     lo, hi = SATURATING[kind]
-    return ((out <= lo + SATURATION_MARGIN) | (out >= hi - SATURATION_MARGIN)).reshape(out.shape[0], -1).sum(dim=1)
+    # summed over every dim but the member's: no copy of a batched layer's transposed output
+    return ((out <= lo + SATURATION_MARGIN) | (out >= hi - SATURATION_MARGIN)).sum(dim=tuple(range(1, out.dim())))
 
 
 @dataclass
