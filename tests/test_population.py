@@ -229,3 +229,17 @@ def test_the_monitor_costs_an_unmonitored_population_nothing():
     pop = Population(cfgs_of([["seed=0"], ["seed=1"]]))
     assert pop.monitor is None
     assert all(not m._forward_hooks for model in pop.models for m in model.modules())
+
+
+def test_members_record_the_curve_their_single_runs_record(tmp_path):
+    """curve_every / curve_after_update (the DLFS races: every iteration's mini-batch loss after its
+    update) give each member the curve of its single run."""
+    cfgs = cfgs_of([["seed=0"], ["seed=1", "optimizer.lr=0.05"], ["seed=0", "model.dropout.p=0.3"]],
+                   ["curve_every=1", "curve_after_update=true", "epochs=1"])
+    members = Population(cfgs).run()
+    for i, (cfg, member) in enumerate(zip(cfgs, members)):
+        train(cfg, run_dir=tmp_path / f"solo{i}")
+        solo = json.loads((tmp_path / f"solo{i}" / "history.json").read_text())["curve"]
+        assert [s for s, _, _ in member.curve] == [s for s, _, _ in solo] == list(range(1, len(solo) + 1))
+        for (_, _, a), (_, _, b) in zip(solo, member.curve):
+            assert b == pytest.approx(a, rel=1e-4, abs=1e-5)

@@ -644,6 +644,14 @@ class Population:
             hits = self._correct_vec(out.detach(), y)
         return losses.detach(), hits, losses.detach()
 
+    def batch_losses(self, idxs: Sequence[Tensor]) -> list[float]:
+        """Every member's loss on its mini-batch of ``idxs`` with the weights as they are now (after
+        the update), in evaluation mode: ``curve_after_update``, as ``Solo.batch_losses``."""
+        shared_input, stream_of = self._streams
+        x, y = self.batch(idxs, shared_input, stream_of)
+        with torch.no_grad():
+            return self.loss_vec(self.net(x, train=False), y).tolist()
+
     def lrs(self) -> list[float]:
         f = self._factors(self._step)
         fs = f.tolist() if isinstance(f, Tensor) else [f] * self.K
@@ -665,7 +673,8 @@ class Population:
 
         p = loop.run(self, self.setup, self.budget, eval_every=int(self.cfgs[0].get("eval_every", 1) or 1),
                      log_epochs=self.log_every_epoch, blowup=self.cfgs[0].get("divergence_factor"),
-                     on_epoch=on_epoch, on_step=on_step,
+                     on_epoch=on_epoch, on_step=on_step, curve_every=self.cfgs[0].get("curve_every"),
+                     curve_after_update=bool(self.cfgs[0].get("curve_after_update")),
                      label=lambda k: f"member {self.order[k]} (seed {self.seeds[k]}): ")
         params = count_parameters(self.models[0])
         extra = [{"seed": int(c.seed), "batch_size": self.batch_size, "parameters": params} for c in self.cfgs]
