@@ -7,6 +7,7 @@ import json
 import re
 import shutil
 from pathlib import Path
+from typing import Sequence
 
 # The order of the groups in ../shared/EXPERIMENTS.md (for listings and the report).
 GROUP_ORDER = "OAIRLPHMUV"
@@ -22,6 +23,22 @@ def sort_key(exp_id: str) -> tuple:
 
 SMOKE_WORD = "smoke: runs only"
 """What stands in place of a verdict at budget=smoke: toy data decides no claim."""
+
+
+def command_line(ids: Sequence[str], budget: str, seeds: Sequence[int], device: str, threads: int | None = None,
+                 data: str | None = None, population: bool = True) -> str:
+    """The ``nnbasics-experiment`` line that reproduces a run: every option that changes what runs
+    (``threads`` and ``data`` when set, ``population=false`` when the sequential path ran)."""
+    seeds = list(seeds)
+    seed_arg = f"seeds={len(seeds)}" if seeds == list(range(len(seeds))) else "seeds=" + ",".join(map(str, seeds))
+    line = f"nnbasics-experiment {' '.join(ids)} budget={budget} {seed_arg} device={device}"
+    if threads:
+        line += f" threads={int(threads)}"
+    if data:
+        line += f" data={data}"
+    if not population:
+        line += " population=false"
+    return line
 
 
 def verdict_word(verdict: bool | None, status: str = "ok", budget: str | None = None) -> str:
@@ -136,6 +153,13 @@ def provenance(records: dict[str, dict]) -> list[str]:
             f"`{r}`{' (uncommitted changes)' if r.endswith('-dirty') else ''}: {', '.join(ids)}" for r, ids in revs.items()))
     lines.append("- machine: " + "; ".join(m if len(machines) == 1 else f"{m}: {', '.join(ids)}" for m, ids in machines.items()))
     lines.append("- data: " + "; ".join(d if len(data) == 1 else f"{d}: {', '.join(ids)}" for d, ids in data.items()))
+    runs = {(tuple(r.get("seeds") or ()), r.get("device"), r.get("threads"), r.get("data"), r.get("population", True))
+            for r in records.values()}
+    if len(runs) == 1 and records:
+        seeds, device, threads, data_dir, population = next(iter(runs))
+        budget = next(iter(records.values())).get("budget", "default")
+        lines.append(f"- every experiment again: `{command_line(['all'], budget, seeds, device, threads, data_dir, population)}`"
+                     + f" (then `nnbasics-experiment report budget={budget}`)")
     pops = [i for i, r in records.items() if r.get("population") is False]
     lines.append("- runs grouped as populations where the engine can" + (f", except {', '.join(sorted(pops, key=sort_key))} (population=false)" if pops else ""))
     return lines + [""]

@@ -18,7 +18,7 @@ from types import ModuleType
 from typing import Any, Sequence
 
 from nnbasics.suite.context import DEFAULT_SEEDS, REPO_DIR, Context, ExperimentError, Outcome
-from nnbasics.suite.report import SMOKE_WORD, result_markdown, sort_key, verdict_word
+from nnbasics.suite.report import SMOKE_WORD, command_line, result_markdown, sort_key, verdict_word
 from nnbasics.suite.stats import INCONCLUSIVE
 
 CONTRACT = ("ID", "TITLE", "CLAIM", "REFERENCE", "verdict", "run")
@@ -65,22 +65,6 @@ def discover(folder: Path | None = None) -> dict[str, Path]:
             raise ExperimentError(f"two experiments with ID {exp_id}: {found[exp_id]} and {path}")
         found[exp_id] = path
     return dict(sorted(found.items(), key=lambda kv: sort_key(kv[0])))
-
-
-def command_line(ids: Sequence[str], budget: str, seeds: Sequence[int], device: str, threads: int | None = None,
-                 data: str | None = None, population: bool = True) -> str:
-    """The ``nnbasics-experiment`` line that reproduces a run: every option that changes what runs
-    (``threads`` and ``data`` when set, ``population=false`` when the sequential path ran)."""
-    seeds = list(seeds)
-    seed_arg = f"seeds={len(seeds)}" if seeds == list(range(len(seeds))) else "seeds=" + ",".join(map(str, seeds))
-    line = f"nnbasics-experiment {' '.join(ids)} budget={budget} {seed_arg} device={device}"
-    if threads:
-        line += f" threads={int(threads)}"
-    if data:
-        line += f" data={data}"
-    if not population:
-        line += " population=false"
-    return line
 
 
 def at_protocol(module: ModuleType, budget: str) -> bool:
