@@ -459,6 +459,29 @@ def test_split_first_and_last_take_the_file_order(tmp_path):
     assert len(none.val) == 0 and torch.equal(none.train.y, ytr[:25])
 
 
+def test_pool_size_splits_within_the_first_images_of_the_file(tmp_path):
+    """data.pool_size=N: validation and training come from the first N images only (DLFS's search:
+    x_train[:500] shuffled, the first 20 % validation); random stays seeded, first/last in file order."""
+    _, ytr, _, _ = make_fake_mnist(tmp_path)  # 60 training images
+    tr, va = data.split_indices(60, "random", 5, split_seed=3, pool_size=25)
+    assert len(va) == 5 and len(tr) == 20 and sorted((tr.tolist() + va.tolist())) == list(range(25))
+    assert torch.equal(va, data.carve_validation(25, 5, 3)[1])  # the same seeded permutation, over 25
+    bundle = data.load_data(cfg_for(tmp_path, split="random", val_size=5, pool_size=25, split_seed=3))
+    assert torch.equal(bundle.val.y, ytr[va]) and torch.equal(bundle.train.y, ytr[tr])
+    last = data.load_data(cfg_for(tmp_path, split="last", val_size=5, pool_size=25))
+    assert torch.equal(last.val.y, ytr[20:25]) and torch.equal(last.train.y, ytr[:20])
+    with pytest.raises(ValueError, match="pool_size"):
+        data.split_indices(60, "random", 5, pool_size=5)
+
+
+def test_pool_size_is_validated_in_one_line():
+    from nnbasics.errors import ConfigError
+
+    for bad, words in ((0, "pool_size"), (50, "exceed data.val_size"), (1.5, "pool_size")):
+        with pytest.raises(ConfigError, match=words):
+            data.validate_config({"data": {"name": "mnist", "val_size": 100, "pool_size": bad}})
+
+
 def test_test_size_takes_the_first_test_images(tmp_path):
     *_, yte = make_fake_mnist(tmp_path)
     assert torch.equal(data.load_data(cfg_for(tmp_path, test_size=7)).load_test().y, yte[:7])

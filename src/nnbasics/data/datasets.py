@@ -446,13 +446,19 @@ def carve_validation(n: int, val_size: int, split_seed: int) -> tuple[Tensor, Te
 
 
 def split_indices(n: int, split: str, val_size: int, split_seed: int = 0,
-                  train_size: int | None = None) -> tuple[Tensor, Tensor]:
+                  train_size: int | None = None, pool_size: int | None = None) -> tuple[Tensor, Tensor]:
     """Indices (train, val) of range(n), the training file in its published order (``data.split``):
     random: a seeded permutation, validation its first ``val_size`` (``carve_validation``);
     first / last: validation the first / last ``val_size`` images of the file (Keras-style
     courses hold out the last N; cs231n's CIFAR-10 validation is images 49,000-49,999).
     ``train_size`` then keeps the first N of the remaining indices: in file order for first / last
-    (cs231n's ``X_train[:num_train]``, DLFS's ``x_train[:300]``), in permuted order for random."""
+    (cs231n's ``X_train[:num_train]``, DLFS's ``x_train[:300]``), in permuted order for random.
+    ``pool_size``: the split is made within the first N images of the file only (DLFS's
+    hyperparameter search shuffles ``x_train[:500]`` and holds out the first 20 %)."""
+    if pool_size is not None:
+        if not val_size < int(pool_size) <= n:
+            raise ValueError(f"pool_size={pool_size} must be above val_size={val_size} and at most {n}")
+        n = int(pool_size)
     if split == "random":
         tr, va = carve_validation(n, val_size, split_seed)
     elif split in ("first", "last"):
@@ -480,9 +486,10 @@ def _check_file_order(cfg: Mapping) -> None:
     pickle batches have that order; an image-folder copy is stored class by class and does not (its
     first 1,000 test images are all airplanes), so it is refused rather than silently wrong."""
     name = cfg["name"]
-    ordered = cfg.get("split", "random") in ("first", "last") or cfg.get("test_size") is not None
+    ordered = (cfg.get("split", "random") in ("first", "last") or cfg.get("test_size") is not None
+               or cfg.get("pool_size") is not None)
     if name == "cifar10" and ordered and _cifar10_from_image_folder(cfg):
-        raise DataError("data.split=first/last and data.test_size take CIFAR-10 images by their position in the "
+        raise DataError("data.split=first/last, data.test_size and data.pool_size take CIFAR-10 images by their position in the "
                         "published file (the pickle batches, data_batch_1..5 and test_batch); this copy is an "
                         "image folder, stored class by class, which has no such order. Use data.split=random "
                         "and data.test_size=null, or place torchvision's cifar-10-batches-py/ under data.root.")
@@ -500,7 +507,7 @@ def load_data(cfg: Mapping, device: torch.device | str = "cpu") -> DataBundle:
     target, scale = cfg.get("target", "label"), cfg.get("scale", "standardize")
     x_all, labels_all = load_raw(cfg, train=True)
     tr, va = split_indices(len(labels_all), cfg.get("split", "random"), int(cfg.get("val_size", 5000)),
-                           int(cfg.get("split_seed", 0)), cfg.get("train_size"))
+                           int(cfg.get("split_seed", 0)), cfg.get("train_size"), cfg.get("pool_size"))
     x_all = normalize(x_all, name, device, scale)
     y_all = make_targets(labels_all, target).to(device)
     tr, va = tr.to(device), va.to(device)
@@ -642,7 +649,7 @@ def _toy_bundle(cfg: Mapping, device) -> DataBundle:
 # The config keys of an image set, and of a toy set (each toy set also takes its own: classes for
 # the classification sets, where spiral and blobs use it; function for curve).
 IMAGE_KEYS = ("name", "root", "download", "val_size", "train_size", "test_size", "split_seed", "split", "scale",
-              "target", "image_folder")
+              "target", "image_folder", "pool_size")
 TOY_KEYS = ("name", "root", "n_samples", "noise", "val_size", "test_size", "train_size", "split_seed", "target")
 TOY_OWN_KEYS = {"curve": ("function",), "spiral": ("classes", "geometry"),
                 "synthetic_linear": ("features", "weight", "bias")}
@@ -656,6 +663,13 @@ def validate_config(cfg: Mapping) -> list[str]:
         check_keys(node, "data", IMAGE_KEYS)
         check_number(cfg, "data.val_size", low=0, high=50000, integer=True)
         check_number(cfg, "data.test_size", low=1, integer=True, optional=True)
+        pool = check_number(cfg, "data.pool_size", low=2, high=60000, integer=True, optional=True)
+        if pool is not None and pool <= int(select(cfg, "data.val_size") or 0):
+            raise ConfigError("data.pool_size", pool, f"the split is made within the first pool_size images: it must "
+                              f"exceed data.val_size={select(cfg, 'data.val_size')}")
+        if pool is not None and name == "cifar10" and select(cfg, "data.image_folder"):
+            raise ConfigError("data.pool_size", pool, "an image-folder copy of CIFAR-10 is stored class by class and "
+                              "has no published file order; use the pickle batches (image_folder=null)")
         if select(cfg, "data.scale") is not None:
             check_name(cfg, "data.scale", SCALES)
         if select(cfg, "data.split") is not None:
