@@ -84,18 +84,25 @@ def run(ctx: Context) -> Outcome:
     rng = random.Random(ctx.seeds[0])
     search_seed = ctx.seeds[0]
 
-    def trial(params: dict, stage: str, i: int) -> dict:
-        over = base + FIREWALL + [f"{k}={v:.6g}" for k, v in params.items()]
-        r = ctx.train(over, seed=search_seed, name=f"{stage} {i:03d}")
-        acc = r.get("val/acc", math.nan)
-        return {"params": params, "val": acc if isinstance(acc, float) and math.isfinite(acc) else 0.0,
-                "stage": stage}
+    def trials(ranges: dict, n: int, stage: str) -> list[dict]:
+        """n trials drawn from ``ranges`` (in order, from the one search RNG) and trained together: the
+        trials of a stage are independent, so the engine trains them as one population (each member its
+        own lr and wd; numbers equal to one-by-one runs within float rounding)."""
+        drawn = [_sample(rng, ranges) for _ in range(n)]
+        runs = ctx.train_many([(base + FIREWALL + [f"{k}={v:.6g}" for k, v in params.items()], search_seed,
+                                f"{stage} {i:03d}") for i, params in enumerate(drawn)])
+        out = []
+        for params, r in zip(drawn, runs):
+            acc = r.get("val/acc", math.nan)
+            out.append({"params": params, "val": acc if isinstance(acc, float) and math.isfinite(acc) else 0.0,
+                        "stage": stage})
+        return out
 
-    stage1 = [trial(_sample(rng, coarse), "coarse", i) for i in range(n1)]
+    stage1 = trials(coarse, n1, "coarse")
     top = sorted(stage1, key=lambda t: -t["val"])[:max(MIN_TOP, round(TOP_FRAC * n1))]
     fine = {k: narrow(r, [t["params"][k] for t in top]) for k, r in coarse.items()}
     assert all(coarse[k].contains(fine[k]) for k in coarse)
-    stage2 = [trial(_sample(rng, fine), "fine", i) for i in range(n2)]
+    stage2 = trials(fine, n2, "fine")
     best = max(stage1 + stage2, key=lambda t: t["val"])
     final_over = base + [f"{k}={v:.6g}" for k, v in best["params"].items()]
     finals = ctx.train_seeds(final_over, name="final (best by val)")  # the test split: read here only
