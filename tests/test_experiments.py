@@ -253,6 +253,9 @@ def test_below_its_protocol_a_claim_that_did_not_hold_is_inconclusive(tmp_path, 
     assert "- data: /some/data" in report and "CPU cores" in report and ("every result ran at" in report)
     assert "1 HELD, 1 DID NOT HOLD, 1 INCONCLUSIVE" in report
     assert "- every experiment again: `nnbasics-experiment all budget=default seeds=1 device=auto threads=1 data=/some/data`" in report
+    # a report with experiments not yet run names the ones it has, not `all`
+    partial = write_report(out, "default", rep, claims={"Z9": "a claim not yet run"}).read_text()
+    assert "- these experiments again: `nnbasics-experiment Z1 Z2 Z3 budget=default seeds=1" in partial
     # results of several revisions are flagged
     rec_file = Path(held["result_dir"]) / "result.json"
     rec = json.loads(rec_file.read_text())

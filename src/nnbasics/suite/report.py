@@ -133,10 +133,11 @@ def result_markdown(record: dict, out_dir: Path, figure_prefix: str = "") -> str
     return "\n".join(lines)
 
 
-def provenance(records: dict[str, dict]) -> list[str]:
+def provenance(records: dict[str, dict], known: set[str] | None = None) -> list[str]:
     """The report's provenance lines: the code revision(s) the results ran (one clean commit, or
-    each revision with its experiments, ``-dirty`` ones flagged), the machine(s), the data folder(s)
-    and how the runs were grouped."""
+    each revision with its experiments, ``-dirty`` ones flagged), the machine(s), the data folder(s),
+    the one command that runs them all again (``all``, or the ids that have results when ``known``
+    experiments are missing) and how the runs were grouped."""
     def grouped(key: str) -> dict[str, list[str]]:
         out: dict[str, list[str]] = {}
         for i in sorted(records, key=sort_key):
@@ -158,7 +159,10 @@ def provenance(records: dict[str, dict]) -> list[str]:
     if len(runs) == 1 and records:
         seeds, device, threads, data_dir, population = next(iter(runs))
         budget = next(iter(records.values())).get("budget", "default")
-        lines.append(f"- every experiment again: `{command_line(['all'], budget, seeds, device, threads, data_dir, population)}`"
+        partial = bool(known and not known <= set(records))
+        which = sorted(records, key=sort_key) if partial else ["all"]
+        lines.append(f"- {'these experiments' if partial else 'every experiment'} again: "
+                     f"`{command_line(which, budget, seeds, device, threads, data_dir, population)}`"
                      + f" (then `nnbasics-experiment report budget={budget}`)")
     pops = [i for i, r in records.items() if r.get("population") is False]
     lines.append("- runs grouped as populations where the engine can" + (f", except {', '.join(sorted(pops, key=sort_key))} (population=false)" if pops else ""))
@@ -190,7 +194,7 @@ def write_report(out: Path, budget: str, report_dir: Path, claims: dict[str, str
     lines = [f"# nnbasics experiment report (budget `{budget}`)", "",
              f"{len(records)} of {len(ids)} experiments have results: {counts}; "
              f"{duration(total_s)} of wall time in all.", ""]
-    lines += provenance(records)
+    lines += provenance(records, set(ids))
     if budget == "smoke":
         lines += [f"**{SMOKE_WORD}.** The smoke budget runs every experiment on toy data for seconds to check "
                   "that it runs; it decides no claim.", ""]
