@@ -14,7 +14,7 @@ import torch
 
 from nnbasics.nn.activations import get_activation
 from nnbasics.suite.context import Context, Outcome
-from nnbasics.suite.stats import checks_verdict, greater, less, md_table, mean, mean_std
+from nnbasics.suite.stats import checks_verdict, fmt, greater, less, md_table, mean, mean_std
 from nnbasics.viz.figures import new_figure
 from nnbasics.nn.init import normal_
 
@@ -32,11 +32,7 @@ PROTOCOL = ("deep-learning-from-scratch `ch06/weight_init_activation_histogram.p
             "/ ReLU; one forward pass, no training (no overlay: not a training run)")
 AT_PROTOCOL = ("default", "full")  # every budget makes the same forward passes
 SCALE_DOWN = ""
-DIFFERS = ("Nothing is scaled down: the forward passes are the source's, so only the random draws differ (3 seeds here, "
-           "the source's recomputed means over 5). At default sigmoid std 1 left 0.75 of layer 5 below 0.1 or above 0.9 "
-           "and the ReLU layer-5 / layer-1 std ratio was 1.15 with He against 0.29 with sqrt(1/n) (docs/report/REPORT.md; "
-           "source .735 / .826 = 0.89 and .145 / .583 = 0.25): He's ratio wanders with the draw, so a non-HELD would "
-           "be a comparison inside the seed spread.")
+
 
 N, LAYERS, SAMPLES = 100, 5, 1000
 # The histograms' common x range per activation, shared by every panel of a figure: the activation's own range
@@ -51,6 +47,31 @@ SOURCE = {("sigmoid", "1"): (.459, .439, .436, .438, .440), ("sigmoid", "0.01"):
           ("relu", "sqrt(2/n)"): (.826, .815, .788, .743, .735)}
 # No hand-set bands: each part of the claim is a comparison between two init scales of one activation,
 # per seed, separated by >= 2 standard errors (the suite's rule).
+
+
+def differs(numbers: dict, budget: str) -> str:
+    """Why ours may differ from the source, written from this run's numbers: the deciding quantities of
+    the four checks (sigmoid std 1's layer-5 saturation, sigmoid std 0.01's layer-5 std, the ReLU layer-5 /
+    layer-1 std ratios, ReLU std 0.01's layer-5 std) beside the source's, and He's ratio per seed."""
+    p = numbers.get("per_seed") or {}
+    n = len(next(iter(p.values()))["std"]) if p else 0
+    l5 = lambda k: [s[-1] for s in p.get(k, {}).get("std", [])]  # noqa: E731
+    ratio = lambda k: [s[-1] / max(s[0], 1e-30) for s in p.get(k, {}).get("std", [])]  # noqa: E731
+    src_ratio = lambda k: SOURCE[k][-1] / SOURCE[k][0]  # noqa: E731
+    he = ratio("relu/sqrt(2/n)")
+    text = (f"Nothing is scaled down: budget={budget} makes the source's forward passes, so only the random draws "
+            f"differ ({n} seeds here, the source's recomputed means over 5). Here sigmoid with std 1 left {fmt(*mean_std(p.get('sigmoid/1', {}).get('sat5', [])), digits=2)} of layer 5 "
+            f"below 0.1 or above 0.9 (sqrt(1/n): {fmt(*mean_std(p.get('sigmoid/sqrt(1/n)', {}).get('sat5', [])), digits=2)}); "
+            f"sigmoid std 0.01 ended at a layer-5 std of {fmt(*mean_std(l5('sigmoid/0.01')), digits=4)} (source "
+            f"{SOURCE[('sigmoid', '0.01')][-1]:.3f}); the ReLU layer-5 / layer-1 std ratio was "
+            f"{fmt(*mean_std(he), digits=2)} with He against {fmt(*mean_std(ratio('relu/sqrt(1/n)')), digits=2)} with "
+            f"sqrt(1/n) (source {src_ratio(('relu', 'sqrt(2/n)')):.2f} and {src_ratio(('relu', 'sqrt(1/n)')):.2f}), and "
+            f"ReLU std 0.01's layer-5 std {mean(l5('relu/0.01')):.1e}.")
+    if he:
+        text += (" He's ratio per seed was " + ", ".join(f"{r:.2f}" for r in he) + ": He's scale keeps the "
+                 "activations' second moment in expectation, not in every draw of 1000 x 100 inputs and five 100 x 100 "
+                 "weight matrices, so the source's 5-seed figures and ours compare only within that spread.")
+    return text
 
 
 def verdict(numbers: dict) -> tuple[bool | None, str]:

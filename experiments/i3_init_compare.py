@@ -13,7 +13,8 @@ from __future__ import annotations
 import math
 
 from nnbasics.suite.context import Context, Outcome
-from nnbasics.suite.stats import INCONCLUSIVE, STUCK, checks_verdict, curve_at, fmt, less, md_table, mean, mean_std, smooth, stuck_loss
+from nnbasics.suite.stats import (INCONCLUSIVE, STUCK, checks_verdict, curve_at, fmt, less, md_table, mean, mean_std,
+                                  smooth, std_err, stuck_loss)
 from nnbasics.viz.figures import new_figure
 
 ID = "I3"
@@ -29,11 +30,7 @@ PROTOCOL = ("experiment=dlfs_weight_init_compare_{std001,xavier,he} (one overlay
             "arm), 2000 updates")
 AT_PROTOCOL = ("default", "full")  # the protocol fits in minutes on a 2-core CPU: default runs it
 SCALE_DOWN = ""  # default is the protocol (until 2026-12-07 it was a scale-down with the library's data conventions)
-DIFFERS = ("Default and full run the protocol (the three DLFS overlays). Measured 2026-12-07, 3 seeds: loss at update "
-           "1000 std 0.01 2.301, N(0, 1/n) 0.492 +- 0.041, He 0.319 +- 0.026 (source, one mini-batch of one run: 2.302 "
-           "/ 0.356 / 0.205): the order holds and each of ours is higher, as one batch of one run is noisy. The earlier "
-           "scale-down (standardized inputs, gain 1 on He's output layer) brought the two inits closer: He 0.219 +- "
-           "0.031 vs N(0, 1/n) 0.274 +- 0.043, a gap under the two standard errors 3 seeds need.")
+
 
 OVERLAYS = {"std 0.01": "std001", "N(0, 1/n) (reference's Xavier)": "xavier", "He": "he"}  # budget=full: the protocol
 
@@ -50,6 +47,43 @@ ARMS = {
 # source's 2.302 is ln 10). "Beats" is a lower loss, separated by >= 2 standard errors (the suite's rule).
 READ_AT = 1000
 NEED = ("std 0.01", "N(0, 1/n) (reference's Xavier)", "He")
+
+
+def differs(numbers: dict, budget: str) -> str:
+    """Why ours may differ from the source, written from this run's numbers: each arm's loss at update
+    ``read_at`` beside the source's one reading, whether ours is above or below it, and the He vs
+    N(0, 1/n) gap against two standard errors of the difference (the suite's rule)."""
+    read_at = numbers.get("read_at", READ_AT)
+    setup = ("toy data (spiral), not the source's setup" if budget == "smoke" else
+             "the protocol (the three DLFS overlays: pixels / 255, batches drawn with replacement, each arm's init on "
+             "every layer, the output layer included)")
+    text = (f"At budget={budget} we run {setup}; the source's losses are the loss of one mini-batch of one run, ours "
+            f"the mean of the mini-batch losses logged over the ~{min(100, read_at)} updates up to {read_at}, per seed")
+    quoted = []
+    for arm in NEED:
+        vals = numbers.get(f"{arm}/loss_at_read")
+        if not vals:
+            continue
+        ref = ARMS[arm][1]
+        m = mean(vals)
+        side = ("" if not math.isfinite(m) else " at" if abs(m - ref) < 5e-4 else " above" if m > ref else " below")
+        quoted.append(f"{arm} {fmt(*mean_std(vals))} over {len(vals)} seeds,{side} the source's {ref:.3f}")
+    text += (": " + "; ".join(quoted) if quoted else "") + "."
+    he, xav = numbers.get("He/loss_at_read"), numbers.get("N(0, 1/n) (reference's Xavier)/loss_at_read")
+    if he and xav:
+        gap = mean(xav) - mean(he)
+        two_se = 2 * math.sqrt(std_err(he) ** 2 + std_err(xav) ** 2)
+        text += (f" He's loss is {abs(gap):.3f} {'below' if gap > 0 else 'above'} N(0, 1/n)'s, against "
+                 f"{two_se:.3f} for two standard errors of the difference: "
+                 + ("outside the seed spread." if abs(gap) >= two_se and gap != 0 else
+                    "inside the seed spread, which one run of the source cannot show."))
+    end = numbers.get("He/loss_at_end")
+    if he and end and mean(end) < mean(he):
+        text += (f" He's loss still falls after update {read_at} ({mean(he):.3f} there, {mean(end):.3f} at the end of the run), "
+                 f"so the mean over the updates before {read_at} reads a little higher than the loss at update "
+                 f"{read_at} itself.")
+    text += " One mini-batch of one run can lie anywhere in a seed spread like ours."
+    return text
 
 
 def verdict(numbers: dict) -> tuple[bool | None, str]:

@@ -20,6 +20,7 @@ CPU thread unless the run sets `threads=N`.
 from __future__ import annotations
 
 import math
+import os
 import time
 
 import torch
@@ -51,10 +52,39 @@ PROTOCOL = ("the seed material gives no setup; ours at its largest: the 784-widt
 AT_PROTOCOL = ("full",)
 SCALE_DOWN = ("default times widths 64 to 1,024 and batches 1 to 4,096 (best of 3) on one CPU thread; without a CUDA "
               "device the GPU step is not measured")
-DIFFERS = ("Timings are one machine's: the committed default run (2-core CPU, 1 thread, no CUDA) had batched matmul "
-           "at width 1,024, batch 4,096 6x faster than per-sample matrix-vector products and 2,179x faster than the "
-           "Python neuron loop (docs/report/REPORT.md); without a GPU the last step of the claimed ordering cannot be "
-           "measured, and a shared CPU's load moves single wall-clock timings by tens of percent.")
+
+
+def differs(numbers: dict, budget: str) -> str:
+    """Why ours may differ, written from this run's numbers: the measured time per sample of each
+    form at the largest width and batch, their ratios to batched matmul, and the machine measured on."""
+    def num(v: float) -> str:
+        return f"{v:,.0f}" if abs(v) >= 1000 else f"{v:.3g}"
+
+    t = numbers.get("us_per_sample") or {}
+    at = next((k.split("/")[2:] for k in numbers if k.startswith("us_per_sample/batched/")), None)
+    where = f"width {at[0][1:]}, batch {at[1][1:]}" if at and len(at) == 2 else "the largest width and batch"
+    cuda = "batched_cuda" in t
+    machine = [f"{numbers['cpu_cores']} CPU cores" if numbers.get("cpu_cores") else "",
+               f"{numbers['threads']} thread{'s' if numbers['threads'] != 1 else ''}" if numbers.get("threads") else "",
+               "a CUDA device" if cuda else "no CUDA device"]
+    label = {"neuron_loop": "the Python neuron loop", "neuron_dot": "one dot product per neuron",
+             "per_sample": "per-sample matrix-vector products"}
+    text = ("Timings are one machine's single wall-clock times (best of a few for the matrix forms, one for the "
+            "loops; the slow forms timed on part of the batch and scaled): "
+            f"at budget={budget} ({', '.join(m for m in machine if m)}), at {where}")
+    if t.get("batched"):
+        b = t["batched"]
+        text += (f", batched matmul took {num(b)} us per sample on the CPU; "
+                 + ", ".join(f"{label[m]} {num(t[m])} us ({num(t[m] / b)}x that)" for m in label if m in t))
+        if cuda:
+            text += f"; batched matmul on CUDA {num(t['batched_cuda'])} us ({t['batched_cuda'] / b:.3g}x the CPU's)"
+    else:
+        text += ", batched matmul on the CPU was not timed"
+    text += (". The ratios depend on the CPU, its BLAS and the thread count, and a shared machine's load moves single "
+             f"wall-clock timings, which is why a step of the ordering counts only at >= {TIMING_MARGIN:g}x. ")
+    text += ("The last step of the claimed ordering (batched matmul < GPU) was measured on this run's GPU."
+             if cuda else "Without a GPU the last step of the claimed ordering (batched matmul < GPU) is not measured.")
+    return text
 
 
 def verdict(numbers: dict) -> tuple[bool | None, str]:
@@ -233,6 +263,7 @@ def _run(ctx) -> Outcome:
             f"{_dur(sgd['gd_s_for_same_updates'])} for as many.")
     numbers = {"speedup_vs_per_sample": vs_sample, "speedup_vs_neuron_dot": vs_dot, "speedup_vs_neuron_loop": vs_neuron,
                "max_disagreement": disagreement, "cuda": cuda, "threads": torch.get_num_threads(),
+               "cpu_cores": os.cpu_count(),
                **{f"us_per_sample/{m}/w{wmax}/b{bmax}": s * 1e6 for m, s in at.items()},
                **{f"train_step_us_per_sample/b{b}": c * 1e6 for b, c in measured_cost.items()}}
     numbers["us_per_sample"] = {m: s * 1e6 for m, s in at.items()}

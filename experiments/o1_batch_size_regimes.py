@@ -27,11 +27,6 @@ AT_PROTOCOL = ()
 SCALE_DOWN = ("every budget replaces d2l's airfoil linear regression with a 784-100-10 ReLU MLP on 5,000 MNIST images "
               "and gives every regime the same 5 epochs (equal gradient evaluations): batch full / 1 / 64 at lr "
               "0.5 / 0.005 / 0.1")
-DIFFERS = ("Our regimes race at equal epochs on an MNIST MLP, not d2l's airfoil linear regression with its per-regime "
-           "epochs (GD 10, SGD 2), so GD's stall and mini-batch's lead depend on the 5 epochs chosen: at default SGD's "
-           "25,000 updates reached val loss 0.229 +- 0.009 against mini-batch's 0.278 +- 0.047 in 395 updates "
-           "(docs/report/REPORT.md, earlier rules), a gap inside mini-batch's seed spread. Wall times come from a "
-           "shared 2-core CPU and are noisy (GD 68.9 +- 11.0 ms per update there).")
 
 ARMS = {  # name -> (batch_size, lr)
     "GD (full batch)": ("full", 0.5),
@@ -70,6 +65,30 @@ def verdict(numbers: dict) -> tuple[bool | None, str]:
     return checks_verdict(checks, "(per-seed values; each ordering separated by >= 2 standard errors)")
 
 
+def differs(numbers: dict, budget: str) -> str:
+    """Why ours may differ, written from the run's per-seed numbers (``<arm>/<metric>``)."""
+    def vals(arm: str, metric: str, scale: float = 1.0) -> list[float]:
+        return [v * scale for v in numbers.get(f"{arm}/{metric}") or []]
+
+    def updates(arm: str) -> str:
+        u = numbers.get(f"{arm}/updates")
+        return f" in {int(mean(u)):,} updates" if u else ""
+
+    gd, sgd, mb = ARMS
+    sgd_val, mb_val = vals(sgd, "val_loss"), vals(mb, "val_loss")
+    gap = ("a gap beyond the seed spread, >= 2 standard errors" if separated(mb_val, sgd_val)
+           else "a gap inside the seed spread")
+    ms = ", ".join(f"{a.split(' ')[0]} {fmt(*mean_std(vals(a, 's_per_update', 1e3)), digits=3)}" for a in ARMS)
+    return (f"Our regimes race at equal epochs on an MNIST MLP, not d2l's airfoil linear regression with its "
+            f"per-regime epochs (GD 10, SGD 2), so GD's stall and mini-batch's lead depend on the epochs chosen: at "
+            f"budget={budget} SGD (batch 1){updates(sgd)} reached val loss {fmt(*mean_std(sgd_val))} against "
+            f"mini-batch 64's {fmt(*mean_std(mb_val))}{updates(mb)} ({gap}) and GD's "
+            f"{fmt(*mean_std(vals(gd, 'val_loss')))}{updates(gd)}. Wall times depend on the machine and its load "
+            f"(a shared CPU is noisy): ms per update: {ms}; training time mini-batch "
+            f"{fmt(*mean_std(vals(mb, 'train_time_s')), digits=1)} s vs SGD "
+            f"{fmt(*mean_std(vals(sgd, 'train_time_s')), digits=1)} s.")
+
+
 def run(ctx: Context) -> Outcome:
     epochs = ctx.pick(smoke=3, default=5)
     base = ctx.pick(
@@ -86,7 +105,8 @@ def run(ctx: Context) -> Outcome:
         val = [r["val/loss"] for r in runs]
         nz = [noise(r["curve"]) for r in runs]
         per_seed.update({f"{arm}/s_per_update": per_update, f"{arm}/train_time_s": total,
-                         f"{arm}/val_loss": val, f"{arm}/loss_noise": nz})
+                         f"{arm}/val_loss": val, f"{arm}/loss_noise": nz,
+                         f"{arm}/updates": [r["steps"] for r in runs]})
         numbers[arm] = {"s_per_update": mean_std(per_update)[0], "train_time_s": mean_std(total)[0],
                         "val_loss": mean_std(val)[0], "loss_noise": mean_std(nz)[0], "updates": runs[0]["steps"]}
         rows.append([arm, runs[0]["steps"], fmt(*mean_std([p * 1e3 for p in per_update]), digits=3),

@@ -10,7 +10,7 @@ constant, step, exponential, 1/t and cosine decay. Validation loss decides; no t
 from __future__ import annotations
 
 from nnbasics.suite.context import Context, Outcome
-from nnbasics.suite.stats import INCONCLUSIVE, checks_verdict, fmt, greater, less, md_table, mean, mean_std
+from nnbasics.suite.stats import INCONCLUSIVE, checks_verdict, every, fmt, higher, lower, md_table, mean, mean_std
 from nnbasics.viz.figures import new_figure
 
 ID = "O4"
@@ -24,11 +24,28 @@ PROTOCOL = ("no published setup (the seed material and cs231n's learning-rate fi
             "from one grid point above the best LR by validation loss")
 AT_PROTOCOL = ("default", "full")  # budget=full runs default's setup
 SCALE_DOWN = ""
-DIFFERS = ("The claim's parts are differences separated by two standard errors over the seeds, and the constant-LR "
-           "run from the high start is noisy: at default its val loss was 0.187 +- 0.047 over 3 seeds against 0.147 "
-           "- 0.165 for the four decays, each +- 0.004 - 0.006 (lr 0.316, docs/report/REPORT.md), a gap inside "
-           "two standard errors for exponential (0.165) and 1/t (0.162). Four epochs on 20,000 images also leave "
-           "little room for a decay's slow tail to pay off.")
+
+
+def differs(numbers: dict, budget: str) -> str:
+    """Why ours may differ: the decay comparison's spread, read from the run."""
+    decay = numbers.get("decay", {})
+    const = decay.get("constant", [])
+    parts = []
+    for name, vals in decay.items():
+        if name == "constant":
+            continue
+        side = {True: "below it, separated", False: "above it, separated", None: "inside the seed spread"}[lower(vals, const)]
+        parts.append(f"{name} {fmt(*mean_std(vals))} ({side})")
+    start, best = numbers.get("start_lr"), numbers.get("best_lr")
+    where = ("" if start is None else
+             f" from lr {start:g}" + (" (the best constant LR itself: the grid point above it diverged)"
+                                      if best is not None and start == best else f" (one grid point above the best, {best:g})"))
+    return (f"There is no published setup: the protocol is the suite's own, and at budget={budget} it is run as such. "
+            f"The decay part compares final val losses over {len(const)} seeds{where}: constant {fmt(*mean_std(const))} "
+            f"against " + "; ".join(parts) + ". A gap counts only at two standard errors of the difference; a "
+            "constant-LR run from a high start is the noisiest arm (its spread, not the decays', decides), and four "
+            "epochs on 20,000 images leave a decay's slow tail little room to pay off.")
+
 
 # No tuned ratios: "crawls", "jumps over" and "decay helps" are each a difference from the best
 # constant LR (or from the constant schedule) separated by the suite's rule (2 standard errors).
@@ -56,13 +73,14 @@ def verdict(numbers: dict) -> tuple[bool | None, str]:
     checks = {
         f"largest lr {top:g}: {sweep[top]['diverged']}/{n} diverged, else val loss {mean(sweep[top]['val']):.3f} above "
         f"the best lr's {mean(sweep[best]['val']):.3f}":
-            sweep[top]["diverged"] == n or (top != best and greater(sweep[top]["val"], sweep[best]["val"])),
+            True if sweep[top]["diverged"] == n else (False if top == best else higher(sweep[top]["val"], sweep[best]["val"])),
         f"smallest lr {low:g} crawls: train loss {mean(sweep[low]['train']):.3f} above the best lr's "
-        f"{mean(sweep[best]['train']):.3f}": low != best and greater(sweep[low]["train"], sweep[best]["train"]),
+        f"{mean(sweep[best]['train']):.3f}": False if low == best else higher(sweep[low]["train"], sweep[best]["train"]),
         f"best lr {best:g} is inside the range": low < best < top,
         f"every decay ends below constant's val loss {mean(const):.4f}: "
-        + ", ".join(f"{k} {mean(v):.4f}" for k, v in decays.items()): all(less(v, const) for v in decays.values()),
+        + ", ".join(f"{k} {mean(v):.4f}" for k, v in decays.items()): every(lower(v, const) for v in decays.values()),
     }
+    # a difference inside the seed spread is undecided (the suite's rule), not a failure
     return checks_verdict(checks, "(per-seed values; each difference separated by >= 2 standard errors)")
 
 
@@ -129,8 +147,10 @@ def run(ctx: Context) -> Outcome:
     figures = [ctx.save_figure(fig, "lr_sweep_and_decay")]
 
     table = (md_table(["lr", "train loss", "val loss", "diverged"], rows) + "\n\n"
-             + f"Decay from the high start lr = {start:g} (one grid point above the best constant LR "
-               f"by val loss, {best:g}).\n\n"
+             + (f"Decay from the high start lr = {start:g} (one grid point above the best constant LR by val loss, "
+                f"{best:g}).\n\n" if start != best else
+                f"Decay from the high start lr = {start:g}: the best constant LR by val loss itself, as the grid point "
+                f"above it diverged in a seed.\n\n")
              + md_table(["schedule", "train loss", "val loss", "val acc"], drows))
     numbers = {"seeds": len(ctx.seeds), "best_lr": best, "start_lr": start,
                "sweep": {f"{lr:.6g}": {k: sweep[lr][k] for k in ("val", "train", "diverged")} for lr in lrs},

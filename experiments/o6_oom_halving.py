@@ -65,11 +65,6 @@ PROTOCOL = ("no published setup (the seed material's rule; Accelerate's `find_ex
             "of the protocol (default: 5,000 images, full: all 55,000)")
 AT_PROTOCOL = ("default", "full")  # the behaviour under test is the same at both
 SCALE_DOWN = ""
-DIFFERS = ("The cap is an address-space limit (RLIMIT_AS) set between two needs measured in this process: at default a "
-           "run needed 42.0 MB at batch 256 and 54.7 MB at 512 over a 3,257 MB process, cap at the midpoint "
-           "(48.3 MB headroom; docs/report/REPORT.md). Allocator behaviour (glibc arenas, thread pools, a different "
-           "torch build) can move a need by a few MB and make 256 fail or 512 fit. On CUDA the cap is "
-           "set_per_process_memory_fraction, not yet run on a GPU.")
 
 START = 512          # the size train.py's batch_size=auto starts from (find_batch_size(start=512))
 EQUAL_TOL = 0.005    # auto and fixed-at-the-found-size runs agree when their val accuracies differ by at most this
@@ -109,6 +104,39 @@ def verdict(numbers: dict) -> tuple[bool | None, str]:
     checks[f"fixed batch {START} under the same cap runs out of memory ({numbers['fixed512_status']})"] = (
         numbers["fixed512_status"] == "out of memory")
     return checks_verdict(checks)
+
+def differs(numbers: dict, budget: str) -> str:
+    """Why ours may differ, written from the run's numbers (the measured needs and headroom, the
+    attempts per seed, the fixed-512 run's status; the cap kind and process size when recorded)."""
+    if numbers.get("unsupported"):
+        return f"At budget={budget} the capped runs could not be made: {numbers['unsupported']}"
+    need_lo, need_hi = numbers.get(f"need_mb_at_{FIT_AT}"), numbers.get(f"need_mb_at_{2 * FIT_AT}")
+    headroom, process, kind = numbers.get("headroom_mb"), numbers.get("process_mb"), numbers.get("cap_kind")
+    text = ("The cap is " + (f"{kind}," if kind else "an address-space limit (RLIMIT_AS) on CPU, "
+                             "torch.cuda.set_per_process_memory_fraction on CUDA,")
+            + " set at the midpoint between two needs measured in this process")
+    if need_lo is not None and need_hi is not None:
+        text += (f": at budget={budget} a run needed {need_lo:.1f} MB at batch {FIT_AT} and {need_hi:.1f} MB at "
+                 f"{2 * FIT_AT}" + (f" over a {process:.0f} MB process" if process is not None else "")
+                 + (f", headroom {headroom:.1f} MB" if headroom is not None else "") + ".")
+    else:
+        text += f" (at budget={budget} the needs were not recorded)."
+    text += (" Allocator behaviour (glibc arenas, thread pools, a different torch build) can move a need by a few MB "
+             f"and make {FIT_AT} fail or {2 * FIT_AT} fit")
+    seeds = numbers.get("seeds") or {}
+    if seeds:
+        text += ": here batch_size=auto tried " + "; ".join(
+            f"seed {s}: {' -> '.join(map(str, r.get('attempts') or [])) or 'nothing logged'} "
+            f"({r.get('status')}, batch {r.get('used')})" for s, r in seeds.items())
+        gaps = [abs(r["fixed_val_acc"] - r["val_acc"]) for r in seeds.values()
+                if r.get("fixed_val_acc") is not None and r.get("val_acc") is not None]
+        if gaps:
+            text += (", and a fixed batch of the size found gave " + ("exactly the same val acc" if max(gaps) == 0
+                     else f"val acc within {max(gaps):.4f} of it"))
+    text += f"; a fixed batch {START} under the same cap ended: {numbers.get('fixed512_status', 'not recorded')}."
+    if kind and kind.startswith("RLIMIT"):
+        text += " The CUDA path (torch.cuda.set_per_process_memory_fraction) was not exercised by this run."
+    return text
 
 
 def run(ctx: Context) -> Outcome:
@@ -188,6 +216,7 @@ def run(ctx: Context) -> Outcome:
     figures = [ctx.save_figure(fig, "memory_and_attempts")]
     numbers.update({f"need_mb_at_{b}": v for b, v in need.items()})
     numbers["headroom_mb"] = res["headroom_bytes"] / MB
+    numbers.update(process_mb=res["base_bytes"] / MB, cap_kind=res["cap_kind"])
     used_sizes = sorted({res["runs"][f"auto/{s}"].get("batch_size") for s in seeds}, key=lambda v: v or 0)
     summary = (f"attempts {' -> '.join(map(str, attempts_of(res['runs'][f'auto/{seeds[0]}']['log'])))}; used "
                f"{'/'.join(map(str, used_sizes))}; val acc {fmt(*mean_std(accs), percent=True)}; fixed {START}: "

@@ -192,11 +192,31 @@ PROTOCOL = ("the cs231n notes' PCA / whitening of CIFAR-10 (eps 1e-5 in their co
             "6 epochs) on inputs whitened with eps 1e-5 / 1e-3 / 0.1 / 10 vs none, 3 seeds")
 AT_PROTOCOL = ("default", "full")
 SCALE_DOWN = ""
-DIFFERS = ("The notes show figures, not numbers. At budget=default the high-frequency share of the whitened images "
-           "fell from 21.4 at eps 1e-5 (white noise: 20) to 2.37 at eps 10, 9x (docs/report/REPORT.md). Our pixels are "
-           "normalized per channel (variance about 1, about 16x that of [0, 1] pixels), so one epsilon smooths less "
-           "here than on [0, 1] pixels and more than on raw 0-255 pixels: where the noise is tamed depends on the "
-           "pixel units, and the eps values are not comparable with the notes' across units.")
+
+
+def differs(numbers: dict, budget: str) -> str:
+    """Why ours may differ, written from this run's numbers: the high-frequency share F at the
+    smallest and largest epsilon against the unwhitened images' and white noise's, and any rise."""
+    F = numbers.get("F_seeds") or {}
+    eps = sorted(F, key=float)
+    text = "The notes show figures, not numbers."
+    if eps:
+        lo, hi, raw = F[eps[0]], F[eps[-1]], numbers.get("F_raw_seeds") or []
+        ratio = mean(lo) / mean(hi) if mean(hi) else float("nan")
+        rises = [f"{a} -> {b}" for a, b in zip(eps, eps[1:]) if greater(F[b], F[a])]
+        images = "CIFAR-10 images" if budget != "smoke" else "toy images"
+        text += (f" At budget={budget} the high-frequency share F of the ZCA-whitened held-out {images} (mean ± std "
+                 f"over {len(lo)} seed{'s' if len(lo) != 1 else ''}) was {fmt(*mean_std(lo), digits=2)} at eps {eps[0]} "
+                 f"(white noise: {WHITE_F:g}; the unwhitened images: {fmt(*mean_std(raw), digits=2)}) and "
+                 f"{fmt(*mean_std(hi), digits=2)} at eps {eps[-1]}, a ratio of {ratio:.3g}; "
+                 + ("F rose, separated, from eps " + ", ".join(rises) if rises
+                    else "F did not rise, separated, from one epsilon to the next") + ".")
+    else:
+        text += f" At budget={budget} no high-frequency share was measured."
+    return text + (" Our pixels are normalized per channel (variance about 1, about 16x that of [0, 1] pixels), so "
+                   "one epsilon smooths less here than on [0, 1] pixels and more than on raw 0-255 pixels: where the "
+                   "noise is tamed depends on the pixel units, and our eps values are not comparable with the notes' "
+                   "1e-5 across units.")
 
 
 def verdict(numbers: dict) -> tuple[bool | None, str]:

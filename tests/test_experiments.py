@@ -59,6 +59,13 @@ def test_the_verdict_rule_separated_beyond_and_chance():
     with pytest.raises(ValueError):
         S.chance_loss(1)
     assert S.checks_verdict({"a": True, "b": False}) == (False, "a (ok); b (FAILED)")
+    # three ways: a difference inside the seed spread neither holds nor refutes a claim
+    assert S.lower([1, 1.1, 0.9], [2, 2.1, 1.9]) is True and S.lower([2, 2.1, 1.9], [1, 1.1, 0.9]) is False
+    assert S.lower([1, 2, 3], [2, 3, 4]) is None and S.higher([2, 3, 4], [1, 2, 3]) is None
+    assert S.higher([2, 2.1, 1.9], [1, 1.1, 0.9]) is True and S.lower([], [1.0]) is None
+    assert S.checks_verdict({"a": True, "b": None}) == (None, S.INCONCLUSIVE + "a (ok); b (inside the seed spread)")
+    assert S.checks_verdict({"a": None, "b": False})[0] is False  # a refuted part decides
+    assert S.checks_verdict({"a": True, "b": True}, "(note)") == (True, "a (ok); b (ok) (note)")
 
 
 def test_first_at_curve_at_and_table():
@@ -290,7 +297,7 @@ def test_every_experiment_module_follows_the_contract():
     assert EXPERIMENTS, "no experiments found"
     for exp_id, path in EXPERIMENTS.items():
         module = load_module(path)
-        assert module.ID.upper() == exp_id and path.name.lower().startswith(exp_id.lower() + "_")
+        assert callable(getattr(module, "differs", None)) and not getattr(module, "DIFFERS", None), exp_id
         assert module.TITLE and module.CLAIM and module.REFERENCE and callable(module.run) and callable(module.verdict)
         # its protocol: what budget=full runs, which budgets are it, what the others change, why ours may differ
         assert isinstance(module.PROTOCOL, str) and len(module.PROTOCOL) > 20, exp_id

@@ -230,6 +230,24 @@ def test_batch_norm_matches_torch_for_vectors_and_images():
     _compare(L_norms.BatchNorm(4), nn.BatchNorm2d(4), torch.randn(8, 4, 5, 5) * 2 - 1)
 
 
+def test_norm_eps_is_the_eps_of_every_norm_layer_and_matches_torch():
+    """model.norm_eps (DLFS's BatchNormalization uses 1e-6) against torch's layers built with the
+    same eps, on inputs whose variance is near eps, where the eps decides the output scale."""
+    torch.manual_seed(0)
+    x = torch.randn(32, 6) * 1e-3  # variance 1e-6: eps 1e-5 shrinks x_hat to ~0.3, eps 1e-6 to ~0.7
+    # one step: _compare's later steps add 1 to x, and float32 cannot hold a 1e-3 spread around 1 exactly
+    _compare(L_norms.make_norm("batch", 6, eps=1e-6), nn.BatchNorm1d(6, eps=1e-6), x, steps=1)
+    _compare(L_norms.make_norm("layer", 6, eps=1e-6), nn.LayerNorm(6, eps=1e-6), x, steps=1)
+    _compare(L_norms.make_norm("group", 6, groups=3, eps=1e-6), nn.GroupNorm(3, 6, eps=1e-6), x, steps=1)
+    scale = {eps: float(L_norms.make_norm("batch", 6, eps=eps).train()(x).std()) for eps in (1e-5, 1e-6)}
+    assert scale[1e-5] < 0.45 < 0.6 < scale[1e-6]
+    from nnbasics.nn.models import build_model
+    cfg = {"model": {"name": "mlp", "width": 4, "depth": 2, "norm": "batch", "norm_eps": 1e-6},
+           "activation": {"name": "relu"}, "init": {"name": "he_normal"}, "regularization": {"name": "none"}}
+    eps = [m.eps for m in build_model(cfg, (5,), 3).modules() if isinstance(m, L_norms.BatchNorm)]
+    assert eps == [1e-6, 1e-6]
+
+
 def test_batch_norm_backward_is_the_closed_form_gradient():
     """The hand-written backward against autograd's numerical check (float64), for vectors and
     images; a second derivative raises instead of being silently wrong."""

@@ -89,7 +89,7 @@ class MLP(nn.Module):
 
     def __init__(self, in_features: int, out_features: int, width: int = 0, depth: int = 0,
                  activation: Mapping | str = "relu", init: Mapping | None = None,
-                 dropout: Mapping | float | None = None, norm: str = "none", groups: int = 8,
+                 dropout: Mapping | float | None = None, norm: str = "none", groups: int = 8, norm_eps: float = 1e-5,
                  input_noise: float = 0.0, widths: Sequence[int] | None = None):
         super().__init__()
         if widths is not None:
@@ -111,7 +111,7 @@ class MLP(nn.Module):
         fan_in, p_in = in_features, 0.0
         for i, width in enumerate(widths):
             layers.append(_linear(fan_in, width * k, p_in, variant, init=init, nonlinearity=nonlinearity, param=param))
-            norm_layer = make_norm(norm, width * k, groups)
+            norm_layer = make_norm(norm, width * k, groups, norm_eps)
             if norm_layer is not None:
                 layers.append(norm_layer)
             layers.append(get_activation(activation, num_features=width))
@@ -136,7 +136,7 @@ class CNN(nn.Module):
     def __init__(self, in_shape: Sequence[int], out_features: int, width: int = 32, depth: int = 2,
                  kernel_size: int = 3, pool: str = "max", hidden: int = 128,
                  activation: Mapping | str = "relu", init: Mapping | None = None,
-                 dropout: Mapping | float | None = None, norm: str = "none", groups: int = 8,
+                 dropout: Mapping | float | None = None, norm: str = "none", groups: int = 8, norm_eps: float = 1e-5,
                  input_noise: float = 0.0):
         super().__init__()
         if len(in_shape) != 3:
@@ -152,7 +152,7 @@ class CNN(nn.Module):
             out_c = width * 2**i
             layers.append(Conv2d(c, out_c * k, kernel_size, padding=kernel_size // 2, init=init,
                                  nonlinearity=nonlinearity, param=param))
-            norm_layer = make_norm(norm, out_c * k, groups)
+            norm_layer = make_norm(norm, out_c * k, groups, norm_eps)
             if norm_layer is not None:
                 layers.append(norm_layer)
             layers.append(get_activation(activation, num_features=out_c))
@@ -195,7 +195,7 @@ class ExamplesCNN(nn.Module):
 
     def __init__(self, in_shape: Sequence[int], out_features: int, conv_dropout: float = 0.25,
                  activation: Mapping | str = "relu", init: Mapping | None = None,
-                 dropout: Mapping | float | None = 0.5, norm: str = "none", groups: int = 8,
+                 dropout: Mapping | float | None = 0.5, norm: str = "none", groups: int = 8, norm_eps: float = 1e-5,
                  input_noise: float = 0.0, channels: tuple[int, int] = (32, 64), hidden: int = 128):
         super().__init__()
         if len(in_shape) != 3:
@@ -212,7 +212,7 @@ class ExamplesCNN(nn.Module):
         layers = _input_layers(input_noise, input_p, variant)
         for out_c in channels:
             layers.append(Conv2d(c, out_c * k, 3, init=init, nonlinearity=nonlinearity, param=param))
-            norm_layer = make_norm(norm, out_c * k, groups)
+            norm_layer = make_norm(norm, out_c * k, groups, norm_eps)
             if norm_layer is not None:
                 layers.append(norm_layer)
             layers.append(get_activation(activation, num_features=out_c))
@@ -276,6 +276,7 @@ def build_model(cfg: Mapping, in_shape: tuple[int, ...], out_features: int) -> n
     name = m["name"]
     common = dict(activation=cfg["activation"], init=cfg["init"], dropout=dropout_settings(cfg),
                   norm=str(m.get("norm", "none") or "none"), groups=int(m.get("groups", 8) or 8),
+                  norm_eps=float(m.get("norm_eps") if m.get("norm_eps") is not None else 1e-5),
                   input_noise=float(_first(cfg, "regularization.input_noise", default=0.0)))
     if name in ("mlp", "linear"):
         return MLP(math.prod(in_shape), out_features, widths=hidden_widths(m), **common)
@@ -376,10 +377,10 @@ def summary(model: nn.Module, in_shape: Sequence[int] | None = None) -> str:
 
 # Each model's config keys. ``linear`` is an MLP without hidden layers (width and depth unused).
 MODEL_KEYS: dict[str, tuple[str, ...]] = {
-    "mlp": ("name", "width", "widths", "depth", "norm", "groups", "dropout"),
-    "linear": ("name", "width", "depth", "norm", "groups", "dropout"),
-    "cnn": ("name", "width", "depth", "kernel_size", "pool", "hidden", "norm", "groups", "dropout"),
-    "examples_cnn": ("name", "conv_dropout", "norm", "groups", "dropout"),
+    "mlp": ("name", "width", "widths", "depth", "norm", "norm_eps", "groups", "dropout"),
+    "linear": ("name", "width", "depth", "norm", "norm_eps", "groups", "dropout"),
+    "cnn": ("name", "width", "depth", "kernel_size", "pool", "hidden", "norm", "norm_eps", "groups", "dropout"),
+    "examples_cnn": ("name", "conv_dropout", "norm", "norm_eps", "groups", "dropout"),
 }
 DROPOUT_KEYS = ("variant", "p", "input_p")
 
@@ -425,6 +426,7 @@ def validate_config(cfg: Mapping) -> list[str]:
                               f"has no spatial dimensions (one value per unit and sample): use batch, layer or "
                               f"group, or a CNN (model=cnn or examples_cnn)")
     check_number(cfg, "model.groups", low=1, integer=True, optional=select(cfg, "model.norm") != "group")
+    check_number(cfg, "model.norm_eps", low=0.0, low_open=True, optional=True)
     dropout = select(cfg, "model.dropout")
     if dropout is not None:
         if not isinstance(dropout, Mapping):

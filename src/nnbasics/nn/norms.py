@@ -158,17 +158,18 @@ NORMS = ("none", "batch", "layer", "group", "instance")
 SPATIAL_NORMS = ("instance",)  # need N x C x H x W input: not for an MLP
 
 
-def make_norm(kind: str, num_features: int, groups: int = 8) -> nn.Module | None:
+def make_norm(kind: str, num_features: int, groups: int = 8, eps: float = 1e-5) -> nn.Module | None:
     """The normalization Module of ``kind`` (none | batch | layer | group | instance) over ``num_features``
-    units or channels; None for ``none``."""
+    units or channels, with ``eps`` in sqrt(var + eps) (torch's 1e-5 by default; DLFS uses 1e-6);
+    None for ``none``."""
     if kind in (None, "none"):
         return None
     if kind == "batch":
-        return BatchNorm(num_features)
+        return BatchNorm(num_features, eps=eps)
     if kind == "layer":
-        return LayerNorm(num_features)
+        return LayerNorm(num_features, eps=eps)
     if kind == "group":
-        return GroupNorm(groups, num_features)
+        return GroupNorm(groups, num_features, eps=eps)
     if kind == "instance":
-        return InstanceNorm(num_features)
+        return InstanceNorm(num_features, eps=eps)
     raise ValueError(f"norm must be one of {', '.join(NORMS)}, not {kind!r}")

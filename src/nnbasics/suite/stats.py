@@ -206,11 +206,52 @@ def greater(a_values: Iterable[float] | float, b_values: Iterable[float] | float
     return less(b_values, a_values, k, paired)
 
 
-def checks_verdict(checks: dict[str, bool], note: str = "") -> tuple[bool, str]:
-    """(all checks hold, "check (ok); check (FAILED); ..."): the usual shape of a verdict built of
-    named conditions."""
-    text = "; ".join(f"{k} ({'ok' if v else 'FAILED'})" for k, v in checks.items())
-    return all(checks.values()), text + (f" {note}" if note else "")
+def lower(a_values: Iterable[float] | float, b_values: Iterable[float] | float, k: float = K_SE,
+          paired: bool = False) -> bool | None:
+    """A one-sided claim "a is below b" under the rule, three ways: True when mean_a < mean_b and
+    the two are ``separated``; False when mean_a > mean_b, separated (the seeds contradict the
+    claim); None when they are not separated (the difference is inside the seed spread: the seeds
+    cannot decide it either way, see ``checks_verdict``)."""
+    if less(a_values, b_values, k, paired):
+        return True
+    if less(b_values, a_values, k, paired):
+        return False
+    return None
+
+
+def higher(a_values: Iterable[float] | float, b_values: Iterable[float] | float, k: float = K_SE,
+           paired: bool = False) -> bool | None:
+    """``lower(b, a)``: "a is above b", True / False / None (not separated)."""
+    return lower(b_values, a_values, k, paired)
+
+
+def every(results: Iterable[bool | None]) -> bool | None:
+    """Several three-way results that must all hold: False when any is False, else None when any
+    is None (undecided), else True."""
+    results = list(results)
+    return False if any(r is False for r in results) else (None if any(r is None for r in results) else True)
+
+
+UNDECIDED = "inside the seed spread"
+"""How ``checks_verdict`` marks a check the seeds cannot decide (None)."""
+
+
+def checks_verdict(checks: dict[str, bool | None], note: str = "") -> tuple[bool | None, str]:
+    """The usual shape of a verdict built of named conditions: "check (ok); check (FAILED); check
+    (inside the seed spread)". Each check is True, False or None (a difference the seeds cannot
+    decide: ``lower`` / ``higher``). The verdict is False when any check failed, None (the reason
+    opening with ``INCONCLUSIVE``) when none failed and some could not be decided, else True: a
+    difference inside the seed spread neither holds a claim nor refutes it."""
+    def mark(v: bool | None) -> str:
+        return UNDECIDED if v is None else ("ok" if v else "FAILED")
+
+    values = list(checks.values())
+    text = "; ".join(f"{k} ({mark(v)})" for k, v in checks.items()) + (f" {note}" if note else "")
+    if any(v is False for v in values):
+        return False, text
+    if any(v is None for v in values):
+        return None, INCONCLUSIVE + text
+    return True, text
 
 
 STUCK = 0.95
