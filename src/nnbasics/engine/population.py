@@ -450,15 +450,24 @@ class Population:
 
     # --- checks before training ------------------------------------------------------------------
 
-    def _member_params(self, k: int) -> dict[str, Tensor]:
-        """Member k's parameters by the names of its own module: views into the stacked tensors."""
+    def _member_params(self, k: int, per_member: tuple[list, list] | None = None) -> dict[str, Tensor]:
+        """Member k's parameters by the names of its own module: views into the stacked tensors
+        (``per_member``: the stacked weights and biases already split by ``_unbound``)."""
+        weights, biases = per_member if per_member is not None else (self.net.weights, self.net.biases)
         out = {}
         for i, lin in enumerate(_linears(self.models[k])):
             name = self._linear_names[k][i]
-            out[f"{name}.weight" if name else "weight"] = self.net.weights[i][k]
+            out[f"{name}.weight" if name else "weight"] = weights[i][k]
             if lin.bias is not None:
-                out[f"{name}.bias" if name else "bias"] = self.net.biases[i][k]
+                out[f"{name}.bias" if name else "bias"] = biases[i][k]
         return out
+
+    def _unbound(self) -> tuple[list, list]:
+        """The stacked weights and biases split into their members by one ``unbind`` each: a
+        member's slice taken by indexing (``w[k]``) back-propagates into a zero tensor of the whole
+        stack, K of them per step (quadratic in K); one unbind's backward stacks the K gradients once."""
+        return ([w.unbind(0) for w in self.net.weights],
+                [b.unbind(0) if b is not None else None for b in self.net.biases])
 
     @property
     def _linear_names(self) -> list[list[str]]:
@@ -561,10 +570,10 @@ class Population:
     def _regularize(self) -> Tensor | None:
         from torch.func import functional_call
 
-        total = None
+        total, split = None, self._unbound()
         for k, (m, c) in enumerate(zip(self.models, self.cfgs)):
             r = functional_call(_Apply(m, lambda mod, reg=self.regs[k]: penalty(mod, reg)),
-                                {f"model.{n}": t for n, t in self._member_params(k).items()}, ())
+                                {f"model.{n}": t for n, t in self._member_params(k, split).items()}, ())
             if r is not None:
                 total = r if total is None else total + r
         return total
