@@ -440,11 +440,17 @@ def test_image_defaults_give_todays_tensors(tmp_path):
     assert torch.equal(legacy.train.x, new.train.x) and torch.equal(legacy.val.y, new.val.y)
 
 
-@pytest.mark.parametrize("scale, lo, hi", [("unit", 0.0, 1.0), ("raw", 0.0, 255.0)])
-def test_scale_unit_and_raw(tmp_path, scale, lo, hi):
+@pytest.mark.parametrize("scale, lo, hi", [("unit", 0.0, 1.0), ("raw", 0.0, 255.0), ("symmetric", -1.0, 1.0)])
+def test_scale_unit_raw_and_symmetric(tmp_path, scale, lo, hi):
+    """Each scale is the affine map of the pixels from [0, 255] onto [lo, hi]; symmetric is
+    torchvision's Normalize(0.5, 0.5) after ToTensor."""
     xtr, *_ = make_fake_mnist(tmp_path)
     bundle = data.load_data(cfg_for(tmp_path, scale=scale, split="first"))
-    ref = xtr.unsqueeze(1).float()[10:] * (hi / 255.0)
+    ref = lo + xtr.unsqueeze(1).float()[10:] * ((hi - lo) / 255.0)
+    if scale == "symmetric":
+        from torchvision.transforms import Normalize
+        twin = Normalize((0.5,), (0.5,))(xtr.unsqueeze(1).float()[10:] / 255.0)
+        assert torch.allclose(bundle.train.x, twin, atol=1e-6)
     assert torch.allclose(bundle.train.x, ref) and bundle.train.x.dtype == torch.float32
     assert bundle.train.x.min() >= lo and bundle.train.x.max() <= hi
 

@@ -28,6 +28,8 @@ BAD_INPUTS = [
     (["model.depth=-1"], "model.depth"),
     (["model.width=0"], "model.width"),
     (["model.width=-5"], "model.width"),
+    (["model.norm=batch", "model.norm_eps=0"], "model.norm_eps"),
+    (["model.norm=batch", "model.norm_eps=-1e-6"], "model.norm_eps"),
     (["model.width=2.5"], "model.width"),
     (["optimizer.lr=0"], "optimizer.lr"),
     (["optimizer.lr=-1"], "optimizer.lr"),

@@ -32,7 +32,7 @@ from nnbasics.errors import ConfigError, DataError
 IMAGE_SETS = ("mnist", "fashion_mnist", "cifar10")
 TOY_SETS = ("xor", "spiral", "circles", "moons", "blobs", "curve", "synthetic_linear")
 REGRESSION_SETS = ("curve", "synthetic_linear")
-SCALES = ("standardize", "unit", "raw")  # data.scale of an image set
+SCALES = ("standardize", "unit", "symmetric", "raw")  # data.scale of an image set
 SPLITS = ("random", "first", "last")     # data.split of an image set
 GEOMETRIES = ("nnbasics", "cs231n")      # data.geometry of the spiral
 DATASETS = IMAGE_SETS + TOY_SETS
@@ -400,7 +400,9 @@ def normalize(x_uint8: Tensor, name: str, device, scale: str = "standardize") ->
     """The pixels as floats on the target device, computed once (``data.scale``):
     standardize: x = (x / 255 - mean) / std per channel (the published constants above);
     unit: x = x / 255 in [0, 1] (Keras examples, deep-learning-from-scratch ``normalize=True``, d2l's
-    ``ToTensor``); raw: x in [0, 255] as floats (cs231n, with ``preprocess=mean`` for its mean image)."""
+    ``ToTensor``); symmetric: x = (x / 255 - 0.5) / 0.5 in [-1, 1] (the PyTorch tutorials' and DCGAN's
+    ``Normalize((0.5,) * C, (0.5,) * C)``); raw: x in [0, 255] as floats (cs231n, with ``preprocess=mean``
+    for its mean image)."""
     if scale not in SCALES:
         raise ValueError(f"unknown data.scale {scale!r}; valid: {', '.join(SCALES)}")
     if scale == "raw":
@@ -408,6 +410,8 @@ def normalize(x_uint8: Tensor, name: str, device, scale: str = "standardize") ->
     x = x_uint8.to(device).float().div_(255.0)
     if scale == "unit":
         return x
+    if scale == "symmetric":
+        return x.sub_(0.5).div_(0.5)
     mean, std = NORMALIZATION[name]
     shape = (1, -1, 1, 1)
     return x.sub_(torch.tensor(mean, device=device).view(shape)).div_(torch.tensor(std, device=device).view(shape))
