@@ -225,6 +225,18 @@ def higher(a_values: Iterable[float] | float, b_values: Iterable[float] | float,
     return lower(b_values, a_values, k, paired)
 
 
+def past(values: Iterable[float] | float, threshold: float, *, above: bool, k: float = K_SE) -> bool | None:
+    """``beyond`` three ways: True when the mean is past ``threshold`` on the claimed side (above,
+    or below with ``above=False``) by ``k`` standard errors, False when it is so on the other side,
+    None when the threshold lies inside the seed spread or no value is finite (the caller decides
+    what an arm with every seed diverged means for its claim)."""
+    if beyond(values, threshold, above=above, k=k):
+        return True
+    if beyond(values, threshold, above=not above, k=k):
+        return False
+    return None
+
+
 def every(results: Iterable[bool | None]) -> bool | None:
     """Several three-way results that must all hold: False when any is False, else None when any
     is None (undecided), else True."""
@@ -280,10 +292,12 @@ def train_test_gaps(results: dict[str, Sequence[dict]], ref: dict[str, Sequence[
     return rows, means, per_seed
 
 
-def gap_narrows(numbers: dict[str, list[float]], without: str, with_: str) -> tuple[bool, str]:
+def gap_narrows(numbers: dict[str, list[float]], without: str, with_: str) -> tuple[bool | None, str]:
     """The verdict of "a regularizer narrows the train-test gap": held when arm ``with_``'s per-seed
-    gaps are below arm ``without``'s, separated by the suite's rule (``less``)."""
+    gaps are below arm ``without``'s, separated by the suite's rule; not held when above, separated;
+    else inside the seed spread (``lower``)."""
     g0, g1 = numbers[f"{without}/gap"], numbers[f"{with_}/gap"]
-    return less(g1, g0), (f"train-test gap: {without} {fmt(*mean_std(g0))}, {with_} {fmt(*mean_std(g1))}; reduction "
-                          f"{mean(g0) - mean(g1):.3f} (held if smaller, separated by >= 2 standard errors); test acc "
+    held = lower(g1, g0)
+    return held, (INCONCLUSIVE if held is None else "") + (f"train-test gap: {without} {fmt(*mean_std(g0))}, {with_} {fmt(*mean_std(g1))}; reduction "
+                          f"{mean(g0) - mean(g1):.3f} (held if smaller, separated by >= 2 standard errors; not if larger, separated; else undecided); test acc "
                           f"{mean(numbers[f'{without}/test_acc']):.3f} -> {mean(numbers[f'{with_}/test_acc']):.3f}")
