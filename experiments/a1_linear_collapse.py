@@ -14,7 +14,7 @@ import math
 import torch
 
 from nnbasics.suite.context import Context, Outcome
-from nnbasics.suite.stats import beyond, checks_verdict, fmt, greater, md_table, mean, mean_std, separated
+from nnbasics.suite.stats import checks_verdict, every, fmt, greater, higher, md_table, mean, mean_std, past, separated
 from nnbasics.viz.figures import new_figure
 
 ID = "A1"
@@ -51,11 +51,12 @@ def verdict(numbers: dict) -> tuple[bool | None, str]:
         f"linear on XOR {mean(n['xor_linear']):.3f} not above 3/4 (+ 2 binomial SE on {n['xor_n_val']} points: "
         f"{bound:.3f})": mean(n["xor_linear"]) <= bound,
         f"tanh MLP on XOR {mean(n['xor_mlp']):.3f} above that bound {bound:.3f} and above the linear model, "
-        "separated": beyond(n["xor_mlp"], bound, above=True) and greater(n["xor_mlp"], n["xor_linear"]),
+        "separated": every([past(n["xor_mlp"], bound, above=True), higher(n["xor_mlp"], n["xor_linear"])]),
+        # a claim of no difference: only deep linear above one linear layer, separated, refutes it
         f"deep linear {mean(n['deep_linear']):.4f} not separated above one linear layer {mean(n['linear']):.4f}":
             not greater(n["deep_linear"], n["linear"]),
         f"deep ReLU {mean(n['deep_relu']):.4f} above linear and deep linear, separated":
-            greater(n["deep_relu"], n["linear"]) and greater(n["deep_relu"], n["deep_linear"]),
+            every([higher(n["deep_relu"], n["linear"]), higher(n["deep_relu"], n["deep_linear"])]),
         f"product-map difference {n['collapse_error']:.1e} <= {COLLAPSE_TOL}": n["collapse_error"] <= COLLAPSE_TOL,
     }
     return checks_verdict(checks, "(val accuracies per seed; differences separated by >= 2 standard errors)")

@@ -14,7 +14,7 @@ import math
 import torch
 
 from nnbasics.suite.context import Context, Outcome
-from nnbasics.suite.stats import beyond, chance_acc, checks_verdict, finite, fmt, less, md_table, mean, mean_std
+from nnbasics.suite.stats import chance_acc, checks_verdict, every, finite, fmt, lower, md_table, mean, mean_std, past
 from nnbasics.viz.figures import new_figure
 
 ID = "I1"
@@ -80,11 +80,15 @@ def verdict(numbers: dict) -> tuple[bool | None, str]:
     for a in (a for a in ARMS if a != "He (control)"):
         spread, acc = max(numbers[f"{a}/unit_spread"]), numbers[f"{a}/val_acc"]
         checks[f"{a}: spread {spread:.1e} < {IDENTICAL:g}"] = spread < IDENTICAL
+        # three ways: below both, separated -> ok; above either, separated -> FAILED; else inside the seed spread.
+        # An arm with every seed diverged has no accuracy to read: FAILED (as its nan spread fails the check above)
         checks[f"{a}: val acc {mean(acc):.3f} < {near:.3f} (2.5 / {numbers['classes']} classes), below He's, "
-               "separated"] = beyond(acc, near, above=False) and less(acc, ctrl)
+               "separated"] = every([past(acc, near, above=False), lower(acc, ctrl)]) if finite(acc) else False
+    # the control: its spread is a fixed condition; its accuracy above chance three ways (every seed diverged: FAILED)
     checks[f"He control: spread {max(numbers['He (control)/unit_spread']):.2f} >= {IDENTICAL:g}, val acc "
-           f"{mean(ctrl):.3f} above chance {chance_acc(numbers['classes']):.3f}, separated"] = (
-        max(numbers["He (control)/unit_spread"]) >= IDENTICAL and beyond(ctrl, chance_acc(numbers["classes"]), above=True))
+           f"{mean(ctrl):.3f} above chance {chance_acc(numbers['classes']):.3f}, separated"] = every([
+        max(numbers["He (control)/unit_spread"]) >= IDENTICAL,
+        past(ctrl, chance_acc(numbers["classes"]), above=True) if finite(ctrl) else False])
     return checks_verdict(checks)
 
 

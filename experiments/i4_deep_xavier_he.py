@@ -14,8 +14,8 @@ from __future__ import annotations
 import math
 
 from nnbasics.suite.context import Context, Outcome
-from nnbasics.suite.stats import (INCONCLUSIVE, beyond, chance_loss, curve_at, fmt, md_table, mean, mean_std, smooth,
-                                  stuck_loss)
+from nnbasics.suite.stats import (INCONCLUSIVE, beyond, chance_loss, curve_at, finite, fmt, md_table, mean, mean_std, past,
+                                  smooth, stuck_loss)
 from nnbasics.viz.figures import new_figure
 
 ID = "I4"
@@ -80,15 +80,21 @@ def verdict(numbers: dict) -> tuple[bool | None, str]:
     xa, he = numbers["Xavier (Glorot normal)/train_loss"], numbers["He normal/train_loss"]
     c = numbers["classes"]
     stuck, conv = stuck_loss(c), CONVERGED * chance_loss(c)
-    stalled = mean(xa) >= stuck
-    converged = all(v < conv for v in he) and beyond(he, conv, above=False)
+    stalled = mean(xa) >= stuck  # a fixed condition on the mean
+    # He's mean against the bound, three ways: below it by 2 standard errors / above it by 2 / inside the spread
+    below = past(he, conv, above=False)
+    converged = all(v < conv for v in he) and below is True
     text = (f"final training loss: Xavier {fmt(*mean_std(xa))} (stalled if >= {stuck:.3f} = 0.95 ln {c}), He "
             f"{fmt(*mean_std(he))} [{', '.join(f'{v:.3f}' for v in he)}] (converged if every seed and the mean + 2 "
             f"standard errors < {conv:.3f} = {CONVERGED} ln {c})")
     if not stalled:
         return False, text
+    if not finite(he):
+        return False, "He diverged in every seed; " + text
     if converged:
         return True, text
+    if below is None:
+        return None, INCONCLUSIVE + "He's mean is inside the seed spread of the bound; " + text
     if beyond(he, stuck, above=False):
         return None, INCONCLUSIVE + "He left chance but did not converge in every seed; " + text
     return False, text

@@ -23,7 +23,7 @@ import math
 
 from nnbasics.data.datasets import load_data
 from nnbasics.suite.context import Context, Outcome
-from nnbasics.suite.stats import INCONCLUSIVE, fmt, fmt_values, greater, md_table, mean, mean_std, separated
+from nnbasics.suite.stats import INCONCLUSIVE, fmt, fmt_values, higher, md_table, mean, mean_std, separated
 from nnbasics.viz.figures import new_figure
 
 ID = "O5"
@@ -64,13 +64,18 @@ def verdict(numbers: dict) -> tuple[bool | None, str]:
     large = sorted(int(b) for b in acc["linear"] if int(b) >= LARGE * base_batch)
     if not large:
         return None, INCONCLUSIVE + f"no batch of at least {LARGE} x {base_batch} was run"
-    wins = {b: near[b] and greater(acc["linear"][str(b)], acc["fixed"][str(b)]) for b in large}
+    # per large batch, three ways: not within TOL of the base (a fixed margin on the means) -> no; within it and
+    # above the fixed arm, separated -> ok; below it, separated -> no; else inside the seed spread (undecided)
+    wins = {b: higher(acc["linear"][str(b)], acc["fixed"][str(b)]) if near[b] else False for b in large}
+    held = True if any(w is True for w in wins.values()) else (None if any(w is None for w in wins.values()) else False)
+    mark = {True: "ok", False: "no", None: "inside the seed spread"}
     text = (f"base batch {base_batch}: val acc {mean(acc['fixed'][str(base_batch)]) * 100:.2f} %; "
             + "; ".join(f"batch {b}: linear {mean(acc['linear'][str(b)]) * 100:.2f} % vs fixed "
-                        f"{mean(acc['fixed'][str(b)]) * 100:.2f} % ({'ok' if wins[b] else 'no'})" for b in large)
+                        f"{mean(acc['fixed'][str(b)]) * 100:.2f} % ({mark[wins[b]]})" for b in large)
             + f"; held if at some batch >= {LARGE} x {base_batch} the linear arm is within {TOL * 100:g} pt of the base "
-              "and beats the fixed arm, separated by >= 2 standard errors (per-seed values, diverged = 0)")
-    return any(wins.values()), text
+              "and beats the fixed arm, separated by >= 2 standard errors (per-seed values, diverged = 0); not held if "
+              "at every such batch it is not within that margin or is below the fixed arm, separated; else undecided")
+    return held, (INCONCLUSIVE if held is None else "") + text
 
 
 def differs(numbers: dict, budget: str) -> str:
