@@ -35,7 +35,7 @@ from __future__ import annotations
 import math
 
 from nnbasics.suite.context import Context, Outcome
-from nnbasics.suite.stats import INCONCLUSIVE, first_at, fmt, higher, md_table, mean_std
+from nnbasics.suite.stats import INCONCLUSIVE, first_at, fmt, higher, md_table, mean_std, three_way
 from nnbasics.viz.figures import new_figure
 
 ID = "A2"
@@ -108,7 +108,7 @@ def verdict(numbers: dict) -> tuple[bool | None, str]:
     if bound == "":
         # the ratio of the means is a fixed bar: below it the claim fails; at or above it the seeds decide
         held = False if ratio < RATIO_HELD else apart
-        return held, (INCONCLUSIVE if held is None else "") + text
+        return three_way(held, text)
     if bound == ">=":  # tanh never got there: the true ratio is at least this
         return (True, text) if ratio >= RATIO_HELD and apart is True else (None, INCONCLUSIVE + "tanh censored; " + text)
     # ReLU never got there in some seed: the true ratio is at most this
@@ -163,7 +163,7 @@ def run(ctx: Context) -> Outcome:
     )
     base = data + ["optimizer=momentum", "optimizer.momentum=0.9", "scheduler=constant", "regularization=none",
                    "preprocess=none", "eval_every=1000"]
-    first, rest = ctx.seeds[0], ctx.seeds[1:]
+    first = ctx.seeds[0]
 
     sweep, chosen, results, to25 = {}, {}, {}, {}
     for model, (over, grid) in models.items():

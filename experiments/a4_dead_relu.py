@@ -14,7 +14,7 @@ from __future__ import annotations
 import math
 
 from nnbasics.suite.context import Context, Outcome
-from nnbasics.suite.stats import INCONCLUSIVE, every, fmt, higher, md_table, mean, mean_std
+from nnbasics.suite.stats import INCONCLUSIVE, every, fmt, higher, md_table, mean, mean_std, three_way
 from nnbasics.viz.figures import new_figure
 
 ID = "A4"
@@ -62,9 +62,9 @@ def verdict(numbers: dict) -> tuple[bool | None, str]:
     high = dead[high_lr]
     # three ways: above both, separated -> held; below either, separated -> not; else inside the seed spread
     held = every([higher(high, low), higher(high, init)])
-    return held, (INCONCLUSIVE if held is None else "") + (f"dead fraction at the smallest lr {lrs[0]:g}: {mean(low):.3f}, at init {mean(init):.3f}; most dead "
+    return three_way(held, (f"dead fraction at the smallest lr {lrs[0]:g}: {mean(low):.3f}, at init {mean(init):.3f}; most dead "
                   f"at a larger non-diverged lr ({high_lr:g}): {mean(high):.3f} (held if above both, separated by "
-                  ">= 2 standard errors; not if below either, separated; else inside the seed spread)")
+                  ">= 2 standard errors; not if below either, separated; else inside the seed spread)"))
 
 
 def _dead_fraction(model, x, batch: int = 2000) -> tuple[float, list[float]]:

@@ -17,7 +17,7 @@ import random
 import statistics
 
 from nnbasics.suite.context import Context, Outcome
-from nnbasics.suite.stats import INCONCLUSIVE, UNDECIDED, every, fmt, higher, md_table, mean, mean_std
+from nnbasics.suite.stats import every, fmt, higher, mark, md_table, mean, mean_std, three_way
 from nnbasics.viz.figures import new_figure
 
 ID = "H1"
@@ -87,12 +87,11 @@ def verdict(numbers: dict) -> tuple[bool | None, str]:
     s1, s2 = numbers["val_stage1"], numbers["val_stage2"]
     rises = higher(s2, s1)  # three ways: above, separated / below, separated / inside the seed spread (None)
     held = every([overlap, rises])
-    mark = UNDECIDED if rises is None else ("ok" if rises else "FAILED")
-    return held, (INCONCLUSIVE if held is None else "") + (
-        f"stage 2 trials' val acc {mean(s2):.3f} above stage 1's {mean(s1):.3f}, separated: {mark}; "
+    return three_way(held, (
+        f"stage 2 trials' val acc {mean(s2):.3f} above stage 1's {mean(s1):.3f}, separated: {mark(rises)}; "
         f"narrowed lr range [{numbers['lr_low']:.3g}, {numbers['lr_high']:.3g}] overlaps the source's "
         f"[{REF_LR[0]:g}, {REF_LR[1]:g}]: {'ok' if overlap else 'FAILED'}; chosen config test acc "
-        f"{fmt(*mean_std(numbers['test_acc_seeds']))} (source: best val 0.84)")
+        f"{fmt(*mean_std(numbers['test_acc_seeds']))} (source: best val 0.84)"))
 
 
 def _sample(rng: random.Random, ranges: dict) -> dict:

@@ -14,7 +14,7 @@ import math
 import numpy as np
 
 from nnbasics.suite.context import Context, Outcome
-from nnbasics.suite.stats import INCONCLUSIVE, beyond, chance_acc, finite, fmt, md_table, mean_std
+from nnbasics.suite.stats import beyond, chance_acc, finite, fmt, md_table, mean_std, three_way
 from nnbasics.viz.figures import new_figure
 
 ID = "I5"
@@ -110,11 +110,11 @@ def verdict(numbers: dict) -> tuple[bool | None, str]:
         None if holds(nb + maybe["with BN"], nn_) else False)
     undecided = "".join(f"; {maybe[arm]} std{'s' if maybe[arm] != 1 else ''} {arm} inside the seed spread of the bound"
                         for arm in ("with BN", "without BN") if maybe[arm])
-    return held, (INCONCLUSIVE if held is None else "") + (
+    return three_way(held, (
         f"stds that train: with BN {nb}/{n} (held if >= {BN_SHARE:.0%} of them), without BN {nn_}/{n} (BN must train "
         f"at least {MARGIN_SHARE:.0%} of the stds more){undecided}; a std trains when its mean final train acc is "
         f"above {bound:.3f} (halfway from chance 1/{numbers['classes']} to 1) by >= 2 standard errors, and does not "
-        "when below it so or when every seed diverged")
+        "when below it so or when every seed diverged"))
 
 
 def run(ctx: Context) -> Outcome:

@@ -12,7 +12,7 @@ the test split is read once per run, at its end.
 from __future__ import annotations
 
 from nnbasics.suite.context import Context, Outcome
-from nnbasics.suite.stats import INCONCLUSIVE, UNDECIDED, every, finite, fmt, greater, md_table, mean, mean_std
+from nnbasics.suite.stats import INCONCLUSIVE, every, finite, fmt, greater, mark, md_table, mean, mean_std, three_way
 from nnbasics.viz.figures import new_figure
 
 ID = "L2"
@@ -58,13 +58,10 @@ def verdict(numbers: dict) -> tuple[bool | None, str]:
     no_better = not greater(mse, best)
     held = every([same, no_better])
 
-    def mark(v: bool | None) -> str:
-        return UNDECIDED if v is None else ("ok" if v else "FAILED")
-
-    return held, (INCONCLUSIVE if held is None else "") + (
+    return three_way(held, (
         f"test acc: cross-entropy {mean(ce):.4f}, hinge {mean(hi):.4f} (|diff| {abs(mean(ce) - mean(hi)):.4f}, held if "
         f"<= {CE_HINGE_TOL}, not if above it by >= 2 standard errors: {mark(same)}), MSE {mean(mse):.4f} (held if not "
-        f"above the better of the two by >= 2 standard errors: {mark(no_better)})")
+        f"above the better of the two by >= 2 standard errors: {mark(no_better)})"))
 
 
 def differs(numbers: dict, budget: str) -> str:

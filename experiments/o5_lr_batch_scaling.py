@@ -23,7 +23,7 @@ import math
 
 from nnbasics.data.datasets import load_data
 from nnbasics.suite.context import Context, Outcome
-from nnbasics.suite.stats import INCONCLUSIVE, fmt, fmt_values, higher, md_table, mean, mean_std, separated
+from nnbasics.suite.stats import INCONCLUSIVE, fmt, fmt_values, higher, md_table, mean, mean_std, separated, three_way
 from nnbasics.viz.figures import new_figure
 
 ID = "O5"
@@ -75,7 +75,7 @@ def verdict(numbers: dict) -> tuple[bool | None, str]:
             + f"; held if at some batch >= {LARGE} x {base_batch} the linear arm is within {TOL * 100:g} pt of the base "
               "and beats the fixed arm, separated by >= 2 standard errors (per-seed values, diverged = 0); not held if "
               "at every such batch it is not within that margin or is below the fixed arm, separated; else undecided")
-    return held, (INCONCLUSIVE if held is None else "") + text
+    return three_way(held, text)
 
 
 def differs(numbers: dict, budget: str) -> str:

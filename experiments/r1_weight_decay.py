@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from nnbasics.suite.context import Context, Outcome
 from nnbasics.suite.curves import plot_metric
-from nnbasics.suite.stats import K_SE, finite, fmt, gap_narrows, mean, mean_std, md_table, std_err, train_test_gaps
+from nnbasics.suite.stats import arm_accuracies, gap_change, gap_narrows, md_table, train_test_gaps
 from nnbasics.viz.figures import new_figure
 
 ID = "R1"
@@ -41,26 +41,13 @@ def differs(numbers: dict, budget: str) -> str:
     """Why ours may differ, written from the run's numbers (``<arm>/train_acc``, ``<arm>/test_acc``,
     ``<arm>/gap``, per seed): both arms beside the source's one run, and the seed spread the gap
     reduction must clear (2 standard errors of the difference)."""
-    def arm(a: str) -> tuple[list, list, list]:
-        return tuple(list(numbers.get(f"{a}/{k}") or []) for k in ("train_acc", "test_acc", "gap"))
-
-    def acc(tr: list, te: list) -> str:
-        return (f"train {fmt(*mean_std(tr))} / " if finite(tr) else "") + f"test {fmt(*mean_std(te))}"
-
-    (tr0, te0, g0), (tr1, te1, g1) = arm("lambda 0"), arm("lambda 0.1")
-    n = min(len(finite(g0)), len(finite(g1)))
+    n, gap = gap_change(numbers, "lambda 0", "lambda 0.1")
     setup = ("toy spiral data (60 points, 32-unit layers), not the source's MNIST setting" if budget == "smoke" else
              "the protocol (the DLFS overlay: the first 300 MNIST training images as pixels / 255, He on every layer, "
              "601 updates of SGD 0.01 with batches drawn with replacement), lambda 0.1 and lambda 0")
     text = (f"At budget={budget} ours runs {setup}, {n} seed{'s' if n != 1 else ''} per arm. lambda 0.1 ended at "
-            f"{acc(tr1, te1)} (the source's one run: train 0.93 / test 0.72), lambda 0 at {acc(tr0, te0)} (source: "
-            f"train about 1.0 / test about 0.75).")
-    d = mean(g0) - mean(g1)
-    if finite(g0) and finite(g1):
-        se = (std_err(g0) ** 2 + std_err(g1) ** 2) ** 0.5
-        change = f"narrowed by {d:.3f}" if d >= 5e-4 else (f"widened by {-d:.3f}" if d <= -5e-4 else "did not change")
-        text += (f" The gap {change} ({fmt(*mean_std(g0))} -> {fmt(*mean_std(g1))}); {K_SE:g} standard errors of the "
-                 f"difference over these seeds are {fmt(K_SE * se)}.")
+            f"{arm_accuracies(numbers, 'lambda 0.1')} (the source's one run: train 0.93 / test 0.72), lambda 0 at "
+            f"{arm_accuracies(numbers, 'lambda 0')} (source: train about 1.0 / test about 0.75)." + gap)
     return text + (" With 300 training images the end point depends strongly on the seed (initial weights and the "
                    "batches drawn), and the source's numbers are one run: a few seeds may not separate a reduction "
                    "of the source's size (about 0.04: gap about 0.25 -> 0.21) from the spread, nor match its single "

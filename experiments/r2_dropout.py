@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from nnbasics.suite.context import Context, Outcome
 from nnbasics.suite.curves import plot_metric
-from nnbasics.suite.stats import K_SE, finite, fmt, gap_narrows, mean, mean_std, md_table, std_err, train_test_gaps
+from nnbasics.suite.stats import arm_accuracies, finite, gap_change, gap_narrows, mean_std, md_table, train_test_gaps
 from nnbasics.viz.figures import new_figure
 
 ID = "R2"
@@ -46,27 +46,16 @@ def differs(numbers: dict, budget: str) -> str:
     """Why ours may differ, written from the run's numbers (``<arm>/train_acc``, ``<arm>/test_acc``,
     ``<arm>/gap``, per seed): both arms beside the source's one run, the seed spread of the dropout
     net, and the spread the gap reduction must clear (2 standard errors of the difference)."""
-    def arm(a: str) -> tuple[list, list, list]:
-        return tuple(list(numbers.get(f"{a}/{k}") or []) for k in ("train_acc", "test_acc", "gap"))
-
-    def acc(tr: list, te: list) -> str:
-        return (f"train {fmt(*mean_std(tr))} / " if finite(tr) else "") + f"test {fmt(*mean_std(te))}"
-
-    (tr0, te0, g0), (tr1, te1, g1) = arm("no dropout"), arm("dropout 0.2")
-    n = min(len(finite(g0)), len(finite(g1)))
+    n, gap = gap_change(numbers, "no dropout", "dropout 0.2")
     setup = ("toy spiral data (60 points, 32-unit layers), not the source's MNIST setting" if budget == "smoke" else
              "the protocol (the DLFS overlay: the first 300 MNIST training images as pixels / 255, vanilla dropout 0.2 "
              "after every ReLU, 903 updates of SGD 0.01 with batches drawn with replacement) and the same net without "
              "dropout")
     text = (f"At budget={budget} ours runs {setup}, {n} seed{'s' if n != 1 else ''} per arm; train accuracy is read "
-            f"in evaluation mode (dropout off). Dropout 0.2 ended at {acc(tr1, te1)} (the source's one run: train 0.67 "
-            f"/ test 0.548), no dropout at {acc(tr0, te0)} (source: train about 1.0 / test about 0.75).")
-    if finite(g0) and finite(g1):
-        d = mean(g0) - mean(g1)
-        se = (std_err(g0) ** 2 + std_err(g1) ** 2) ** 0.5
-        change = f"narrowed by {d:.3f}" if d >= 5e-4 else (f"widened by {-d:.3f}" if d <= -5e-4 else "did not change")
-        text += (f" The gap {change} ({fmt(*mean_std(g0))} -> {fmt(*mean_std(g1))}); {K_SE:g} standard errors of the "
-                 f"difference over these seeds are {fmt(K_SE * se)}.")
+            f"in evaluation mode (dropout off). Dropout 0.2 ended at {arm_accuracies(numbers, 'dropout 0.2')} (the "
+            f"source's one run: train 0.67 / test 0.548), no dropout at {arm_accuracies(numbers, 'no dropout')} "
+            f"(source: train about 1.0 / test about 0.75)." + gap)
+    te0, te1 = (list(numbers.get(f"{a}/test_acc") or []) for a in ("no dropout", "dropout 0.2"))
     s0, s1 = mean_std(te0)[1], mean_std(te1)[1]
     if finite([s0, s1]):
         text += f" The test accuracy's seed std is {s1:.3f} with dropout and {s0:.3f} without."

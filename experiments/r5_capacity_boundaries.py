@@ -35,7 +35,7 @@ from __future__ import annotations
 import math
 
 from nnbasics.suite.context import Context, Outcome
-from nnbasics.suite.stats import INCONCLUSIVE, UNDECIDED, every, fmt, higher, lower, md_table, mean, mean_std
+from nnbasics.suite.stats import every, fmt, higher, lower, mark, md_table, mean, mean_std, three_way
 from nnbasics.viz.figures import new_figure
 
 ID = "R5"
@@ -151,9 +151,6 @@ def verdict(numbers: dict) -> tuple[bool | None, str]:
     ``big`` (the net names of the small nets and of the big net per L2, in ``l2s`` order)."""
     parts, texts = [], []
 
-    def mark(v: bool | None) -> str:
-        return UNDECIDED if v is None else ("ok" if v else "fails")
-
     for dname, res in numbers["per_seed"].items():
         best_small = max(numbers["small"], key=lambda n: mean(res[n]["val"]))
         best_big = max(numbers["big"], key=lambda n: mean(res[n]["val"]))
@@ -170,9 +167,9 @@ def verdict(numbers: dict) -> tuple[bool | None, str]:
                      f"L2 0 {mean(first):.4f}, separated, Spearman(L2, length) {rho:+.2f} (<= {SMOOTH_RANK}) "
                      f"({mark(b_ok)})")
     held = every(parts)
-    return held, (INCONCLUSIVE if held is None else "") + "; ".join(texts) + (
+    return three_way(held, "; ".join(texts) + (
         ". Held if both parts hold on every data set (separated = >= 2 standard errors; a difference inside the "
-        "seed spread is undecided, and then so is the verdict unless a part fails).")
+        "seed spread is undecided, and then so is the verdict unless a part fails)."))
 
 
 def run(ctx: Context) -> Outcome:

@@ -24,7 +24,7 @@ from omegaconf import OmegaConf
 
 from nnbasics.data import datasets as data_mod
 from nnbasics.suite.context import Outcome
-from nnbasics.suite.stats import INCONCLUSIVE, every, greater, less, lower, mean
+from nnbasics.suite.stats import every, greater, less, lower, mark, mean, three_way
 from nnbasics.nn import losses
 from nnbasics.nn.models import build_model, count_parameters
 
@@ -117,15 +117,12 @@ def verdict(numbers: dict) -> tuple[bool | None, str]:
         depth = None if (len(wins) + len(open_)) / len(matched) >= MIN_DEPTH_WIN_FRACTION else False
     held = every([*ua.values(), depth])
 
-    def mark(r: bool | None) -> str:
-        return "inside the seed spread" if r is None else ("ok" if r else "FAILED")
-
-    return held, (INCONCLUSIVE if held is None else "") + (
+    return three_way(held, (
         "one hidden layer's test MSE falls with width (largest below smallest, no rise between widths, separated): "
         + ", ".join(f"{f} {mark(r)}" for f, r in ua.items())
         + f"; at equal parameter count the {DEEP_DEPTH}-hidden-layer net is lower, separated, in {len(wins)} of "
           f"{len(matched)} pairs ({frac:.0%}), {len(open_)} pair{'s' if len(open_) != 1 else ''} inside the seed "
-          f"spread (needs {MIN_DEPTH_WIN_FRACTION:.0%}: {mark(depth) if matched else 'no parameter-matched pair'})")
+          f"spread (needs {MIN_DEPTH_WIN_FRACTION:.0%}: {mark(depth) if matched else 'no parameter-matched pair'})"))
 
 
 def deep_width(shallow_params: int, depth: int = DEEP_DEPTH) -> int:

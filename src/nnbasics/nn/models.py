@@ -276,7 +276,7 @@ def build_model(cfg: Mapping, in_shape: tuple[int, ...], out_features: int) -> n
     name = m["name"]
     common = dict(activation=cfg["activation"], init=cfg["init"], dropout=dropout_settings(cfg),
                   norm=str(m.get("norm", "none") or "none"), groups=int(m.get("groups", 8) or 8),
-                  norm_eps=float(m.get("norm_eps") if m.get("norm_eps") is not None else 1e-5),
+                  norm_eps=float(m.get("norm_eps") or 1e-5),  # 0 and below are refused by validate_config
                   input_noise=float(_first(cfg, "regularization.input_noise", default=0.0)))
     if name in ("mlp", "linear"):
         return MLP(math.prod(in_shape), out_features, widths=hidden_widths(m), **common)

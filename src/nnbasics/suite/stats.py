@@ -245,25 +245,27 @@ def every(results: Iterable[bool | None]) -> bool | None:
 
 
 UNDECIDED = "inside the seed spread"
-"""How ``checks_verdict`` marks a check the seeds cannot decide (None)."""
+"""How a check the seeds cannot decide (None) is marked in a verdict's text."""
+
+
+def mark(result: bool | None) -> str:
+    """A three-way check's mark in a verdict's text: ok, FAILED or inside the seed spread."""
+    return UNDECIDED if result is None else ("ok" if result else "FAILED")
+
+
+def three_way(held: bool | None, text: str) -> tuple[bool | None, str]:
+    """A verdict ``(held, reason)`` whose reason opens with ``INCONCLUSIVE`` when ``held`` is None."""
+    return held, (INCONCLUSIVE if held is None else "") + text
 
 
 def checks_verdict(checks: dict[str, bool | None], note: str = "") -> tuple[bool | None, str]:
     """The usual shape of a verdict built of named conditions: "check (ok); check (FAILED); check
     (inside the seed spread)". Each check is True, False or None (a difference the seeds cannot
-    decide: ``lower`` / ``higher``). The verdict is False when any check failed, None (the reason
-    opening with ``INCONCLUSIVE``) when none failed and some could not be decided, else True: a
-    difference inside the seed spread neither holds a claim nor refutes it."""
-    def mark(v: bool | None) -> str:
-        return UNDECIDED if v is None else ("ok" if v else "FAILED")
-
-    values = list(checks.values())
+    decide: ``lower`` / ``higher``). The verdict is ``every`` of them: False when any check failed,
+    None (the reason opening with ``INCONCLUSIVE``) when none failed and some could not be decided,
+    else True: a difference inside the seed spread neither holds a claim nor refutes it."""
     text = "; ".join(f"{k} ({mark(v)})" for k, v in checks.items()) + (f" {note}" if note else "")
-    if any(v is False for v in values):
-        return False, text
-    if any(v is None for v in values):
-        return None, INCONCLUSIVE + text
-    return True, text
+    return three_way(every(checks.values()), text)
 
 
 STUCK = 0.95
@@ -292,12 +294,34 @@ def train_test_gaps(results: dict[str, Sequence[dict]], ref: dict[str, Sequence[
     return rows, means, per_seed
 
 
+def arm_accuracies(numbers: dict, arm: str) -> str:
+    """"train 0.90 ± 0.05 / test 0.71 ± 0.03" from an arm's per-seed ``<arm>/train_acc`` and
+    ``<arm>/test_acc`` (train left out when the run did not record it)."""
+    tr, te = (list(numbers.get(f"{arm}/{k}") or []) for k in ("train_acc", "test_acc"))
+    return (f"train {fmt(*mean_std(tr))} / " if finite(tr) else "") + f"test {fmt(*mean_std(te))}"
+
+
+def gap_change(numbers: dict, without: str, with_: str) -> tuple[int, str]:
+    """For "why ours may differ" of a gap-narrowing claim: the number of seeds both arms finished
+    and the sentence saying how the train-test gap (``<arm>/gap`` per seed) moved, against ``K_SE``
+    standard errors of the difference ("" when an arm has no finite gap)."""
+    g0, g1 = (list(numbers.get(f"{a}/gap") or []) for a in (without, with_))
+    n = min(len(finite(g0)), len(finite(g1)))
+    if not (finite(g0) and finite(g1)):
+        return n, ""
+    d = mean(g0) - mean(g1)
+    se = (std_err(g0) ** 2 + std_err(g1) ** 2) ** 0.5
+    change = f"narrowed by {d:.3f}" if d >= 5e-4 else (f"widened by {-d:.3f}" if d <= -5e-4 else "did not change")
+    return n, (f" The gap {change} ({fmt(*mean_std(g0))} -> {fmt(*mean_std(g1))}); {K_SE:g} standard errors of the "
+               f"difference over these seeds are {fmt(K_SE * se)}.")
+
+
 def gap_narrows(numbers: dict[str, list[float]], without: str, with_: str) -> tuple[bool | None, str]:
     """The verdict of "a regularizer narrows the train-test gap": held when arm ``with_``'s per-seed
     gaps are below arm ``without``'s, separated by the suite's rule; not held when above, separated;
     else inside the seed spread (``lower``)."""
     g0, g1 = numbers[f"{without}/gap"], numbers[f"{with_}/gap"]
     held = lower(g1, g0)
-    return held, (INCONCLUSIVE if held is None else "") + (f"train-test gap: {without} {fmt(*mean_std(g0))}, {with_} {fmt(*mean_std(g1))}; reduction "
+    return three_way(held, f"train-test gap: {without} {fmt(*mean_std(g0))}, {with_} {fmt(*mean_std(g1))}; reduction "
                           f"{mean(g0) - mean(g1):.3f} (held if smaller, separated by >= 2 standard errors; not if larger, separated; else undecided); test acc "
                           f"{mean(numbers[f'{without}/test_acc']):.3f} -> {mean(numbers[f'{with_}/test_acc']):.3f}")
