@@ -229,11 +229,16 @@ def run(ctx: Context) -> Outcome:
         bundle = load_data(ctx.compose(base + data_over).data, device="cpu")
         x, y = bundle.train.x[:PROBE_N], bundle.train.y[:PROBE_N]
         stats: dict[str, dict] = {}
+        # the LR grids of every arm in one call, unmonitored and without checkpoints (only their val acc is read):
+        # arms that differ in the activation only train as one population (maxout trains alone)
+        tuned = ctx.tune_arms({f"{dataset}/{arm}/tune": base + data_over + over + [f"epochs={TUNE_EPOCHS}", "monitor=off",
+                                                                                  "checkpoint=false"]
+                               for arm, over in ARMS.items()}, grid) if len(grid) > 1 else {}
         for arm, over in ARMS.items():
             overrides = base + data_over + over
             lr, tune = grid[0], {}  # a grid of one: nothing to tune
             if len(grid) > 1:
-                lr, tried = ctx.tune_lr(overrides + [f"epochs={TUNE_EPOCHS}"], grid, name=f"{dataset}/{arm}/tune")
+                lr, tried = tuned[f"{dataset}/{arm}/tune"]
                 tune = {v: t.runs[0]["val/acc"] for v, t in tried.items()}
             runs = ctx.train_seeds(overrides + [f"optimizer.lr={lr}"], name=f"{dataset}/{arm}")
             at_init, at_end = [], []

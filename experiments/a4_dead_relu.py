@@ -100,8 +100,9 @@ def run(ctx: Context) -> Outcome:
     ) + ["model.depth=2", "activation=relu", "init=he_normal", "init.bias=0.0", "optimizer=sgd", "scheduler=constant",
          "regularization=none", "checkpoint=true", "eval_every=1000"]
     dead, per_layer, accs, diverged, init_dead = {}, {}, {}, {}, []
+    trained = ctx.train_arms({f"lr {lr}": base + [f"optimizer.lr={lr}"] for lr in lrs})  # one population where the engine can
     for lr in lrs:
-        runs = ctx.train_seeds(base + [f"optimizer.lr={lr}"], name=f"lr {lr}")
+        runs = trained[f"lr {lr}"]
         dead[lr], per_layer[lr], accs[lr], diverged[lr] = [], [], [], 0
         for r in runs:
             if r.get("status") != "completed":

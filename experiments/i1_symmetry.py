@@ -125,8 +125,8 @@ def run(ctx: Context) -> Outcome:
          "divergence_factor=null"]
     rows, numbers, curves = [], {}, {}
     per_seed = {"classes": ctx.classes(base), "majority_share": majority_share(ctx, base)}
-    for arm, over in ARMS.items():
-        runs = ctx.train_seeds(base + over, name=arm)
+    trained = ctx.train_arms({arm: base + over for arm, over in ARMS.items()})  # one population where the engine can
+    for arm, runs in trained.items():
         # a run that diverged has no trained weights to look at: its spread is nan (the check then fails)
         spreads = [unit_spread(ctx.model_of(r)[0]) if r.get("status") == "completed" else float("nan") for r in runs]
         val = [r["val/acc"] for r in runs]

@@ -122,11 +122,9 @@ def run(ctx: Context) -> Outcome:
     results = {}
     # default and full: the source's three arms, each its overlay exactly (Glorot uniform has no source arm and is left out)
     arms = list(ARMS) if ctx.smoke else [a for a in ARMS if a in OVERLAYS]
-    for arm in arms:
-        over = ARMS[arm][0]
-        results[arm] = ctx.train_seeds(ctx.pick(smoke=base + over,
-                                                default=[f"experiment=dlfs_weight_init_compare_{OVERLAYS.get(arm)}"]),
-                                       name=arm)
+    results = ctx.train_arms({arm: ctx.pick(smoke=base + ARMS[arm][0],
+                                            default=[f"experiment=dlfs_weight_init_compare_{OVERLAYS.get(arm)}"])
+                              for arm in arms})  # the arms differ in the initializer only: one population
     acc_key = "val/acc" if all("val/acc" in r for runs in results.values() for r in runs) else "train/acc"
     acc_name = acc_key.replace("/", "_")
 

@@ -108,7 +108,7 @@ def run(ctx: Context) -> Outcome:
                  "batch_size=100", "optimizer.lr=0.01"],
     ) + ["activation=relu", "optimizer=momentum", "optimizer.momentum=0.9", "scheduler=constant",
          "regularization=none", "init.bias=0.0", "eval_every=1000"]
-    results = {arm: ctx.train_seeds(base + over, name=arm) for arm, over in ARMS.items()}
+    results = ctx.train_arms({arm: base + over for arm, over in ARMS.items()})
     rows, numbers = [], {}
     per_seed = {"classes": ctx.classes(base)}
     fig = new_figure(7, 4.5)

@@ -129,12 +129,15 @@ def run(ctx: Context) -> Outcome:
     trained = trained_bound(ctx.classes(base))
     arms = {"without BN": ["model.norm=none"], "with BN": ["model.norm=batch"]}
     acc = {arm: [] for arm in arms}  # per std: list over seeds
+    # default and full: the source's protocol, its overlay exactly, with each arm's norm and std; every arm and
+    # std in one call, so the runs without BN (which differ in init.std only) train as one population
+    runs_of = ctx.train_arms({f"{arm} std {std:.3g}": ctx.pick(smoke=base + over + [f"init.std={std:.6g}"],
+                                                              default=["experiment=dlfs_batch_norm_test", over[0],
+                                                                       f"init.std={std:.6g}"])
+                              for std in stds for arm, over in arms.items()})
     for std in stds:
-        for arm, over in arms.items():
-            # default and full: the source's protocol, its overlay exactly, with this arm's norm and std
-            runs = ctx.train_seeds(ctx.pick(smoke=base + over + [f"init.std={std:.6g}"],
-                                            default=["experiment=dlfs_batch_norm_test", over[0], f"init.std={std:.6g}"]),
-                                   name=f"{arm} std {std:.3g}")
+        for arm in arms:
+            runs = runs_of[f"{arm} std {std:.3g}"]
             acc[arm].append([r["train/acc"] if r.get("status") == "completed" else math.nan for r in runs])
 
     counts, rows = {}, []

@@ -14,6 +14,7 @@ from nnbasics.suite.stats import checks_verdict, every, fmt, greater, higher, lo
 from nnbasics.viz.figures import new_figure
 
 ID = "O1"
+TIMED = True  # the claim is about cost per update and wall time: its runs train one by one (never as a population)
 TITLE = "Gradient descent vs SGD vs mini-batch SGD"
 CLAIM = "GD, SGD (batch 1) and mini-batch SGD trade stability against cost per update; mini-batch wins on time"
 REFERENCE = ("d2l `chapter_optimization/minibatch-sgd.md`: GD makes one costly update per epoch and stalls after a "

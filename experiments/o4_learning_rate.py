@@ -91,10 +91,11 @@ def run(ctx: Context) -> Outcome:
         default=["data=mnist", "data.train_size=20000", "model.width=100", "batch_size=128"],
     ) + ["model.depth=2", "activation=relu", "init=he_normal", "optimizer=sgd"]
     sweep = {}
+    grid = ctx.train_arms({f"lr_{10.0 ** e:.0e}": base + ["scheduler=constant", f"epochs={ctx.pick(smoke=2, default=2)}",
+                                                         f"optimizer.lr={10.0 ** e:.6g}"] for e in exps})
     for e in exps:
         lr = 10.0 ** e
-        runs = ctx.train_seeds(base + ["scheduler=constant", f"epochs={ctx.pick(smoke=2, default=2)}",
-                                       f"optimizer.lr={lr:.6g}"], name=f"lr_{lr:.0e}")
+        runs = grid[f"lr_{lr:.0e}"]
         sweep[lr] = {"val": [r["val/loss"] for r in runs], "train": [r["train/loss"] for r in runs],
                      "diverged": sum(r["status"] == "diverged" for r in runs), "runs": runs}
     lrs = sorted(sweep)
@@ -106,11 +107,10 @@ def run(ctx: Context) -> Outcome:
     rows = [[f"{lr:.0e}", fmt(*mean_std(sweep[lr]["train"])), fmt(*mean_std(sweep[lr]["val"])),
              f"{sweep[lr]['diverged']}/{len(ctx.seeds)}"] for lr in lrs]
 
-    decay = {}
-    for name, over in DECAYS.items():
-        runs = ctx.train_seeds(base + over + [f"epochs={ctx.pick(smoke=4, default=4)}", f"optimizer.lr={start:.6g}"],
-                               name=f"decay_{name.split(' ')[0]}")
-        decay[name] = runs
+    arms = ctx.train_arms({f"decay_{name.split(' ')[0]}": base + over + [f"epochs={ctx.pick(smoke=4, default=4)}",
+                                                                          f"optimizer.lr={start:.6g}"]
+                           for name, over in DECAYS.items()})
+    decay = {name: arms[f"decay_{name.split(' ')[0]}"] for name in DECAYS}
     drows = [[name, fmt(*mean_std([r["train/loss"] for r in runs])), fmt(*mean_std([r["val/loss"] for r in runs])),
               fmt(*mean_std([r["val/acc"] for r in runs]), percent=True)] for name, runs in decay.items()]
 

@@ -94,7 +94,7 @@ def run(ctx: Context) -> Outcome:
     if not ctx.smoke:  # default and full: the protocol: the source's overlay, lambda 0.1 and lambda 0
         base = ["experiment=dlfs_overfit_weight_decay", "eval_every=10"]
         arms = {"lambda 0": ["regularization.weight_decay=0"], "lambda 0.1": []}
-    results = {arm: ctx.train_seeds(base + over, name=arm) for arm, over in arms.items()}
+    results = ctx.train_arms({arm: base + over for arm, over in arms.items()})
     rows, numbers, per_seed = train_test_gaps(results, REF)
     fig = seed_curves(results, "R1")
     figures = [ctx.save_figure(fig, "accuracy_curves")]

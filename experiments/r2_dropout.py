@@ -106,7 +106,7 @@ def run(ctx: Context) -> Outcome:
     if not ctx.smoke:  # default and full: the protocol: the source's overlay (vanilla dropout 0.2) and the same net without dropout
         base = ["experiment=dlfs_overfit_dropout", "eval_every=10"]
         arms = {"no dropout": ["model.dropout.p=0"], "dropout 0.2": []}
-    results = {arm: ctx.train_seeds(base + over, name=arm) for arm, over in arms.items()}
+    results = ctx.train_arms({arm: base + over for arm, over in arms.items()})
     rows, numbers, per_seed = train_test_gaps(results, REF)
     fig = seed_curves(results, "R2", train_label="train (running, dropout on)")
     figures = [ctx.save_figure(fig, "accuracy_curves")]

@@ -102,7 +102,7 @@ def run(ctx: Context) -> Outcome:
          "regularization=dropout", f"regularization.dropout_p={P}", "regularization.input_dropout_p=0.0",
          f"eval_every={ctx.pick(smoke=5, default=1)}"]
     variants = ["inverted", "vanilla"]
-    results = {v: ctx.train_seeds(base + [f"model.dropout.variant={v}"], name=v) for v in variants}
+    results = ctx.train_arms({v: base + [f"model.dropout.variant={v}"] for v in variants})
 
     numbers, rows, per_seed = {}, [], {}
     for v, runs in results.items():

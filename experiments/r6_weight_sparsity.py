@@ -147,8 +147,8 @@ def run(ctx: Context) -> Outcome:
          "optimizer.momentum=0.9", "scheduler=cosine", "eval_every=1000", "checkpoint=true"]
 
     stats, accs, first_layer = {}, {}, {}
-    for arm, over in ARMS.items():
-        runs = ctx.train_seeds(base + over, name=arm)
+    trained = ctx.train_arms({arm: base + over for arm, over in ARMS.items()})  # one population where the engine can
+    for arm, runs in trained.items():
         stats[arm], accs[arm] = [], {"val": [], "test": []}
         for r in runs:
             if r.get("status") != "completed":

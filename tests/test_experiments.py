@@ -5,6 +5,7 @@ each; never real data, never the network), which must leave the library as it fo
 from __future__ import annotations
 
 import importlib
+import inspect
 import json
 import math
 import pkgutil
@@ -141,6 +142,42 @@ def test_seeds_and_lr_grids_train_as_populations_with_the_single_runs_numbers(tm
     best_b, table_b = one_by_one.tune_lr(over, [1e-3, 1e-2, 1e-1])
     assert best_a == best_b and all(table_a[lr].runs[0]["population_size"] == 3 for lr in table_a)
     assert grouped.runs == one_by_one.runs == 6
+    # arms that differ in per-member keys only (here the initializer) train as one population across arms
+    arms = {"he": over + ["init=he_normal"], "xavier": over + ["init=xavier_uniform"]}
+    c, d = grouped.train_arms(arms), one_by_one.train_arms(arms)
+    assert list(c) == ["he", "xavier"] and all(r["population_size"] == 6 for runs in c.values() for r in runs)
+    for arm in arms:
+        assert [Path(r["run_dir"]).parts[-2:] for r in c[arm]] == [(arm, f"seed{s}") for s in (0, 1, 2)]
+        for x, y in zip(c[arm], d[arm]):
+            assert x["val/loss"] == pytest.approx(y["val/loss"], rel=1e-4, abs=1e-5)
+
+
+def test_a_timed_experiment_trains_its_runs_one_by_one(tmp_path, monkeypatch):
+    """An experiment whose claim is about the time of its runs declares ``TIMED = True``; the runner then
+    gives it a one-by-one context on the population path too (a member has no time of its own). Every
+    experiment whose verdict reads run times declares it."""
+    folder = tmp_path / "experiments"
+    folder.mkdir()
+    body = textwrap.dedent('''
+        from nnbasics.suite.context import Outcome
+        def verdict(numbers):
+            return None, "nothing to decide"
+        def run(ctx):
+            runs = ctx.train_seeds(["data=spiral", "model.width=8", "model.depth=1", "epochs=2"], name="arm")
+            n = {"grouped": sum("population_size" in r for r in runs)}
+            return Outcome("| a |\\n|---|\\n| 1 |", None, "nothing to decide", [], n)
+    ''')
+    for name, timed in (("t1_timed.py", True), ("t2_grouped.py", False)):
+        head = f"ID = {name[:2].upper()!r}\nTITLE = CLAIM = REFERENCE = 'x'\nPROTOCOL = 'the source setup, stated'\n"
+        (folder / name).write_text(head + "SCALE_DOWN = 'tiny'\n" + ("TIMED = True\n" if timed else "") + body)
+    timed_rec = run_experiment(folder / "t1_timed.py", "smoke", [0, 1], tmp_path / "out", "cpu", 1, False)
+    grouped_rec = run_experiment(folder / "t2_grouped.py", "smoke", [0, 1], tmp_path / "out", "cpu", 1, False)
+    assert timed_rec["status"] == grouped_rec["status"] == "ok", timed_rec.get("traceback")
+    assert timed_rec["numbers"]["grouped"] == 0 and grouped_rec["numbers"]["grouped"] == 2
+    for exp_id, path in EXPERIMENTS.items():
+        module = load_module(path)
+        if re.search(r"time_s|per_update", inspect.getsource(module.verdict)):
+            assert getattr(module, "TIMED", False), f"{exp_id}'s verdict reads run times: declare TIMED = True"
 
 
 def test_context_classes_of_the_data():

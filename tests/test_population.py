@@ -61,6 +61,26 @@ def test_members_differ_in_dropout_init_decay_schedule_and_still_equal_solo():
         assert_same_run(train(cfg), member)
 
 
+def test_members_with_different_activations_equal_their_solo_runs():
+    """Unmonitored members may differ in their activation (each group of members applies its own,
+    then the outputs go back in member order); members of one stream interleave activations here."""
+    variants = [["seed=0", "activation=sigmoid"], ["seed=0", "activation=tanh"], ["seed=1", "activation=relu"],
+                ["seed=0", "activation=leaky_relu"], ["seed=1", "activation=sigmoid"],
+                ["seed=1", "activation=elu", "model.dropout.p=0.2"], ["seed=0", "activation=selu"]]
+    cfgs = cfgs_of(variants)
+    assert len({group_key(c) for c in cfgs}) == 1 and group_configs(cfgs) == ([list(range(len(cfgs)))], [])
+    members = train_population(cfgs)
+    for cfg, member in zip(cfgs, members):
+        assert_same_run(train(cfg), member)
+    # monitored members keep their activation in the group key; maxout and prelu train alone, by name
+    monitored = cfgs_of([["activation=relu"], ["activation=tanh"], ["seed=1", "activation=tanh"]], MONITORED)
+    assert group_configs(monitored) == ([[1, 2]], [0])
+    assert "maxout" in unsupported_reason(compose_cfg(BASE + ["activation=maxout"]))
+    assert "prelu" in unsupported_reason(compose_cfg(BASE + ["activation=prelu"]))
+    with pytest.raises(Unsupported, match="per-member"):  # even when grouped by hand
+        Population(monitored[:2])
+
+
 def test_a_diverging_member_is_recorded_and_does_not_touch_the_others():
     cfgs = cfgs_of([["optimizer=sgd", "optimizer.lr=0.05"], ["optimizer=sgd", "optimizer.lr=1e30"]])
     ok, bad = train_population(cfgs)
@@ -127,6 +147,26 @@ def test_grouping_puts_per_member_differences_together_and_the_rest_apart():
     assert group_configs(cfgs, max_size=1)[0] == []
     assert "monitor" in unsupported_reason(cfgs[5]) and "norm" in unsupported_reason(cfgs[6])
     assert "optimizer" in unsupported_reason(compose_cfg(BASE + ["optimizer=rmsprop"]))
+
+
+def test_on_a_cpu_members_too_large_to_gain_train_alone():
+    """member_macs = batch x the weights of the linear layers; above CPU_MAX_MACS a config on the CPU
+    trains alone (its stacked step gains nothing: benchmarks/population_width.py); on a GPU it groups."""
+    from nnbasics.engine.population import CPU_MAX_MACS, member_macs, worth_grouping
+
+    wide = compose_cfg(["data=mnist", "model.width=512", "model.depth=2", "batch_size=100", "device=cpu", "monitor=off"])
+    assert member_macs(wide) == 100 * (784 * 512 + 512 * 512 + 512 * 10) > CPU_MAX_MACS
+    narrow = compose_cfg(["data=mnist", "model.widths=[300,100]", "model.depth=2", "batch_size=100", "device=cpu"])
+    assert member_macs(narrow) == 100 * (784 * 300 + 300 * 100 + 100 * 10) < CPU_MAX_MACS
+    full = compose_cfg(["data=mnist", "model.width=100", "model.depth=1", "batch_size=full", "data.train_size=5000"])
+    assert member_macs(full) == 5000 * (784 * 100 + 100 * 10)
+    assert not worth_grouping(wide) and worth_grouping(narrow) and worth_grouping(wide, cpu_max_macs=None)
+    cuda = compose_cfg(["data=mnist", "model.width=512", "model.depth=2", "batch_size=100", "device=cuda"])
+    assert worth_grouping(cuda)  # a GPU: always (the rule is the CPU's)
+    pair = [wide, compose_cfg(["data=mnist", "model.width=512", "model.depth=2", "batch_size=100", "device=cpu", "seed=1",
+                               "monitor=off"])]
+    assert group_configs(pair, cpu_max_macs=CPU_MAX_MACS) == ([], [0, 1])  # the suite's choice (Context.train_many)
+    assert group_configs(pair) == ([[0, 1]], [])  # the launcher's: the user asked for a population
 
 
 @pytest.mark.parametrize("override, words", [(["activation=prelu"], "parameters"),

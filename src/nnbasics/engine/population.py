@@ -2,7 +2,7 @@
 
 A *population* is a list of training configs that are equal in everything but per-member
 hyperparameters (``MEMBER_KEYS``: seed, init, optimizer hyperparameters, regularization,
-scheduler, dropout rates). Each member is trained exactly as ``nnbasics.train.train`` would
+scheduler, dropout rates; and the activation, when no monitor watches the run). Each member is trained exactly as ``nnbasics.train.train`` would
 train its config alone, but all members share one process, one copy of the data and one
 stream of batched kernels:
 
@@ -119,16 +119,47 @@ def _pop(d: dict, dotted: str):
 
 def group_key(cfg: Mapping) -> str:
     """A string equal for two configs iff they may be members of one population: the config
-    without its per-member keys (``MEMBER_KEYS``), keeping ``SHARED_SUBKEYS``."""
+    without its per-member keys (``MEMBER_KEYS``), keeping ``SHARED_SUBKEYS``. The activation is
+    a per-member key too when no monitor watches the run (the monitor hooks one member's
+    activation modules, so monitored members share their activation)."""
     d = _container(cfg)
     d.pop("hydra", None)
     keep = {k: select(d, k) for k in SHARED_SUBKEYS}
-    for k in MEMBER_KEYS:
+    for k in MEMBER_KEYS + (() if _monitored(d) else ("activation",)):
         _pop(d, k)
     d["__shared__"] = keep
     return json.dumps(d, sort_keys=True, default=str)
 
 
+
+
+def _monitored(cfg: Mapping) -> bool:
+    level = select(cfg, "monitor.level") if select(cfg, "monitor") is not None else None
+    return level not in (None, False) and str(level) not in ("off", "False", "false")
+
+
+# features of a flattened input, per data set (the toy sets have 2; anything else counts as small)
+INPUT_FEATURES = {"mnist": 784, "fashion_mnist": 784, "cifar10": 3 * 32 * 32}
+# On a CPU a member of more multiply-adds per update than this trains alone: its stacked step is as
+# compute-bound as its single step and the copies of a population (per-member dropout, the gathered
+# groups) cost more than the overheads it saves. Measured (benchmarks/population_width.py, 2-core
+# EPYC, 1 thread, 3 members of 784-W-W-10 against 3 single runs): W=64 (5.5 M) 2.40x, 128 (11.8 M)
+# 1.88x, 256 (26.9 M) 1.45x, 512 (66.9 M) 1.11x, and 0.99x with dropout, 1024 (186 M) 0.95x.
+CPU_MAX_MACS = 50e6
+
+
+def member_macs(cfg: Mapping) -> float:
+    """Multiply-adds of one member's forward pass over one mini-batch: the batch size times the
+    weights of its linear layers, from the config alone (10 outputs assumed; ``batch_size=full``
+    counts the training set, 55,000 when unset)."""
+    from nnbasics.nn.models import hidden_widths
+
+    model = select(cfg, "model") or {}
+    widths = [INPUT_FEATURES.get(str(select(cfg, "data.name")), 2), *hidden_widths(model), 10]
+    batch = select(cfg, "batch_size")
+    if not isinstance(batch, int):
+        batch = int(select(cfg, "data.train_size") or 55_000)
+    return float(batch * sum(a * b for a, b in zip(widths, widths[1:])))
 
 
 def unsupported_reason(cfg: Mapping) -> str | None:
@@ -137,6 +168,10 @@ def unsupported_reason(cfg: Mapping) -> str | None:
     get = lambda k: select(cfg, k)  # noqa: E731
     if get("model.name") != "mlp":
         return f"model.name={get('model.name')} (population training supports the MLP family)"
+    if get("activation.name") == "maxout":  # BatchedMLP would refuse it after building every member
+        return "activation=maxout (its pieces are grouped along dimension 1, the batch dimension of K x B x units)"
+    if get("activation.name") == "prelu":
+        return "activation=prelu (its learned slopes are parameters outside the linear layers)"
     if str(get("model.norm") or "none") not in ("none", "None"):
         return f"model.norm={get('model.norm')} (normalization layers are not batched)"
     if str(get("optimizer.name")) not in OPTIMIZER_FAMILIES:
@@ -152,16 +187,26 @@ def unsupported_reason(cfg: Mapping) -> str | None:
     return population_refusal(cfg)
 
 
-def group_configs(cfgs: Sequence[Mapping], min_size: int = 2,
-                  max_size: int | None = None) -> tuple[list[list[int]], list[int]]:
+def worth_grouping(cfg: Mapping, cpu_max_macs: float | None = CPU_MAX_MACS) -> bool:
+    """Whether stacking ``cfg`` with others can save time: always on a GPU; on the CPU only for
+    members of at most ``cpu_max_macs`` multiply-adds per update (``member_macs``), where the
+    stacked step costs what its matrix products cost and pays the per-step overheads once."""
+    device = str(select(cfg, "device") or "auto")
+    on_cpu = device == "cpu" or (device == "auto" and not torch.cuda.is_available())
+    return cpu_max_macs is None or not on_cpu or member_macs(cfg) <= cpu_max_macs
+
+
+def group_configs(cfgs: Sequence[Mapping], min_size: int = 2, max_size: int | None = None,
+                  cpu_max_macs: float | None = None) -> tuple[list[list[int]], list[int]]:
     """Split configs (by index) into populations of compatible configs and the rest (to be
-    trained alone): a config that is unsupported, or that no other config is compatible with
-    (fewer than ``min_size``), is trained alone. ``max_size`` caps a population."""
+    trained alone): a config that is unsupported, not worth grouping on this device
+    (``worth_grouping`` with ``cpu_max_macs``; None, the launcher's choice: any size), or that no other config is
+    compatible with (fewer than ``min_size``), is trained alone. ``max_size`` caps a population."""
     groups: dict[str, list[int]] = {}
     alone: list[int] = []
     for i, cfg in enumerate(cfgs):
         c = _container(cfg)
-        if unsupported_reason(c) is not None:
+        if unsupported_reason(c) is not None or not worth_grouping(c, cpu_max_macs):
             alone.append(i)
             continue
         groups.setdefault(group_key(c), []).append(i)
@@ -256,7 +301,9 @@ class BatchedMLP:
     ``forward(x)``: x is K x B x ... (each member its own inputs) or G x B x ... (G groups of
     consecutive members sharing an input: data streams, evaluation), flattened to features;
     each linear layer is one ``baddbmm`` for all members (``_linear``); activations are applied
-    once to the K x B x H tensor; a member's random layers (dropout, input noise: its own
+    once to the K x B x H tensor, or, when members differ in their activations, once to each
+    group of members that share one (gathered, activated, and put back in member order); a
+    member's random layers (dropout, input noise: its own
     modules, with its own p) run on its slice with the global RNG set to the member's own
     stream (``rng[k]``, saved after each use), so the member draws exactly the random numbers
     its solo run draws.
@@ -268,9 +315,6 @@ class BatchedMLP:
         shapes = {tuple((tuple(lin.weight.shape), lin.bias is not None) for lin in _linears(m)) for m in models}
         if len(shapes) > 1:
             raise Unsupported("members differ in layer shapes")
-        for plan in plans[1:]:
-            if [[repr(a) for a in seg[0]] for seg in plan] != [[repr(a) for a in seg[0]] for seg in plans[0]]:
-                raise Unsupported("members differ in their activations")
         self.shared = [seg[0] for seg in plans[0]]
         self.member = [[plan[s][1] for plan in plans] for s in range(len(plans[0]))]
         layers = [_linears(m) for m in models]
@@ -280,6 +324,20 @@ class BatchedMLP:
         self.biases = [torch.stack([ls[i].bias.detach() for ls in layers]).requires_grad_(True)
                        if self.has_bias[i] else None for i in range(n)]
         self.device = self.weights[0].device
+        # per segment: None when every member applies the same activations, else the groups of
+        # members that share theirs ((modules, member indices)) and the order that undoes the grouping
+        self.groups: list[tuple[list, Tensor] | None] = []
+        for s in range(len(plans[0])):
+            by_act: dict[tuple, list[int]] = {}
+            for k, plan in enumerate(plans):
+                by_act.setdefault(tuple(repr(a) for a in plan[s][0]), []).append(k)
+            if len(by_act) == 1:
+                self.groups.append(None)
+                continue
+            idx = lambda ks: torch.tensor(ks, device=self.device)  # noqa: E731
+            order = [k for ks in by_act.values() for k in ks]
+            self.groups.append(([(plans[ks[0]][s][0], idx(ks)) for ks in by_act.values()], idx(order).argsort()))
+        self.mixed = any(g is not None for g in self.groups)
         self.rng: list[tuple[Tensor, Tensor | None] | None] = [None] * self.K
         self.random = any(mods for seg in self.member for mods in seg)
 
@@ -290,8 +348,20 @@ class BatchedMLP:
         return out
 
     def _segment(self, s: int, h: Tensor, train: bool) -> Tensor:
-        for m in self.shared[s]:
-            h = m(h)
+        if self.groups[s] is None:
+            for m in self.shared[s]:
+                h = m(h)
+        else:  # members differ in their activations: each group's own, then back in member order
+            groups, undo = self.groups[s]
+            if h.shape[0] != self.K:  # one input for several members (a stream): a copy each
+                h = h.repeat_interleave(self.K // h.shape[0], dim=0)
+            parts = []
+            for mods, idx in groups:
+                hg = h.index_select(0, idx)
+                for m in mods:
+                    hg = m(hg)
+                parts.append(hg)
+            h = torch.cat(parts).index_select(0, undo)
         if not any(self.member[s]):
             return h
         outs = []
@@ -447,6 +517,9 @@ class Population:
                                          lambda x: self.net(x.unsqueeze(0), train=False)),
             self.monitor_logs, cfg0, train_split=self.train_split, task=self.task)
         self.monitor: Monitor | None = monitor if monitor.enabled else None
+        if self.monitor is not None and self.net.mixed:  # group_key keeps monitored activations apart
+            raise Unsupported("members differ in their activations and the monitor hooks one member's activation "
+                              "modules (monitored members must share their activation)")
 
     # --- checks before training ------------------------------------------------------------------
 

@@ -38,7 +38,7 @@ import re
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, NamedTuple, Sequence
+from typing import Any, Callable, Mapping, NamedTuple, Sequence
 
 from nnbasics.suite.stats import mean_std
 
@@ -215,17 +215,20 @@ class Context:
         """Train several runs, each ``(overrides, seed, name)``, and return their results in order
         (each what ``train`` returns). With ``population`` on (the default), runs that the engine
         can train together (``engine.population.group_configs``: the same model and data, differing
-        in seed, initializer, optimizer hyperparameters, regularization, schedule, dropout rates)
-        are trained as one population in one process; the rest one by one. A member's numbers equal
+        in seed, initializer, optimizer hyperparameters, regularization, schedule, dropout rates and,
+        unmonitored, the activation) are trained as one population in one process; the rest one by
+        one, and so are runs too large to gain from it on a CPU (``CPU_MAX_MACS``). A member's numbers equal
         its single run's within float rounding (tests/test_population.py); each member gets its own
         run directory with the same files."""
-        from nnbasics.engine.population import Population, group_configs, write_member
+        from nnbasics.engine.population import CPU_MAX_MACS, Population, group_configs, write_member
         from nnbasics.errors import Unsupported
 
         jobs = [(list(o), int(s), n or (slug("_".join(o)) or "base")) for o, s, n in jobs]
         cfgs = [self._config(o, s) for o, s, _ in jobs]
         results: list[dict | None] = [None] * len(jobs)
-        pops, alone = group_configs(cfgs) if self.population and len(jobs) > 1 else ([], list(range(len(jobs))))
+        # on a CPU, members too large to gain from stacking train alone (engine.population.worth_grouping)
+        pops, alone = (group_configs(cfgs, cpu_max_macs=CPU_MAX_MACS) if self.population and len(jobs) > 1
+                       else ([], list(range(len(jobs)))))
         for members in pops:
             dirs = [self.run_dir(jobs[i][2], jobs[i][1]) for i in members]
             t0 = time.perf_counter()
@@ -285,6 +288,17 @@ class Context:
             return [self.train(overrides, seed=s, name=name, **parts) for s in seeds]
         return self.train_many([(overrides, s, name) for s in seeds])
 
+    def train_arms(self, arms: Mapping[str, Sequence[str]], seeds: Sequence[int] | None = None) -> dict[str, list[dict]]:
+        """``train_seeds`` for every arm (``name -> overrides``) in one call, so that the runs of
+        different arms that the engine can group (arms that differ only in per-member keys: the
+        initializer, optimizer hyperparameters, regularization, schedule, dropout rates, and in
+        the activation) train as one population, not one population per arm. Returns ``{name:
+        runs}``, each arm's runs in seed order, as ``train_seeds`` would."""
+        seeds = list(self.seeds if seeds is None else seeds)
+        names = list(arms)
+        trained = self.train_many([(list(arms[n]), s, n) for n in names for s in seeds])
+        return {n: trained[i * len(seeds):(i + 1) * len(seeds)] for i, n in enumerate(names)}
+
     def tune_lr(self, overrides: Sequence[str], lrs: Sequence[float], seed: int | None = None,
                 key: str = "val/acc", *, seeds: Sequence[int] | None = None,
                 score: Callable[[dict], float] | None = None, name: str = "tune", **parts) -> tuple[float, dict]:
@@ -303,6 +317,14 @@ class Context:
         Returns ``(best_lr, table)``; ``table[lr]`` is a ``Trial(score, runs)``, so the caller can
         show the sweep and reuse the tuning runs.
         """
+        return self.tune_arms({name: overrides}, lrs, seed, key, seeds=seeds, score=score, **parts)[name]
+
+    def tune_arms(self, arms: Mapping[str, Sequence[str]], lrs: Sequence[float], seed: int | None = None,
+                  key: str = "val/acc", *, seeds: Sequence[int] | None = None,
+                  score: Callable[[dict], float] | None = None, **parts) -> dict[str, tuple[float, dict]]:
+        """``tune_lr`` for every arm (``name -> overrides``, runs named ``<name> lr <lr>``) in one
+        call, so that the grids of arms the engine can group train as one population. Returns
+        ``{name: (best_lr, table)}``, each as ``tune_lr`` returns it."""
         if not lrs:
             raise ExperimentError("tune_lr needs at least one learning rate")
         seeds = [self.seeds[0] if seed is None else seed] if seeds is None else list(seeds)
@@ -312,18 +334,22 @@ class Context:
             value = float(score(run)) if run.get("status") == "completed" else math.nan
             return value if math.isfinite(value) else -math.inf
 
-        table: dict[float, Trial] = {}
-        grid = [(list(overrides) + [f"optimizer.lr={lr}"], s, f"{name} lr {lr}") for lr in lrs for s in seeds]
+        grid = [(list(over) + [f"optimizer.lr={lr}"], s, f"{name} lr {lr}")
+                for name, over in arms.items() for lr in lrs for s in seeds]
         if parts:
             trained = [self.train(o, seed=s, name=n, **parts) for o, s, n in grid]
         else:
-            trained = self.train_many(grid)  # the grid as populations where the engine can
-        for j, lr in enumerate(lrs):
-            runs = trained[j * len(seeds):(j + 1) * len(seeds)]
-            scores = [run_score(r) for r in runs]
-            table[lr] = Trial(-math.inf if -math.inf in scores else mean_std(scores)[0], runs)
-        best = max(lrs, key=lambda lr: table[lr].score)
-        return best, table
+            trained = self.train_many(grid)  # the grids as populations where the engine can
+        out: dict[str, tuple[float, dict]] = {}
+        for a, name in enumerate(arms):
+            table: dict[float, Trial] = {}
+            for j, lr in enumerate(lrs):
+                first = (a * len(lrs) + j) * len(seeds)
+                scores = [run_score(r) for r in trained[first:first + len(seeds)]]
+                table[lr] = Trial(-math.inf if -math.inf in scores else mean_std(scores)[0],
+                                  trained[first:first + len(seeds)])
+            out[name] = (max(lrs, key=lambda lr: table[lr].score), table)
+        return out
 
     def model_of(self, result: dict, bundle=None):
         """The trained model of a run made with ``checkpoint=true`` (in eval mode, on the CPU)

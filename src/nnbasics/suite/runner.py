@@ -139,8 +139,12 @@ def run_experiment(path: Path, budget: str = "default", seeds: Sequence[int] = D
                       protocol=str(getattr(module, "PROTOCOL", "")), at_protocol=at_protocol(module, budget),
                       scale_down=str(getattr(module, "SCALE_DOWN", "") or ""))
         out_dir = new_result_dir(out, budget, record["id"])
-        ctx = Context(record["id"], budget, list(seeds), out_dir, device, threads, verbose, population)
-        ctx.log(f"{module.TITLE} (budget {budget}, seeds {list(seeds)}) -> {out_dir}")
+        # an experiment whose claim is about the time of its runs (``TIMED = True``) trains them one by
+        # one on either path: a member of a population has no time of its own
+        timed = bool(getattr(module, "TIMED", False))
+        ctx = Context(record["id"], budget, list(seeds), out_dir, device, threads, verbose, population and not timed)
+        ctx.log(f"{module.TITLE} (budget {budget}, seeds {list(seeds)}) -> {out_dir}"
+                + (" (its claim is about time: its runs train one by one)" if timed and population else ""))
         outcome = module.run(ctx)
         if not isinstance(outcome, Outcome):
             raise ExperimentError(f"{path.name}: run() returned {type(outcome).__name__}, not an Outcome")
