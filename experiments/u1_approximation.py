@@ -5,8 +5,10 @@ and |x|. Models: the configured MLP (``model=mlp activation=tanh init=xavier_uni
 hidden layer of growing width, against a three-hidden-layer MLP whose width is chosen so its
 parameter count is as close as possible to the shallow one's (both counts are reported; at the
 smallest widths no deep net is that small and the comparison is marked). Each is fitted by
-full-batch Adam on the MSE for a fixed number of steps (this loop, not ``train(cfg)``, so that the
-fitted curves can be drawn), over seeds; the error reported is the test-split MSE.
+full-batch Adam on the MSE with cosine decay for a fixed number of steps, through the engine
+(``ctx.train_arms``: the seeds of a fit train as one population where the engine can; the fitted
+model is reloaded from its checkpoint to draw its curve), over seeds; the error reported is the
+test-split MSE (the run's ``test/loss``).
 
 What the seed material says: one hidden layer suffices in theory (Cybenko 1989: sigmoidal units
 are dense in C([a, b])), but the width it needs can be large and depth tends to buy more per
@@ -19,14 +21,10 @@ import math
 import statistics
 
 import torch
-import torch.nn.functional as F
-from omegaconf import OmegaConf
 
-from nnbasics.data import datasets as data_mod
 from nnbasics.suite.context import Outcome
 from nnbasics.suite.stats import every, greater, less, lower, mark, mean, three_way
-from nnbasics.nn import losses
-from nnbasics.nn.models import build_model, count_parameters
+from nnbasics.nn.models import count_parameters
 
 ID = "U1"
 TITLE = "Universal approximation"
@@ -133,27 +131,15 @@ def deep_width(shallow_params: int, depth: int = DEEP_DEPTH) -> int:
     return min(range(1, 4 * int(math.sqrt(shallow_params)) + 2), key=lambda u: (abs(params(u) - shallow_params), u))
 
 
-def fit(cfg, bundle, width: int, depth: int, steps: int, seed: int, lr: float = 0.01):
-    """Fit one MLP (the configured one, at this width and depth) to one curve; returns (model,
-    test MSE, parameter count)."""
-    cfg = cfg.copy()
-    OmegaConf.update(cfg, "model.width", int(width))
-    OmegaConf.update(cfg, "model.depth", int(depth))
-    torch.manual_seed(seed)
-    model = build_model(cfg, bundle.in_shape, bundle.out_features)
-    opt = torch.optim.Adam(model.parameters(), lr=lr)
-    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, steps)
-    loss_fn = losses.mse
-    x, y = bundle.train.x, bundle.train.y
-    for _ in range(steps):
-        opt.zero_grad(set_to_none=True)
-        loss_fn(model(x), y).backward()
-        opt.step()
-        sched.step()
-    test = bundle.load_test()
-    with torch.no_grad():
-        mse = float(F.mse_loss(model(test.x), test.y))
-    return model, mse, count_parameters(model)
+def overrides(function: str, width: int, depth: int, steps: int, lr: float = 0.01) -> list[str]:
+    """One fit: the configured MLP (tanh, Glorot uniform) at this width and depth on one noiseless curve,
+    ``steps`` full-batch Adam updates on the MSE with cosine decay, through the engine (``checkpoint=true``:
+    the fitted model is reloaded to draw its curve). No divergence rule: a fit only stops on a NaN loss."""
+    return ["data=curve", f"data.function={function}", "data.noise=0.0", "model=mlp", "activation=tanh",
+            "init=xavier_uniform", f"model.width={int(width)}", f"model.depth={int(depth)}", "loss=mse",
+            "optimizer=adam", f"optimizer.lr={lr}", "scheduler=cosine", f"steps={int(steps)}", "batch_size=full",
+            "regularization=none", "preprocess=none", "checkpoint=true", f"eval_every={int(steps)}",
+            "divergence_factor=null"]
 
 
 def _ms(v):
@@ -167,35 +153,34 @@ def run(ctx) -> Outcome:
     fits: dict[tuple[str, int, str], list[float]] = {}
     params: dict[tuple[int, str], int] = {}
     curves = {}  # (function, width) -> [(x, shallow prediction, deep prediction, train split) per seed]
-    threads = torch.get_num_threads()
-    if ctx.threads:
-        torch.set_num_threads(int(ctx.threads))
-    try:
-        base = ctx.compose(["data=curve", "data.noise=0.0", "model=mlp", "activation=tanh", "init=xavier_uniform"])
-        for function in FUNCTIONS:
-            _fit_function(base, ctx, function, widths, steps, fits, params, curves)
-    finally:
-        torch.set_num_threads(threads)
+    for function in FUNCTIONS:
+        _fit_function(ctx, function, widths, steps, fits, params, curves)
     return _outcome(ctx, widths, steps, fits, params, curves)
 
 
-def _fit_function(base, ctx, function, widths, steps, fits, params, curves):
-    cfg = base.copy()
-    OmegaConf.update(cfg, "data.function", function)
-    bundle = data_mod.load_data(cfg.data, "cpu")
+def _fit_function(ctx, function, widths, steps, fits, params, curves):
+    """Every width's shallow and deep fits of one curve in one call (the seeds of each train as one
+    population where the engine can), then each fitted model reloaded for its test MSE's curve."""
+    arms = {}
     for w in widths:
-        u = deep_width(3 * w + 1)
-        for seed in ctx.seeds:
-            m1, e1, p1 = fit(cfg, bundle, w, 1, steps, seed)
-            m3, e3, p3 = fit(cfg, bundle, u, DEEP_DEPTH, steps, seed)
-            fits.setdefault((function, w, "shallow"), []).append(e1)
-            fits.setdefault((function, w, "deep"), []).append(e3)
-            params[(w, "shallow")], params[(w, "deep")] = p1, p3
-            grid = torch.linspace(-math.pi, math.pi, 400).unsqueeze(1)
-            with torch.no_grad():  # every seed's fitted curves
-                curves.setdefault((function, w), []).append((grid, m1(grid), m3(grid), bundle.train))
+        arms[(w, "shallow")] = overrides(function, w, 1, steps)
+        arms[(w, "deep")] = overrides(function, deep_width(3 * w + 1), DEEP_DEPTH, steps)
+    names = {key: f"{function} {key[1]} (width {key[0]})" for key in arms}
+    trained = ctx.train_arms({names[key]: over for key, over in arms.items()})
+    grid = torch.linspace(-math.pi, math.pi, 400).unsqueeze(1)
+    bundle = None
+    for w in widths:
+        for r1, r3 in zip(trained[names[(w, "shallow")]], trained[names[(w, "deep")]]):
+            preds = []
+            for arch, r in (("shallow", r1), ("deep", r3)):
+                model, bundle = ctx.model_of(r, bundle)  # a diverged fit (NaN loss) has no checkpoint: its curve is nan
+                params[(w, arch)] = count_parameters(model)
+                fits.setdefault((function, w, arch), []).append(float(r["test/loss"]))
+                with torch.no_grad():
+                    preds.append(model(grid) if r.get("status") == "completed" else torch.full((len(grid), 1), math.nan))
+            curves.setdefault((function, w), []).append((grid, preds[0], preds[1], bundle.train))
         ctx.log(f"{function} width {w}: shallow {_ms(fits[(function, w, 'shallow')])[0]:.2e}, "
-                f"deep (3 x {u}) {_ms(fits[(function, w, 'deep')])[0]:.2e}")
+                f"deep (3 x {deep_width(3 * w + 1)}) {_ms(fits[(function, w, 'deep')])[0]:.2e}")
 
 
 def _outcome(ctx, widths, steps, fits, params, curves) -> Outcome:

@@ -160,6 +160,8 @@ def test_on_a_cpu_members_too_large_to_gain_train_alone():
     assert member_macs(narrow) == 100 * (784 * 300 + 300 * 100 + 100 * 10) < CPU_MAX_MACS
     full = compose_cfg(["data=mnist", "model.width=100", "model.depth=1", "batch_size=full", "data.train_size=5000"])
     assert member_macs(full) == 5000 * (784 * 100 + 100 * 10)
+    toy = compose_cfg(["data=curve", "model.width=128", "model.depth=1", "batch_size=full"])  # 1,000 samples at most
+    assert member_macs(toy) == 1000 * (2 * 128 + 128 * 10) < CPU_MAX_MACS
     assert not worth_grouping(wide) and worth_grouping(narrow) and worth_grouping(wide, cpu_max_macs=None)
     cuda = compose_cfg(["data=mnist", "model.width=512", "model.depth=2", "batch_size=100", "device=cuda"])
     assert worth_grouping(cuda)  # a GPU: always (the rule is the CPU's)

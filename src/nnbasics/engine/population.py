@@ -151,14 +151,14 @@ CPU_MAX_MACS = 50e6
 def member_macs(cfg: Mapping) -> float:
     """Multiply-adds of one member's forward pass over one mini-batch: the batch size times the
     weights of its linear layers, from the config alone (10 outputs assumed; ``batch_size=full``
-    counts the training set, 55,000 when unset)."""
+    counts ``data.train_size``, else the toy sets' ``data.n_samples``, else 55,000)."""
     from nnbasics.nn.models import hidden_widths
 
     model = select(cfg, "model") or {}
     widths = [INPUT_FEATURES.get(str(select(cfg, "data.name")), 2), *hidden_widths(model), 10]
     batch = select(cfg, "batch_size")
     if not isinstance(batch, int):
-        batch = int(select(cfg, "data.train_size") or 55_000)
+        batch = int(select(cfg, "data.train_size") or select(cfg, "data.n_samples") or 55_000)
     return float(batch * sum(a * b for a, b in zip(widths, widths[1:])))
 
 
