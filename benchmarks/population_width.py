@@ -6,7 +6,13 @@ For each width it prints the median training time of both and their ratio (one b
 and the member's multiply-adds per update (batch x weights, forward; the backward is twice that),
 the quantity ``engine.population.worth_grouping`` compares with its per-device threshold.
 
-    NNBASICS_DATA=/work/shared/data .venv/bin/python benchmarks/population_width.py --repeats 3 threads=1
+    NNBASICS_DATA=/work/shared/data .venv/bin/python benchmarks/population_width.py --repeats 3 -- threads=1
+    NNBASICS_DATA=/work/shared/data .venv/bin/python benchmarks/population_width.py --widths 512 -- threads=1 \
+        regularization=dropout regularization.dropout_p=0.5 regularization.input_dropout_p=0.2
+    python3 benchmarks/population_width.py --members 16 --widths 256 1024 4096 -- device=cuda   # benchmarks/gpu.sh
+
+Everything after ``--`` is a config override of every run. Each contender's time is the whole call
+(building the members, training, the final evaluation on the training and validation splits).
 """
 
 from __future__ import annotations

@@ -2,9 +2,9 @@
 
 A *population* is a list of training configs that are equal in everything but per-member
 hyperparameters (``MEMBER_KEYS``: seed, init, optimizer hyperparameters, regularization,
-scheduler, dropout rates; and the activation, when no monitor watches the run). Each member is trained exactly as ``nnbasics.train.train`` would
-train its config alone, but all members share one process, one copy of the data and one
-stream of batched kernels:
+scheduler, dropout rates; and the activation, when no monitor watches the run). Each member is
+trained exactly as ``nnbasics.train.train`` would train its config alone, but all members share
+one process, one copy of the data and one stream of batched kernels:
 
 - **Weights stacked.** Member k's model is built by the library (``torch.manual_seed(seed)``
   then ``models.build_model``: the same initial weights as its solo run) and its layers are
@@ -131,8 +131,6 @@ def group_key(cfg: Mapping) -> str:
     return json.dumps(d, sort_keys=True, default=str)
 
 
-
-
 def _monitored(cfg: Mapping) -> bool:
     level = select(cfg, "monitor.level") if select(cfg, "monitor") is not None else None
     return level not in (None, False) and str(level) not in ("off", "False", "false")
@@ -200,8 +198,9 @@ def group_configs(cfgs: Sequence[Mapping], min_size: int = 2, max_size: int | No
                   cpu_max_macs: float | None = None) -> tuple[list[list[int]], list[int]]:
     """Split configs (by index) into populations of compatible configs and the rest (to be
     trained alone): a config that is unsupported, not worth grouping on this device
-    (``worth_grouping`` with ``cpu_max_macs``; None, the launcher's choice: any size), or that no other config is
-    compatible with (fewer than ``min_size``), is trained alone. ``max_size`` caps a population."""
+    (``worth_grouping`` with ``cpu_max_macs``; None, the launcher's choice: any size), or that
+    no other config is compatible with (fewer than ``min_size``), is trained alone.
+    ``max_size`` caps a population."""
     groups: dict[str, list[int]] = {}
     alone: list[int] = []
     for i, cfg in enumerate(cfgs):
@@ -303,10 +302,9 @@ class BatchedMLP:
     each linear layer is one ``baddbmm`` for all members (``_linear``); activations are applied
     once to the K x B x H tensor, or, when members differ in their activations, once to each
     group of members that share one (gathered, activated, and put back in member order); a
-    member's random layers (dropout, input noise: its own
-    modules, with its own p) run on its slice with the global RNG set to the member's own
-    stream (``rng[k]``, saved after each use), so the member draws exactly the random numbers
-    its solo run draws.
+    member's random layers (dropout, input noise: its own modules, with its own p) run on its
+    slice with the global RNG set to the member's own stream (``rng[k]``, saved after each
+    use), so the member draws exactly the random numbers its solo run draws.
     """
 
     def __init__(self, models: Sequence[nn.Module], depth: int):

@@ -217,9 +217,9 @@ class Context:
         can train together (``engine.population.group_configs``: the same model and data, differing
         in seed, initializer, optimizer hyperparameters, regularization, schedule, dropout rates and,
         unmonitored, the activation) are trained as one population in one process; the rest one by
-        one, and so are runs too large to gain from it on a CPU (``CPU_MAX_MACS``). A member's numbers equal
-        its single run's within float rounding (tests/test_population.py); each member gets its own
-        run directory with the same files."""
+        one, and so are runs too large to gain from it on a CPU (``CPU_MAX_MACS``). A member's
+        numbers equal its single run's within float rounding (tests/test_population.py); each
+        member gets its own run directory with the same files."""
         from nnbasics.engine.population import CPU_MAX_MACS, Population, group_configs, write_member
         from nnbasics.errors import Unsupported
 
@@ -291,8 +291,8 @@ class Context:
     def train_arms(self, arms: Mapping[str, Sequence[str]], seeds: Sequence[int] | None = None) -> dict[str, list[dict]]:
         """``train_seeds`` for every arm (``name -> overrides``) in one call, so that the runs of
         different arms that the engine can group (arms that differ only in per-member keys: the
-        initializer, optimizer hyperparameters, regularization, schedule, dropout rates, and in
-        the activation) train as one population, not one population per arm. Returns ``{name:
+        initializer, optimizer hyperparameters, regularization, schedule, dropout rates and,
+        unmonitored, the activation) train as one population, not one population per arm. Returns ``{name:
         runs}``, each arm's runs in seed order, as ``train_seeds`` would."""
         seeds = list(self.seeds if seeds is None else seeds)
         names = list(arms)
