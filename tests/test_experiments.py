@@ -67,6 +67,21 @@ def test_the_verdict_rule_separated_beyond_and_chance():
     assert S.checks_verdict({"a": True, "b": None}) == (None, S.INCONCLUSIVE + "a (ok); b (inside the seed spread)")
     assert S.checks_verdict({"a": None, "b": False})[0] is False  # a refuted part decides
     assert S.checks_verdict({"a": True, "b": True}, "(note)") == (True, "a (ok); b (ok) (note)")
+    # an equivalence (two one-sided tests) under the same rule: d = a - b and 2 standard errors of it inside
+    # (-margin, margin) holds, wholly outside refutes, over a bound is undecided
+    assert S.within([0.95, 0.96, 0.97], [0.951, 0.961, 0.971], 0.01, paired=True) is True  # d = -0.001 every seed
+    assert S.within([0.90, 0.91, 0.92], [0.95, 0.96, 0.97], 0.01, paired=True) is False  # d = -0.05
+    assert S.within([0.94, 0.95, 0.96], [0.95, 0.95, 0.95], 0.01, paired=True) is None  # d = 0 +- 0.0115
+    assert S.within([0.94, 0.95, 0.96], [0.95, 0.95, 0.95], 0.02, paired=True) is True  # a wider margin holds it
+    d = [0.009, 0.009, 0.009]  # close to the margin, no spread: inside
+    assert S.within(d, [0.0] * 3, 0.01, paired=True) is True and S.within([], [1.0], 0.1) is None
+    # unpaired: the standard error of the difference of the means, as separated uses
+    se = math.sqrt(2 * (1 / math.sqrt(3)) ** 2)
+    assert S.within([0, 1, 2], [0, 1, 2], 2 * se + 1e-9) is True and S.within([0, 1, 2], [0, 1, 2], 2 * se - 1e-9) is None
+    # one-sided (non-inferiority): only "a at most margin below b" counts; far above is fine
+    assert S.within([0.99] * 3, [0.90] * 3, 0.02, one_sided=True) is True
+    assert S.within([0.85] * 3, [0.90] * 3, 0.02, one_sided=True) is False
+    assert S.within([0.86, 0.90, 0.94], [0.91, 0.91, 0.91], 0.02, paired=True, one_sided=True) is None
 
 
 def test_first_at_curve_at_and_table():

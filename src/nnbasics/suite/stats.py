@@ -139,18 +139,50 @@ def separated(a_values: Iterable[float] | float, b_values: Iterable[float] | flo
     of zero is never separated (not even between two noiseless arms); an arm with no finite value
     separates nothing. Use ``mean_a > mean_b and separated(a, b)`` for a one-sided claim.
     """
+    got = _difference(a_values, b_values, paired)
+    if got is None:
+        return False
+    d, se = got
+    return d != 0 and abs(d) >= k * se
+
+
+def _difference(a_values: Iterable[float] | float, b_values: Iterable[float] | float,
+                paired: bool) -> tuple[float, float] | None:
+    """The difference mean_a - mean_b and its standard error sqrt(se_a^2 + se_b^2), or (paired)
+    the mean of the per-seed differences and its standard error, over the finite values; None
+    when an arm (or every pair) has no finite value."""
     if paired:
         d = finite(x - y for x, y in zip(_as_list(a_values), _as_list(b_values)))
         if not d:
-            return False
-        m = sum(d) / len(d)
-        return m != 0 and abs(m) >= k * (std_err(d) if len(d) > 1 else 0.0)
+            return None
+        return sum(d) / len(d), (std_err(d) if len(d) > 1 else 0.0)
     a, b = finite(_as_list(a_values)), finite(_as_list(b_values))
     if not a or not b:
-        return False
-    diff = abs(sum(a) / len(a) - sum(b) / len(b))
+        return None
     se = math.sqrt((std_err(a) if len(a) > 1 else 0.0) ** 2 + (std_err(b) if len(b) > 1 else 0.0) ** 2)
-    return diff > 0 and diff >= k * se
+    return sum(a) / len(a) - sum(b) / len(b), se
+
+
+def within(a_values: Iterable[float] | float, b_values: Iterable[float] | float, margin: float, *,
+           k: float = K_SE, paired: bool = False, one_sided: bool = False) -> bool | None:
+    """An equivalence claim, "a equals b within +-margin", under the rule, three ways (two one-sided
+    tests): True when the difference d = a - b (``_difference``) lies inside (-margin, margin) by
+    ``k`` standard errors of d on both sides; False when it lies outside by ``k`` standard errors
+    (the seeds contradict the claim); None when the band d +- k se straddles a bound, or an arm has
+    no finite value. ``one_sided``: non-inferiority, "a is at most margin below b" (only the lower
+    bound counts: True when d - k se > -margin, False when d + k se < -margin)."""
+    got = _difference(a_values, b_values, paired)
+    if got is None:
+        return None
+    d, se = got
+    lo, hi = d - k * se, d + k * se
+    if one_sided:
+        return True if lo > -margin else (False if hi < -margin else None)
+    if -margin < lo and hi < margin:
+        return True
+    if lo > margin or hi < -margin:
+        return False
+    return None
 
 
 def beyond(values: Iterable[float] | float, threshold: float, *, above: bool, k: float = K_SE) -> bool:
