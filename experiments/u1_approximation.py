@@ -24,7 +24,7 @@ import torch
 
 from nnbasics.suite.context import Outcome
 from nnbasics.suite.stats import every, greater, less, lower, mark, mean, three_way
-from nnbasics.nn.models import count_parameters
+from nnbasics.data.datasets import load_data
 
 ID = "U1"
 TITLE = "Universal approximation"
@@ -123,12 +123,17 @@ def verdict(numbers: dict) -> tuple[bool | None, str]:
           f"spread (needs {MIN_DEPTH_WIN_FRACTION:.0%}: {mark(depth) if matched else 'no parameter-matched pair'})"))
 
 
+def mlp_params(width: int, depth: int) -> int:
+    """The parameter count of a 1-in 1-out MLP of ``depth`` hidden layers of ``width`` units (weights and
+    biases): 2u + (depth - 1)(u^2 + u) + u + 1."""
+    return 2 * width + (depth - 1) * (width * width + width) + width + 1
+
+
 def deep_width(shallow_params: int, depth: int = DEEP_DEPTH) -> int:
-    """The width u of a depth-``depth`` 1-in 1-out MLP whose parameter count
-    2u + (depth - 1)(u^2 + u) + u + 1 is closest to ``shallow_params``."""
-    def params(u):
-        return 2 * u + (depth - 1) * (u * u + u) + u + 1
-    return min(range(1, 4 * int(math.sqrt(shallow_params)) + 2), key=lambda u: (abs(params(u) - shallow_params), u))
+    """The width u of a depth-``depth`` 1-in 1-out MLP whose parameter count (``mlp_params``) is closest
+    to ``shallow_params``."""
+    return min(range(1, 4 * int(math.sqrt(shallow_params)) + 2),
+               key=lambda u: (abs(mlp_params(u, depth) - shallow_params), u))
 
 
 def overrides(function: str, width: int, depth: int, steps: int, lr: float = 0.01) -> list[str]:
@@ -161,23 +166,23 @@ def run(ctx) -> Outcome:
 def _fit_function(ctx, function, widths, steps, fits, params, curves):
     """Every width's shallow and deep fits of one curve in one call (the seeds of each train as one
     population where the engine can), then each fitted model reloaded for its test MSE's curve."""
-    arms = {}
-    for w in widths:
-        arms[(w, "shallow")] = overrides(function, w, 1, steps)
-        arms[(w, "deep")] = overrides(function, deep_width(3 * w + 1), DEEP_DEPTH, steps)
+    shapes = {(w, "shallow"): (w, 1) for w in widths} | {(w, "deep"): (deep_width(3 * w + 1), DEEP_DEPTH) for w in widths}
+    arms = {key: overrides(function, u, depth, steps) for key, (u, depth) in shapes.items()}
+    params.update({key: mlp_params(u, depth) for key, (u, depth) in shapes.items()})
     names = {key: f"{function} {key[1]} (width {key[0]})" for key in arms}
     trained = ctx.train_arms({names[key]: over for key, over in arms.items()})
     grid = torch.linspace(-math.pi, math.pi, 400).unsqueeze(1)
-    bundle = None
+    bundle = load_data(ctx.compose(arms[(widths[0], "shallow")]).data, device="cpu")  # one curve: the runs share it
     for w in widths:
         for r1, r3 in zip(trained[names[(w, "shallow")]], trained[names[(w, "deep")]]):
             preds = []
             for arch, r in (("shallow", r1), ("deep", r3)):
-                model, bundle = ctx.model_of(r, bundle)  # a diverged fit (NaN loss) has no checkpoint: its curve is nan
-                params[(w, arch)] = count_parameters(model)
                 fits.setdefault((function, w, arch), []).append(float(r["test/loss"]))
+                if r.get("status") != "completed":  # a fit that stopped on a NaN loss has no model to draw
+                    preds.append(torch.full((len(grid), 1), math.nan))
+                    continue
                 with torch.no_grad():
-                    preds.append(model(grid) if r.get("status") == "completed" else torch.full((len(grid), 1), math.nan))
+                    preds.append(ctx.model_of(r, bundle)[0](grid))
             curves.setdefault((function, w), []).append((grid, preds[0], preds[1], bundle.train))
         ctx.log(f"{function} width {w}: shallow {_ms(fits[(function, w, 'shallow')])[0]:.2e}, "
                 f"deep (3 x {deep_width(3 * w + 1)}) {_ms(fits[(function, w, 'deep')])[0]:.2e}")

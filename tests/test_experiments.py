@@ -195,6 +195,17 @@ def test_a_timed_experiment_trains_its_runs_one_by_one(tmp_path, monkeypatch):
             assert getattr(module, "TIMED", False), f"{exp_id}'s verdict reads run times: declare TIMED = True"
 
 
+def test_u1_parameter_counts_are_the_models():
+    """U1 pairs nets by ``mlp_params``: it must count what the library builds from U1's own overrides."""
+    from conftest import compose_cfg
+    from nnbasics.nn.models import build_model, count_parameters
+
+    u1 = load_module(EXPERIMENTS["U1"])
+    for width, depth in ((1, 1), (8, 1), (u1.deep_width(25), 3), (5, 3)):
+        cfg = compose_cfg(u1.overrides("sin", width, depth, 10))
+        assert count_parameters(build_model(cfg, (1,), 1)) == u1.mlp_params(width, depth), (width, depth)
+
+
 def test_context_classes_of_the_data():
     ctx = Context("T1", "smoke", [0], Path("/tmp/unused"))
     assert ctx.classes(["data=spiral"]) == 3 and ctx.classes(["data=spiral", "data.classes=10"]) == 10

@@ -270,20 +270,28 @@ class Members:
     forward: Callable[[Tensor], Tensor]
 
 
+def monitor_level(cfg: Mapping) -> str:
+    """The monitor level a run config asks for: ``off`` (also for no monitor node, null or false),
+    ``basic`` or ``full``."""
+    from nnbasics.config import select
+
+    level = select(cfg, "monitor.level") if select(cfg, "monitor") is not None else None
+    return "off" if level in (None, False) or str(level) in ("off", "False", "false") else str(level)
+
+
 def population_refusal(cfg: Mapping) -> str | None:
     """What of ``cfg``'s monitor a population cannot batch (None: nothing, or no monitor).
     ``full`` takes a training batch's activations by hooks on one model, and figures are drawn
     from one model; everything of ``basic`` is batched."""
     from nnbasics.config import select
 
-    node = select(cfg, "monitor")
-    level = select(cfg, "monitor.level") if node is not None else "off"
-    if node is None or level in (None, False) or str(level) in ("off", "False", "false"):
+    level = monitor_level(cfg)
+    if level == "off":
         return None
-    if str(level) == "full":
+    if level == "full":
         return ("monitor.level=full (its gradient and activation histograms of a training batch hook one "
                 "model; monitor=basic is batched)")
-    if bool(node.get("figures", True)):
+    if bool(select(cfg, "monitor").get("figures", True)):
         return "monitor.figures=true (figures are drawn from one model; add monitor.figures=false)"
     return None
 

@@ -73,7 +73,7 @@ from torch import Tensor, nn
 from nnbasics.config import select
 from nnbasics.data import datasets as data_mod
 from nnbasics.engine import loop
-from nnbasics.engine.monitor import Members, Monitor, population_refusal
+from nnbasics.engine.monitor import Members, Monitor, monitor_level, population_refusal
 from nnbasics.engine.rundir import RunDir, checkpoint_state
 from nnbasics.engine.setup import Budget, checkpoint_policy, prepare, resolve_batch_size
 from nnbasics.engine.validate import validate
@@ -125,15 +125,10 @@ def group_key(cfg: Mapping) -> str:
     d = _container(cfg)
     d.pop("hydra", None)
     keep = {k: select(d, k) for k in SHARED_SUBKEYS}
-    for k in MEMBER_KEYS + (() if _monitored(d) else ("activation",)):
+    for k in MEMBER_KEYS + (() if monitor_level(d) != "off" else ("activation",)):
         _pop(d, k)
     d["__shared__"] = keep
     return json.dumps(d, sort_keys=True, default=str)
-
-
-def _monitored(cfg: Mapping) -> bool:
-    level = select(cfg, "monitor.level") if select(cfg, "monitor") is not None else None
-    return level not in (None, False) and str(level) not in ("off", "False", "false")
 
 
 # features of a flattened input, per data set (the toy sets have 2; anything else counts as small)
@@ -335,7 +330,6 @@ class BatchedMLP:
             idx = lambda ks: torch.tensor(ks, device=self.device)  # noqa: E731
             order = [k for ks in by_act.values() for k in ks]
             self.groups.append(([(plans[ks[0]][s][0], idx(ks)) for ks in by_act.values()], idx(order).argsort()))
-        self.mixed = any(g is not None for g in self.groups)
         self.rng: list[tuple[Tensor, Tensor | None] | None] = [None] * self.K
         self.random = any(mods for seg in self.member for mods in seg)
 
@@ -515,9 +509,6 @@ class Population:
                                          lambda x: self.net(x.unsqueeze(0), train=False)),
             self.monitor_logs, cfg0, train_split=self.train_split, task=self.task)
         self.monitor: Monitor | None = monitor if monitor.enabled else None
-        if self.monitor is not None and self.net.mixed:  # group_key keeps monitored activations apart
-            raise Unsupported("members differ in their activations and the monitor hooks one member's activation "
-                              "modules (monitored members must share their activation)")
 
     # --- checks before training ------------------------------------------------------------------
 

@@ -339,10 +339,10 @@ def gap_change(numbers: dict, without: str, with_: str) -> tuple[int, str]:
     standard errors of the difference ("" when an arm has no finite gap)."""
     g0, g1 = (list(numbers.get(f"{a}/gap") or []) for a in (without, with_))
     n = min(len(finite(g0)), len(finite(g1)))
-    if not (finite(g0) and finite(g1)):
+    got = _difference(g0, g1, paired=False)
+    if got is None:
         return n, ""
-    d = mean(g0) - mean(g1)
-    se = (std_err(g0) ** 2 + std_err(g1) ** 2) ** 0.5
+    d, se = got
     change = f"narrowed by {d:.3f}" if d >= 5e-4 else (f"widened by {-d:.3f}" if d <= -5e-4 else "did not change")
     return n, (f" The gap {change} ({fmt(*mean_std(g0))} -> {fmt(*mean_std(g1))}); {K_SE:g} standard errors of the "
                f"difference over these seeds are {fmt(K_SE * se)}.")
